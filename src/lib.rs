@@ -2,24 +2,56 @@
 //!
 //! # Anatomy of the crate
 //!
+//! The worker's threads, one file each, in the order a task meets them:
+//! - [`poller`]: claims as many tasks as there are idle processors.
+//! - [`processor`]: runs handlers on a fixed pool of threads, retrying locally.
+//! - [`reporter`]: delivers outcomes, retrying until they land; [`spool`] keeps them on disk.
+//! - [`supervisor`]: deadlines, stuck threads, the memory limit; [`heartbeat`]: leases.
+//! - [`shutdown`]: signals, the stop channel and quiet mode.
+//! - [`worker`]: wires the threads together, drains, picks the exit code.
+//!
+//! What they share:
 //! - [`task`]: the protocol types of the task API, shared by worker and server.
+//! - [`client`]: the task API client over one keep-alive agent.
+//! - [`running`]: the executions in flight; [`outcome`]: what they produced.
+//! - [`metrics`], [`connectivity`]: counters and API reachability.
+//! - [`handlers`]: the handler trait, the registry, and one file per kind.
+//! - [`context`]: what a handler gets besides its task: deadline, attempt, cancel.
 //! - [`error`]: `TaskError` (a task's failure, reported to the server) and
 //!   `Error` (the worker's own fatal errors, each with its exit code).
-//! - [`context`]: what a handler gets besides its task: deadline, attempt, cancel.
-//! - [`handlers`]: the handler trait, the registry, and one file per kind.
-//! - [`units`], [`timestamp`]: durations, sizes and RFC 3339 times as users write them.
+//! - [`config`], [`dotenv`], [`units`], [`timestamp`]: configuration as users write it.
+//! - [`logging`], [`backoff`].
 //! - [`cli`]: the command line; `main.rs` only calls it.
 #![forbid(unsafe_code)]
 
+pub mod backoff;
 pub mod cli;
+pub mod client;
+pub mod config;
+pub mod connectivity;
 pub mod context;
+pub mod dotenv;
 pub mod error;
 pub mod handlers;
+pub mod heartbeat;
+pub mod logging;
+pub mod metrics;
+pub mod outcome;
+pub mod poller;
+pub mod processor;
+pub mod reporter;
+pub mod running;
+pub mod shutdown;
+pub mod spool;
+pub mod supervisor;
 pub mod task;
 pub mod timestamp;
 pub mod units;
+pub mod worker;
 
+pub use config::Config;
 pub use context::{CancelReason, Context};
 pub use error::{Error, TaskError};
 pub use handlers::{Handler, Registry};
 pub use task::Task;
+pub use worker::Worker;

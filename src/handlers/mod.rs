@@ -53,6 +53,11 @@ impl Registry {
         self.handlers.insert(task_type.into(), Arc::new(handler));
     }
 
+    /// Adds every handler of `other`, replacing those of the same type.
+    pub fn extend(&mut self, other: Registry) {
+        self.handlers.extend(other.handlers);
+    }
+
     /// The handler for `task_type`, if any.
     pub fn get(&self, task_type: &str) -> Option<&Arc<dyn Handler>> {
         self.handlers.get(task_type)

@@ -1,0 +1,365 @@
+//! The task API client: claim, complete, fail, heartbeat and claim cancel over
+//! one keep-alive `ureq` agent. Statuses are read here, deliberately, and
+//! every answer body is read with a size cap.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use ureq::Agent;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::task::{
+    encode_path_segment, CancelClaimRequest, ClaimRequest, ClaimResponse, HeartbeatBody,
+};
+
+/// The largest claim answer read: a full batch of large tasks fits; an
+/// endless or hostile answer does not.
+pub const MAX_CLAIM_BODY: u64 = 4 << 20;
+/// The largest answer read for a report, heartbeat or cancel.
+pub const MAX_SMALL_BODY: u64 = 64 << 10;
+/// Time allowed for a report, heartbeat or cancel round trip.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// What a claim may take beyond the long-poll time it asked for.
+pub const CLAIM_MARGIN: Duration = Duration::from_secs(10);
+
+/// Why an API call did not get a usable answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiError {
+    /// The server answered with a status the call has no use for.
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// `Retry-After`, in seconds, when given.
+        retry_after: Option<Duration>,
+        /// The first 200 bytes of the answer, for the log.
+        body: String,
+    },
+    /// No answer: connection refused or reset, timeout, TLS failure.
+    Transport(String),
+    /// The answer was larger than the cap.
+    TooLarge {
+        /// The cap in bytes.
+        limit: u64,
+    },
+    /// The answer was not the JSON the protocol describes.
+    Malformed(String),
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiError::Status { status, body, .. } if body.is_empty() => {
+                write!(f, "status {status}")
+            }
+            ApiError::Status { status, body, .. } => write!(f, "status {status}: {body}"),
+            ApiError::Transport(e) => write!(f, "unreachable: {e}"),
+            ApiError::TooLarge { limit } => write!(f, "answer larger than {limit} bytes, refused"),
+            ApiError::Malformed(e) => write!(f, "malformed answer: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl ApiError {
+    /// Whether the server could not be reached or failed on its side: the
+    /// kind of error that says "the API is down", logged once per outage.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            ApiError::Transport(_) => true,
+            ApiError::Status { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+
+    /// Whether the credentials were refused.
+    pub fn is_auth(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Status {
+                status: 401 | 403,
+                ..
+            }
+        )
+    }
+
+    /// The server's own `Retry-After`, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// What a claim brought.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claimed {
+    /// Claimed objects, raw: each is checked by `Task::from_claimed`.
+    Tasks(Vec<Value>),
+    /// Nothing to do now.
+    Nothing,
+}
+
+/// What became of a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// 2xx: the server has it.
+    Delivered,
+    /// 404, 409, 410: the task is no longer ours; the report is dropped.
+    Gone(u16),
+}
+
+/// What a heartbeat learned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Beat {
+    /// The lease was extended (to the time given, if any).
+    Extended(Option<String>),
+    /// 404, 409, 410: the lease is lost.
+    Lost(u16),
+}
+
+/// Complete or fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportKind {
+    /// `POST /tasks/{id}/complete`.
+    Complete,
+    /// `POST /tasks/{id}/fail`.
+    Fail,
+}
+
+impl ReportKind {
+    fn path(self) -> &'static str {
+        match self {
+            ReportKind::Complete => "complete",
+            ReportKind::Fail => "fail",
+        }
+    }
+}
+
+/// A client of one task API.
+#[derive(Clone)]
+pub struct ApiClient {
+    agent: Agent,
+    base: Arc<str>,
+    auth: Option<Arc<str>>,
+    worker_id: Arc<str>,
+}
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient")
+            .field("base", &self.base)
+            .field("worker_id", &self.worker_id)
+            .finish()
+    }
+}
+
+/// Builds the one agent the worker uses for everything: keep-alive, statuses
+/// as values, bounded connect time, and the configured root certificates.
+pub fn build_agent(config: &Config) -> Result<Agent, Error> {
+    let mut builder = Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(10)))
+        .timeout_global(Some(REQUEST_TIMEOUT))
+        .max_idle_connections_per_host(config.concurrent_tasks + 4)
+        .user_agent(format!("taskworker/{}", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = &config.api_ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::config(
+                "API_CA_FILE",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if certs.is_empty() {
+            return Err(Error::config(
+                "API_CA_FILE",
+                format!("{} holds no PEM certificate", path.display()),
+            ));
+        }
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+            .build();
+        builder = builder.tls_config(tls);
+    }
+    Ok(builder.build().into())
+}
+
+impl ApiClient {
+    /// A client for `base_url` that authenticates with `api_key` when given.
+    pub fn new(agent: Agent, base_url: &str, api_key: Option<&str>, worker_id: &str) -> ApiClient {
+        ApiClient {
+            agent,
+            base: base_url.trim_end_matches('/').into(),
+            auth: api_key.map(|k| format!("Bearer {k}").into()),
+            worker_id: worker_id.into(),
+        }
+    }
+
+    /// The worker id sent with every call.
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    /// The shared agent.
+    pub fn agent(&self) -> &Agent {
+        &self.agent
+    }
+
+    fn post(
+        &self,
+        path: &str,
+        body: &[u8],
+        timeout: Duration,
+        limit: u64,
+    ) -> Result<(u16, Vec<u8>, Option<Duration>), ApiError> {
+        let mut req = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", "application/json")
+            .config()
+            .timeout_global(Some(timeout))
+            .build();
+        if let Some(auth) = &self.auth {
+            req = req.header("Authorization", &**auth);
+        }
+        let mut resp = req.send(body).map_err(transport)?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(limit)
+            .read_to_vec()
+            .map_err(transport)?;
+        Ok((status, body, retry_after))
+    }
+
+    /// `POST /tasks/claim`. The HTTP timeout is the long-poll time plus a margin.
+    pub fn claim(&self, req: &ClaimRequest) -> Result<Claimed, ApiError> {
+        let wait = Duration::from_secs_f64(req.wait_seconds.unwrap_or(0.0).max(0.0));
+        let body = serde_json::to_vec(req).map_err(|e| ApiError::Malformed(e.to_string()))?;
+        let (status, body, retry_after) =
+            self.post("/tasks/claim", &body, wait + CLAIM_MARGIN, MAX_CLAIM_BODY)?;
+        match status {
+            200 if body.iter().all(u8::is_ascii_whitespace) => Ok(Claimed::Nothing),
+            200 => {
+                let answer: ClaimResponse = serde_json::from_slice(&body).map_err(|e| {
+                    ApiError::Malformed(format!("claim answer is not a task object: {e}"))
+                })?;
+                let tasks = answer.into_claimed();
+                Ok(if tasks.is_empty() {
+                    Claimed::Nothing
+                } else {
+                    Claimed::Tasks(tasks)
+                })
+            }
+            204 | 404 => Ok(Claimed::Nothing),
+            _ => Err(status_error(status, retry_after, &body)),
+        }
+    }
+
+    /// `POST /tasks/{id}/complete` or `/fail` with a body already serialised.
+    pub fn report(
+        &self,
+        task_id: &str,
+        kind: ReportKind,
+        body: &[u8],
+    ) -> Result<Delivery, ApiError> {
+        let path = format!("/tasks/{}/{}", encode_path_segment(task_id), kind.path());
+        let (status, answer, retry_after) =
+            self.post(&path, body, REQUEST_TIMEOUT, MAX_SMALL_BODY)?;
+        match status {
+            200..=299 => Ok(Delivery::Delivered),
+            404 | 409 | 410 => Ok(Delivery::Gone(status)),
+            _ => Err(status_error(status, retry_after, &answer)),
+        }
+    }
+
+    /// `POST /tasks/{id}/heartbeat`.
+    pub fn heartbeat(&self, task_id: &str) -> Result<Beat, ApiError> {
+        let path = format!("/tasks/{}/heartbeat", encode_path_segment(task_id));
+        let body = serde_json::to_vec(&HeartbeatBody {
+            worker_id: self.worker_id.to_string(),
+        })
+        .map_err(|e| ApiError::Malformed(e.to_string()))?;
+        let (status, answer, retry_after) =
+            self.post(&path, &body, REQUEST_TIMEOUT, MAX_SMALL_BODY)?;
+        match status {
+            200..=299 => {
+                let lease = serde_json::from_slice::<Value>(&answer).ok().and_then(|v| {
+                    v.get("lease_expires_at")
+                        .and_then(Value::as_str)
+                        .map(String::from)
+                });
+                Ok(Beat::Extended(lease))
+            }
+            404 | 409 | 410 => Ok(Beat::Lost(status)),
+            _ => Err(status_error(status, retry_after, &answer)),
+        }
+    }
+
+    /// `POST /tasks/claim/cancel`: ends our own long poll. A core server's 404 is fine.
+    pub fn cancel_claim(&self, claim_id: &str, timeout: Duration) -> Result<(), ApiError> {
+        let body = serde_json::to_vec(&CancelClaimRequest {
+            worker_id: self.worker_id.to_string(),
+            claim_id: claim_id.to_string(),
+        })
+        .map_err(|e| ApiError::Malformed(e.to_string()))?;
+        let (status, answer, retry_after) =
+            self.post("/tasks/claim/cancel", &body, timeout, MAX_SMALL_BODY)?;
+        match status {
+            200..=299 | 404 | 405 | 501 => Ok(()),
+            _ => Err(status_error(status, retry_after, &answer)),
+        }
+    }
+}
+
+fn transport(e: ureq::Error) -> ApiError {
+    match e {
+        ureq::Error::BodyExceedsLimit(limit) => ApiError::TooLarge { limit },
+        other => ApiError::Transport(other.to_string()),
+    }
+}
+
+fn status_error(status: u16, retry_after: Option<Duration>, body: &[u8]) -> ApiError {
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)])
+        .trim()
+        .to_string();
+    ApiError::Status {
+        status,
+        retry_after,
+        body: text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_errors() {
+        let e = status_error(503, Some(Duration::from_secs(3)), b"busy");
+        assert!(e.is_outage());
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
+        assert_eq!(e.to_string(), "status 503: busy");
+        assert!(status_error(401, None, b"").is_auth());
+        assert!(!status_error(400, None, b"").is_outage());
+        assert!(ApiError::Transport("refused".into()).is_outage());
+        let long = vec![b'x'; 1000];
+        assert!(status_error(400, None, &long).to_string().len() < 220);
+    }
+}

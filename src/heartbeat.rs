@@ -1,0 +1,99 @@
+//! The heartbeat thread: extends the lease of every running task that came
+//! with `lease_expires_at`, every third of the lease. When the server says the
+//! lease is lost (404/409/410), the task is cancelled and its outcome dropped.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{after, select, Receiver};
+
+use crate::client::{ApiClient, Beat};
+use crate::connectivity::Connectivity;
+use crate::context::CancelReason;
+use crate::metrics::Stats;
+use crate::running::InFlight;
+
+/// The longest wait between checks for new leased tasks.
+const TICK: Duration = Duration::from_millis(250);
+
+/// The heartbeat thread's inputs.
+pub struct Heartbeats {
+    /// The API.
+    pub client: ApiClient,
+    /// The running executions.
+    pub inflight: Arc<InFlight>,
+    /// Counters.
+    pub stats: Arc<Stats>,
+    /// API reachability.
+    pub connectivity: Arc<Connectivity>,
+    /// Disconnects when the worker is done.
+    pub done: Receiver<()>,
+}
+
+impl Heartbeats {
+    /// The heartbeat loop; returns when `done` disconnects.
+    pub fn run(self) {
+        let mut next_beat: HashMap<u64, Instant> = HashMap::new();
+        loop {
+            let now = Instant::now();
+            let mut wake = now + TICK;
+            let leased: Vec<_> = self
+                .inflight
+                .unsettled()
+                .into_iter()
+                .filter(|r| r.lease.is_some())
+                .collect();
+            next_beat.retain(|id, _| leased.iter().any(|r| r.id == *id));
+            for running in leased {
+                let interval = running.lease.unwrap_or(TICK) / 3;
+                let due = *next_beat
+                    .entry(running.id)
+                    .or_insert(running.started + interval);
+                if now < due {
+                    wake = wake.min(due);
+                    continue;
+                }
+                let task = &running.task;
+                self.stats.heartbeats.fetch_add(1, Relaxed);
+                match self.client.heartbeat(&task.id) {
+                    Ok(Beat::Extended(_)) => {
+                        self.connectivity.success();
+                        next_beat.insert(running.id, Instant::now() + interval);
+                    }
+                    Ok(Beat::Lost(status)) => {
+                        self.connectivity.success();
+                        running.ctx.cancel.cancel(CancelReason::LeaseLost);
+                        if self.inflight.settle(&running) {
+                            self.stats.leases_lost.fetch_add(1, Relaxed);
+                            log::warn!(
+                                "task {} ({}): lease lost (heartbeat answered {status}); cancelled, its outcome will not be reported",
+                                task.id,
+                                task.task_type
+                            );
+                        }
+                    }
+                    Err(err) => {
+                        self.connectivity.failure(
+                            &format!("heartbeat for task {} ({})", task.id, task.task_type),
+                            &err,
+                        );
+                        // Try again soon, but well within the lease.
+                        next_beat.insert(
+                            running.id,
+                            Instant::now() + (interval / 3).max(Duration::from_millis(100)),
+                        );
+                    }
+                }
+            }
+            let wait = wake
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1));
+            select! {
+                recv(self.done) -> _ => return,
+                recv(after(wait)) -> _ => {}
+            }
+        }
+    }
+}

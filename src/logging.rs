@@ -1,0 +1,78 @@
+//! Log set-up: `LOG_LEVEL` (with `RUST_LOG` for module filters), `LOG_FILE`,
+//! and `LOG_FORMAT` text or JSON. Under journald (`JOURNAL_STREAM` set) text
+//! lines carry `<N>` priority prefixes and no timestamp, since journald adds its own.
+
+use std::io::Write;
+
+use crate::config::{Config, LogFormat};
+use crate::error::Error;
+
+/// Installs the global logger for the binary.
+pub fn init(config: &Config) -> Result<(), Error> {
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some() && config.log_file.is_none();
+    let mut builder = env_logger::Builder::new();
+    builder.filter_level(config.log_level);
+    if let Ok(filters) = std::env::var("RUST_LOG") {
+        builder.parse_filters(&filters);
+    }
+    // Our own lines only at trace: the TLS and HTTP libraries stay at info.
+    for noisy in ["rustls", "ureq", "ureq_proto", "tiny_http"] {
+        builder.filter_module(noisy, config.log_level.min(log::LevelFilter::Info));
+    }
+    let format = config.log_format;
+    builder.format(move |buf, record| {
+        let msg = record.args().to_string();
+        match format {
+            LogFormat::Json => {
+                let line = serde_json::json!({
+                    "ts": crate::timestamp::now(),
+                    "level": record.level().as_str(),
+                    "target": record.target(),
+                    "msg": msg,
+                });
+                writeln!(buf, "{line}")
+            }
+            LogFormat::Text if journald => writeln!(buf, "<{}>{msg}", priority(record.level())),
+            LogFormat::Text => writeln!(
+                buf,
+                "{} {:<5} {msg}",
+                crate::timestamp::now(),
+                record.level()
+            ),
+        }
+    });
+    if let Some(path) = &config.log_file {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| {
+                Error::config("LOG_FILE", format!("cannot open {}: {e}", path.display()))
+            })?;
+        builder.target(env_logger::Target::Pipe(Box::new(file)));
+    }
+    // A second init (tests, library use) keeps the first logger.
+    let _ = builder.try_init();
+    Ok(())
+}
+
+/// The syslog priority of a level, as journald reads it from `<N>`.
+fn priority(level: log::Level) -> u8 {
+    match level {
+        log::Level::Error => 3,
+        log::Level::Warn => 4,
+        log::Level::Info => 6,
+        log::Level::Debug | log::Level::Trace => 7,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn priorities_follow_syslog() {
+        assert_eq!(super::priority(log::Level::Error), 3);
+        assert_eq!(super::priority(log::Level::Warn), 4);
+        assert_eq!(super::priority(log::Level::Info), 6);
+        assert_eq!(super::priority(log::Level::Trace), 7);
+    }
+}

@@ -1,0 +1,295 @@
+//! The worker's counters, shared by every thread and read by the health
+//! server: plain atomics on the hot path, rendered as Prometheus text on demand.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Upper bounds, in seconds, of the latency and duration histograms.
+const BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 300.0,
+];
+
+/// A fixed-bucket histogram of durations.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    counts: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.counts[i].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros().min(u64::MAX as u128) as u64, Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bound, count) in BUCKETS.iter().zip(&self.counts) {
+            cumulative += count.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.sum_micros.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+
+/// Every counter of the worker.
+#[derive(Debug)]
+pub struct Stats {
+    /// When the worker started.
+    pub started: Instant,
+    /// Claims that brought tasks.
+    pub claims_tasks: AtomicU64,
+    /// Claims that brought nothing.
+    pub claims_empty: AtomicU64,
+    /// Claims that failed.
+    pub claims_error: AtomicU64,
+    /// Claim round-trip time.
+    pub claim_latency: Histogram,
+    /// Tasks completed.
+    pub tasks_completed: AtomicU64,
+    /// Tasks failed (reported fail).
+    pub tasks_failed: AtomicU64,
+    /// Claimed objects without a usable id.
+    pub tasks_malformed: AtomicU64,
+    /// Outcomes by `error_type` (`ok` for completions).
+    outcomes: Mutex<BTreeMap<String, u64>>,
+    /// Handler running time.
+    pub task_duration: Histogram,
+    /// Processor threads configured.
+    pub processors: AtomicUsize,
+    /// Tasks running now.
+    pub in_flight: AtomicUsize,
+    /// Heartbeats sent.
+    pub heartbeats: AtomicU64,
+    /// Leases the server took back.
+    pub leases_lost: AtomicU64,
+    /// Report sends that failed and were tried again.
+    pub report_retries: AtomicU64,
+    /// Reports dropped because the task was no longer ours (404/409/410).
+    pub reports_gone: AtomicU64,
+    /// Reports waiting for delivery.
+    pub reports_pending: AtomicUsize,
+    /// Outcomes in the spool not yet marked sent.
+    pub spool_depth: AtomicUsize,
+    /// Processor threads given up on because their handler ignored a cancel.
+    pub stuck_threads: AtomicUsize,
+    /// Unix time in ms of the last finished task (0: none yet).
+    pub last_task_at_ms: AtomicU64,
+}
+
+impl Default for Stats {
+    fn default() -> Stats {
+        Stats {
+            started: Instant::now(),
+            claims_tasks: AtomicU64::new(0),
+            claims_empty: AtomicU64::new(0),
+            claims_error: AtomicU64::new(0),
+            claim_latency: Histogram::default(),
+            tasks_completed: AtomicU64::new(0),
+            tasks_failed: AtomicU64::new(0),
+            tasks_malformed: AtomicU64::new(0),
+            outcomes: Mutex::new(BTreeMap::new()),
+            task_duration: Histogram::default(),
+            processors: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            heartbeats: AtomicU64::new(0),
+            leases_lost: AtomicU64::new(0),
+            report_retries: AtomicU64::new(0),
+            reports_gone: AtomicU64::new(0),
+            reports_pending: AtomicUsize::new(0),
+            spool_depth: AtomicUsize::new(0),
+            stuck_threads: AtomicUsize::new(0),
+            last_task_at_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Stats {
+    /// Records a finished task: `None` for a completion, else its `error_type`.
+    pub fn record_outcome(&self, error_type: Option<&str>, duration: Duration) {
+        match error_type {
+            None => self.tasks_completed.fetch_add(1, Relaxed),
+            Some(_) => self.tasks_failed.fetch_add(1, Relaxed),
+        };
+        self.task_duration.observe(duration);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        self.last_task_at_ms.store(now, Relaxed);
+        let mut outcomes = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
+        *outcomes
+            .entry(error_type.unwrap_or("ok").to_string())
+            .or_default() += 1;
+    }
+
+    /// Tasks finished either way.
+    pub fn tasks_processed(&self) -> u64 {
+        self.tasks_completed.load(Relaxed) + self.tasks_failed.load(Relaxed)
+    }
+
+    /// The Prometheus text exposition of every counter.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let mut counter = |name: &str, help: &str, samples: &[(&str, u64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (labels, v) in samples {
+                let _ = writeln!(out, "{name}{labels} {v}");
+            }
+        };
+        counter(
+            "taskworker_claims_total",
+            "Claims by result.",
+            &[
+                ("{result=\"tasks\"}", self.claims_tasks.load(Relaxed)),
+                ("{result=\"empty\"}", self.claims_empty.load(Relaxed)),
+                ("{result=\"error\"}", self.claims_error.load(Relaxed)),
+            ],
+        );
+        counter(
+            "taskworker_tasks_malformed_total",
+            "Claimed objects without a usable id.",
+            &[("", self.tasks_malformed.load(Relaxed))],
+        );
+        counter(
+            "taskworker_heartbeats_total",
+            "Heartbeats sent.",
+            &[("", self.heartbeats.load(Relaxed))],
+        );
+        counter(
+            "taskworker_leases_lost_total",
+            "Leases the server took back.",
+            &[("", self.leases_lost.load(Relaxed))],
+        );
+        counter(
+            "taskworker_report_retries_total",
+            "Report sends tried again.",
+            &[("", self.report_retries.load(Relaxed))],
+        );
+        counter(
+            "taskworker_reports_gone_total",
+            "Reports dropped: task no longer ours.",
+            &[("", self.reports_gone.load(Relaxed))],
+        );
+        let outcomes: Vec<(String, u64)> = self
+            .outcomes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (format!("{{error_type=\"{}\"}}", escape_label(k)), *v))
+            .collect();
+        let outcome_refs: Vec<(&str, u64)> =
+            outcomes.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        counter(
+            "taskworker_outcomes_total",
+            "Finished tasks by error_type (ok: completed).",
+            &outcome_refs,
+        );
+        self.claim_latency.render(
+            &mut out,
+            "taskworker_claim_latency_seconds",
+            "Claim round-trip time.",
+        );
+        self.task_duration.render(
+            &mut out,
+            "taskworker_task_duration_seconds",
+            "Handler running time.",
+        );
+        let busy = self.in_flight.load(Relaxed);
+        let idle = self.processors.load(Relaxed).saturating_sub(busy);
+        let mut gauge = |name: &str, help: &str, samples: &[(&str, u64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (labels, v) in samples {
+                let _ = writeln!(out, "{name}{labels} {v}");
+            }
+        };
+        gauge(
+            "taskworker_processors",
+            "Processor threads by state.",
+            &[
+                ("{state=\"busy\"}", busy as u64),
+                ("{state=\"idle\"}", idle as u64),
+            ],
+        );
+        gauge(
+            "taskworker_stuck_threads",
+            "Threads whose handler ignored a cancel.",
+            &[("", self.stuck_threads.load(Relaxed) as u64)],
+        );
+        gauge(
+            "taskworker_reports_pending",
+            "Reports waiting for delivery.",
+            &[("", self.reports_pending.load(Relaxed) as u64)],
+        );
+        gauge(
+            "taskworker_spool_depth",
+            "Outcomes in the spool not yet sent.",
+            &[("", self.spool_depth.load(Relaxed) as u64)],
+        );
+        gauge(
+            "taskworker_resident_memory_bytes",
+            "Resident set size.",
+            &[("", rss_bytes().unwrap_or(0))],
+        );
+        gauge(
+            "taskworker_uptime_seconds",
+            "Seconds since start.",
+            &[("", self.started.elapsed().as_secs())],
+        );
+        out
+    }
+}
+
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// This process's resident set size, from `/proc/self/statm`.
+pub fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_histograms_and_gauges() {
+        let s = Stats::default();
+        s.claims_tasks.fetch_add(2, Relaxed);
+        s.record_outcome(None, Duration::from_millis(3));
+        s.record_outcome(Some("TIMEOUT"), Duration::from_secs(2));
+        s.claim_latency.observe(Duration::from_micros(700));
+        let text = s.render();
+        assert!(text.contains("taskworker_claims_total{result=\"tasks\"} 2"));
+        assert!(text.contains("taskworker_outcomes_total{error_type=\"TIMEOUT\"} 1"));
+        assert!(text.contains("taskworker_outcomes_total{error_type=\"ok\"} 1"));
+        assert!(text.contains("taskworker_task_duration_seconds_bucket{le=\"0.005\"} 1"));
+        assert!(text.contains("taskworker_task_duration_seconds_bucket{le=\"+Inf\"} 2"));
+        assert!(text.contains("taskworker_claim_latency_seconds_count 1"));
+        assert_eq!(s.tasks_processed(), 2);
+        assert!(rss_bytes().unwrap() > 0);
+    }
+}

@@ -1,0 +1,272 @@
+//! The processor threads: each takes a task from the channel, runs its
+//! handler with panics isolated and retryable errors retried locally within
+//! the deadline, hands the outcome to the reporter, and says it is idle again.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, Sender};
+use serde_json::Value;
+
+use crate::backoff;
+use crate::context::Context;
+use crate::error::{error_type, Error, TaskError};
+use crate::handlers::{Handler, Registry};
+use crate::metrics::Stats;
+use crate::outcome::Outcome;
+use crate::running::InFlight;
+use crate::task::Task;
+
+/// First wait before a local retry; it doubles, with full jitter.
+const RETRY_BASE: Duration = Duration::from_millis(100);
+/// Longest wait between local retries.
+const RETRY_CAP: Duration = Duration::from_secs(10);
+
+/// What every processor thread shares.
+pub struct Processors {
+    /// Task type → handler.
+    pub registry: Registry,
+    /// The running executions.
+    pub inflight: Arc<InFlight>,
+    /// Counters.
+    pub stats: Arc<Stats>,
+    /// Tasks from the poller.
+    pub tasks: Receiver<Task>,
+    /// Outcomes to the reporter.
+    pub outcomes: Sender<Outcome>,
+    /// One message per processor that became idle, to the poller.
+    pub idle: Sender<()>,
+    /// This worker's id.
+    pub worker_id: Arc<str>,
+    /// Deadline for tasks that bring no `timeout_seconds`.
+    pub timeout: Duration,
+    /// Local retries of a retryable error.
+    pub max_retries: u32,
+}
+
+impl Processors {
+    /// Starts processor thread `index` (`taskworker-proc-N`).
+    pub fn spawn(self: &Arc<Self>, index: usize) -> Result<JoinHandle<()>, Error> {
+        let shared = self.clone();
+        std::thread::Builder::new()
+            .name(format!("taskworker-proc-{index}"))
+            .spawn(move || shared.run(index))
+            .map_err(|e| Error::io("starting a processor thread", e))
+    }
+
+    fn run(&self, index: usize) {
+        let _ = self.idle.send(());
+        // The loop ends when the poller drops the task sender and the channel is empty.
+        for task in self.tasks.iter() {
+            if self.process(index, task) {
+                // A replacement thread took this one's place while its handler hung.
+                self.stats.stuck_threads.fetch_sub(1, Relaxed);
+                return;
+            }
+            let _ = self.idle.send(());
+        }
+    }
+
+    /// Runs one task to its outcome; returns whether this thread was abandoned meanwhile.
+    fn process(&self, index: usize, task: Task) -> bool {
+        let timeout = task
+            .timeout_seconds
+            .map(Duration::from_secs_f64)
+            .unwrap_or(self.timeout);
+        let ctx = Context::new(timeout, task.attempt.unwrap_or(1), self.worker_id.clone());
+        let lease = lease_length(&task);
+        let running = self.inflight.start(task, ctx, index, lease);
+        let (task, ctx) = (&running.task, &running.ctx);
+        self.stats.in_flight.fetch_add(1, Relaxed);
+        log::debug!(
+            "task {} ({}): started, attempt {}",
+            task.id,
+            task.task_type,
+            ctx.attempt
+        );
+        let started = Instant::now();
+        let (result, tries) = match self.registry.get(&task.task_type) {
+            Some(handler) => run_with_retries(handler.as_ref(), task, ctx, self.max_retries),
+            None => {
+                let msg = format!("no handler for task type {:?}", task.task_type);
+                (Err(TaskError::permanent(msg, error_type::UNKNOWN_TYPE)), 1)
+            }
+        };
+        let duration = started.elapsed();
+        if self.inflight.settle(&running) {
+            let outcome = match result {
+                Ok(value) => {
+                    Outcome::completed(&task.id, &task.task_type, value, &self.worker_id, duration)
+                }
+                Err(err) => {
+                    log::warn!(
+                        "task {} ({}): failed after {tries} tries: {err}",
+                        task.id,
+                        task.task_type
+                    );
+                    Outcome::failed(
+                        &task.id,
+                        &task.task_type,
+                        &err,
+                        &self.worker_id,
+                        tries,
+                        duration,
+                    )
+                }
+            };
+            log::debug!(
+                "task {} ({}): finished in {} ms",
+                task.id,
+                task.task_type,
+                duration.as_millis()
+            );
+            self.stats
+                .record_outcome(outcome.error_type.as_deref(), duration);
+            let _ = self.outcomes.send(outcome);
+        } else {
+            log::info!(
+                "task {} ({}): late result discarded; it was already reported or taken back",
+                task.id,
+                task.task_type
+            );
+        }
+        self.inflight.finish(running.id);
+        self.stats.in_flight.fetch_sub(1, Relaxed);
+        running.is_abandoned()
+    }
+}
+
+/// Runs the handler, retrying retryable errors up to `max_retries` times
+/// while the deadline allows; returns the last result and the number of tries.
+pub fn run_with_retries(
+    handler: &dyn Handler,
+    task: &Task,
+    ctx: &Context,
+    max_retries: u32,
+) -> (Result<Value, TaskError>, u32) {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let result = catch_unwind(AssertUnwindSafe(|| handler.handle(task, ctx))).unwrap_or_else(
+            |payload| {
+                let msg = panic_message(payload.as_ref());
+                log::error!(
+                    "task {} ({}): handler panicked: {msg}",
+                    task.id,
+                    task.task_type
+                );
+                Err(
+                    TaskError::permanent(format!("handler panicked: {msg}"), error_type::PANIC)
+                        .with_traceback(msg),
+                )
+            },
+        );
+        match result {
+            Err(err) if err.retryable && tries <= max_retries && !ctx.is_cancelled() => {
+                let delay = backoff::jitter(backoff::ceiling(RETRY_BASE, RETRY_CAP, tries - 1))
+                    .max(Duration::from_millis(10));
+                if delay >= ctx.remaining() {
+                    return (Err(err), tries);
+                }
+                log::info!(
+                    "task {} ({}): try {tries} failed: {err}; retrying in {} ms",
+                    task.id,
+                    task.task_type,
+                    delay.as_millis()
+                );
+                if ctx.sleep(delay).is_err() {
+                    return (Err(err), tries);
+                }
+            }
+            other => return (other, tries),
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic payload".into())
+}
+
+/// The lease length the server gave, measured on the server's own clock
+/// when it says when it claimed the task.
+pub fn lease_length(task: &Task) -> Option<Duration> {
+    let expires = crate::timestamp::parse(task.lease_expires_at.as_deref()?)?;
+    let from = task
+        .claimed_at
+        .as_deref()
+        .and_then(crate::timestamp::parse)
+        .unwrap_or_else(SystemTime::now);
+    let lease = expires.duration_since(from).unwrap_or(Duration::ZERO);
+    Some(lease.max(Duration::from_secs(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::sync::atomic::AtomicU32;
+
+    fn ctx(secs: u64) -> Context {
+        Context::new(Duration::from_secs(secs), 1, "w".into())
+    }
+
+    #[test]
+    fn retries_retryable_errors_then_succeeds() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let c = calls.clone();
+        let flaky = move |_: &Task, _: &Context| {
+            if c.fetch_add(1, Relaxed) < 2 {
+                Err(TaskError::retryable("busy", "RATE_LIMIT"))
+            } else {
+                Ok(json!("ok"))
+            }
+        };
+        let (result, tries) =
+            run_with_retries(&flaky, &Task::new("t", "x", json!({})), &ctx(30), 3);
+        assert_eq!(result, Ok(json!("ok")));
+        assert_eq!(tries, 3);
+    }
+
+    #[test]
+    fn permanent_errors_and_panics_are_not_retried() {
+        let perm = |_: &Task, _: &Context| -> Result<Value, TaskError> {
+            Err(TaskError::permanent("bad", "VALIDATION"))
+        };
+        let (result, tries) = run_with_retries(&perm, &Task::new("t", "x", json!({})), &ctx(30), 3);
+        assert_eq!(tries, 1);
+        assert_eq!(result.unwrap_err().error_type, "VALIDATION");
+        let boom = |_: &Task, _: &Context| -> Result<Value, TaskError> { panic!("kaboom") };
+        let (result, tries) = run_with_retries(&boom, &Task::new("t", "x", json!({})), &ctx(30), 3);
+        let err = result.unwrap_err();
+        assert_eq!((err.error_type.as_str(), tries), ("PANIC", 1));
+        assert!(err.message.contains("kaboom"));
+    }
+
+    #[test]
+    fn retries_stop_at_the_limit_and_the_deadline() {
+        let always = |_: &Task, _: &Context| -> Result<Value, TaskError> {
+            Err(TaskError::retryable("no", "HANDLER"))
+        };
+        let (_, tries) = run_with_retries(&always, &Task::new("t", "x", json!({})), &ctx(30), 2);
+        assert_eq!(tries, 3);
+        let short = Context::new(Duration::from_millis(5), 1, "w".into());
+        let (_, tries) = run_with_retries(&always, &Task::new("t", "x", json!({})), &short, 50);
+        assert!(tries < 50);
+    }
+
+    #[test]
+    fn lease_length_uses_the_server_clock() {
+        let mut t = Task::new("t", "x", json!({}));
+        assert_eq!(lease_length(&t), None);
+        t.claimed_at = Some("2025-11-09T15:00:05Z".into());
+        t.lease_expires_at = Some("2025-11-09T15:01:05Z".into());
+        assert_eq!(lease_length(&t), Some(Duration::from_secs(60)));
+    }
+}

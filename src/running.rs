@@ -1,0 +1,211 @@
+//! The tasks running now: one entry per execution, shared by the processor
+//! that runs it, the supervisor that watches its deadline and lease, and the
+//! health server. Exactly one party settles each entry (hands its outcome to
+//! the reporter, or drops it when the lease is lost).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use crate::context::Context;
+use crate::task::Task;
+
+/// One task execution.
+#[derive(Debug)]
+pub struct Running {
+    /// Unique within this process.
+    pub id: u64,
+    /// The task being run.
+    pub task: Task,
+    /// Its context: deadline and cancel token.
+    pub ctx: Context,
+    /// When it started.
+    pub started: Instant,
+    /// Which processor runs it.
+    pub processor: usize,
+    /// The lease length, when the server leases (heartbeats every third of it).
+    pub lease: Option<Duration>,
+    settled: AtomicBool,
+    abandoned: AtomicBool,
+}
+
+impl Running {
+    /// Whether it has been settled.
+    pub fn is_settled(&self) -> bool {
+        self.settled.load(Ordering::Acquire)
+    }
+
+    /// Marks the processor thread as given up on (a replacement takes its
+    /// place); true for the first caller only.
+    pub fn abandon(&self) -> bool {
+        self.abandoned
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Whether the processor thread was given up on.
+    pub fn is_abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::Acquire)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    entries: BTreeMap<u64, Arc<Running>>,
+    /// Tasks handed to the processors but not yet started.
+    reserved: usize,
+}
+
+impl Table {
+    fn all_settled(&self) -> bool {
+        self.reserved == 0 && self.entries.values().all(|r| r.is_settled())
+    }
+}
+
+/// The registry of running executions. An entry stays until its processor
+/// thread returns, so a settled entry whose thread still runs is a stuck thread.
+#[derive(Debug)]
+pub struct InFlight {
+    map: Mutex<Table>,
+    changed: Condvar,
+    next_id: AtomicU64,
+    wake_tx: Sender<()>,
+    wake_rx: Receiver<()>,
+}
+
+impl Default for InFlight {
+    fn default() -> InFlight {
+        let (wake_tx, wake_rx) = bounded(1);
+        InFlight {
+            map: Mutex::new(Table::default()),
+            changed: Condvar::new(),
+            next_id: AtomicU64::new(1),
+            wake_tx,
+            wake_rx,
+        }
+    }
+}
+
+impl InFlight {
+    /// Counts a task handed to the processors, so that a drain waits for it.
+    pub fn reserve(&self) {
+        self.lock().reserved += 1;
+    }
+
+    /// Registers a new execution (turning a reservation into an entry) and wakes the supervisor.
+    pub fn start(
+        &self,
+        task: Task,
+        ctx: Context,
+        processor: usize,
+        lease: Option<Duration>,
+    ) -> Arc<Running> {
+        let running = Arc::new(Running {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            task,
+            ctx,
+            started: Instant::now(),
+            processor,
+            lease,
+            settled: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
+        });
+        let mut table = self.lock();
+        table.reserved = table.reserved.saturating_sub(1);
+        table.entries.insert(running.id, running.clone());
+        drop(table);
+        let _ = self.wake_tx.try_send(());
+        running
+    }
+
+    /// Claims the right to settle `running` (report it or drop it); true for
+    /// exactly one caller, who must then hand its outcome to the reporter.
+    pub fn settle(&self, running: &Running) -> bool {
+        let won = running
+            .settled
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if won {
+            self.changed.notify_all();
+        }
+        won
+    }
+
+    /// Removes an execution whose processor thread has returned.
+    pub fn finish(&self, id: u64) {
+        self.lock().entries.remove(&id);
+        self.changed.notify_all();
+    }
+
+    /// Every entry: running, or settled with its thread still busy.
+    pub fn snapshot(&self) -> Vec<Arc<Running>> {
+        self.lock().entries.values().cloned().collect()
+    }
+
+    /// Entries not yet settled.
+    pub fn unsettled(&self) -> Vec<Arc<Running>> {
+        self.lock()
+            .entries
+            .values()
+            .filter(|r| !r.is_settled())
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until every task handed out is settled; false when `timeout` passed first.
+    pub fn wait_settled(&self, timeout: Duration) -> bool {
+        let table = self.lock();
+        let (table, _) = self
+            .changed
+            .wait_timeout_while(table, timeout, |t| !t.all_settled())
+            .unwrap_or_else(|e| e.into_inner());
+        table.all_settled()
+    }
+
+    /// Receives a message when an execution starts (the supervisor re-plans).
+    pub fn started(&self) -> &Receiver<()> {
+        &self.wake_rx
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn settles_once_and_reports_empty() {
+        let inflight = Arc::new(InFlight::default());
+        let ctx = Context::new(Duration::from_secs(5), 1, "w".into());
+        inflight.reserve();
+        assert!(
+            !inflight.wait_settled(Duration::from_millis(10)),
+            "a reserved task is waited for"
+        );
+        let r = inflight.start(Task::new("t", "echo", json!({})), ctx, 0, None);
+        assert!(inflight.started().try_recv().is_ok());
+        assert_eq!(inflight.unsettled().len(), 1);
+        assert!(!inflight.wait_settled(Duration::from_millis(10)));
+        let other = inflight.clone();
+        let r2 = r.clone();
+        let t = std::thread::spawn(move || assert!(other.settle(&r2)));
+        assert!(inflight.wait_settled(Duration::from_secs(10)));
+        t.join().unwrap();
+        assert!(!inflight.settle(&r));
+        assert_eq!(
+            inflight.snapshot().len(),
+            1,
+            "kept until its thread returns"
+        );
+        inflight.finish(r.id);
+        assert!(inflight.snapshot().is_empty());
+        assert!(r.abandon() && !r.abandon());
+    }
+}

@@ -1,0 +1,319 @@
+//! The worker: wires the poller, the processors, the reporter, the
+//! supervisor and the heartbeat thread together, waits for a stop, drains,
+//! and picks the exit code. This is also the library's entry point.
+//!
+//! ```no_run
+//! use serde_json::json;
+//! use taskworker::{Config, Context, Task, TaskError, Worker};
+//!
+//! let config = Config { api_url: "http://127.0.0.1:8000/v1".into(), concurrent_tasks: 4, ..Config::default() };
+//! let code = Worker::new(config)
+//!     .handler("resize", |task: &Task, _ctx: &Context| {
+//!         let width = task.parameters["width"].as_u64().ok_or_else(|| TaskError::permanent("width?", "VALIDATION"))?;
+//!         Ok(json!({ "width": width }))
+//!     })
+//!     .run()
+//!     .unwrap();
+//! std::process::exit(code);
+//! ```
+
+use std::collections::VecDeque;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, unbounded, Receiver};
+
+use crate::client::{build_agent, ApiClient, Delivery};
+use crate::config::Config;
+use crate::connectivity::Connectivity;
+use crate::error::Error;
+use crate::handlers::{Handler, HandlerEnv, Registry};
+use crate::heartbeat::Heartbeats;
+use crate::metrics::Stats;
+use crate::outcome::Outcome;
+use crate::poller::{ClaimInFlight, Poller};
+use crate::processor::Processors;
+use crate::reporter::Reporter;
+use crate::running::InFlight;
+use crate::shutdown::{self, Shutdown, StopReason};
+use crate::spool::Spool;
+use crate::supervisor::{cancel_for_shutdown, Supervisor};
+
+/// How long undelivered reports are still tried after the drain.
+pub const REPORT_GRACE: Duration = Duration::from_secs(5);
+/// How long the drain waits for the poller's last claim to return.
+const POLLER_JOIN_LIMIT: Duration = Duration::from_secs(5);
+
+/// A worker: configuration plus handlers.
+pub struct Worker {
+    config: Config,
+    extra: Registry,
+}
+
+/// What a running worker exposes to the health server and to its owner.
+#[derive(Clone)]
+pub struct WorkerState {
+    /// Counters.
+    pub stats: Arc<Stats>,
+    /// API reachability.
+    pub connectivity: Arc<Connectivity>,
+    /// The running executions.
+    pub inflight: Arc<InFlight>,
+    /// Stop and quiet.
+    pub shutdown: Shutdown,
+    /// This worker's id.
+    pub worker_id: Arc<str>,
+}
+
+impl Worker {
+    /// A worker with the handlers of `config.handlers`.
+    pub fn new(config: Config) -> Worker {
+        Worker {
+            config,
+            extra: Registry::new(),
+        }
+    }
+
+    /// Adds a native handler for `task_type` (it wins over a configured one).
+    pub fn handler(mut self, task_type: impl Into<String>, handler: impl Handler) -> Worker {
+        self.extra.insert(task_type, handler);
+        self
+    }
+
+    /// Installs the signal handlers, runs until SIGTERM/SIGINT and the drain,
+    /// and returns the exit code (0, or 75 after the memory limit).
+    pub fn run(self) -> Result<i32, Error> {
+        let shutdown = shutdown::install_signals()?;
+        self.run_until(shutdown, |_| {})
+    }
+
+    /// Runs until `shutdown` is asked to stop. `started` is called once every
+    /// thread is up, with the worker's shared state.
+    pub fn run_until(
+        self,
+        shutdown: Shutdown,
+        started: impl FnOnce(&WorkerState),
+    ) -> Result<i32, Error> {
+        let config = self.config;
+        if config.api_url.is_empty() {
+            return Err(Error::config(
+                "API_URL",
+                "is required: the base URL of the task API",
+            ));
+        }
+        let agent = build_agent(&config)?;
+        let env = HandlerEnv {
+            agent: agent.clone(),
+            secret_vars: config.secret_vars(),
+        };
+        let mut registry = Registry::from_config(&config.handlers, &env)?;
+        registry.extend(self.extra);
+        if registry.is_empty() {
+            return Err(Error::config(
+                "handlers",
+                "no handler is configured, so there is nothing to claim",
+            ));
+        }
+        if config.key_sent_in_clear() {
+            log::warn!("API_KEY is sent in clear text over http:// to a host that is not loopback; use https://");
+        }
+        let client = ApiClient::new(
+            agent,
+            &config.api_url,
+            config.api_key.as_ref().map(|k| k.expose()),
+            &config.worker_id,
+        );
+        let stats = Arc::new(Stats::default());
+        stats.processors.store(config.concurrent_tasks, Relaxed);
+        let connectivity = Arc::new(Connectivity::default());
+        let inflight = Arc::new(InFlight::default());
+        let worker_id: Arc<str> = config.worker_id.as_str().into();
+
+        let (spool, mut left) = match &config.state_dir {
+            Some(dir) => {
+                let (spool, left) = Spool::open(dir, &config.worker_id)?;
+                (Some(spool), left)
+            }
+            None => (None, Vec::new()),
+        };
+        if let Some(spool) = &spool {
+            // Whatever an earlier run left is delivered before any claim; the
+            // first failure leaves the rest to the reporter's retries.
+            let delivered = left
+                .iter()
+                .take_while(|o| deliver_once(&client, o, spool))
+                .count();
+            left.drain(..delivered);
+            stats.spool_depth.store(spool.depth(), Relaxed);
+        }
+
+        let (task_tx, task_rx) = bounded(config.concurrent_tasks);
+        let (idle_tx, idle_rx) = unbounded();
+        let (outcome_tx, outcome_rx) = unbounded();
+        let (finish_tx, finish_rx) = bounded(1);
+        let (done_tx, done_rx) = bounded::<()>(0);
+        let (poller_done_tx, poller_done_rx) = bounded::<()>(0);
+        let reports_pending = Arc::new(AtomicUsize::new(left.len()));
+        let claim_in_flight = Arc::new(ClaimInFlight::default());
+
+        let processors = Arc::new(Processors {
+            registry: registry.clone(),
+            inflight: inflight.clone(),
+            stats: stats.clone(),
+            tasks: task_rx,
+            outcomes: outcome_tx.clone(),
+            idle: idle_tx,
+            worker_id: worker_id.clone(),
+            timeout: config.timeout,
+            max_retries: config.max_retries,
+        });
+        for index in 0..config.concurrent_tasks {
+            processors.spawn(index)?;
+        }
+        let reporter = Reporter {
+            client: client.clone(),
+            outcomes: outcome_rx,
+            finish: finish_rx,
+            spool: spool.clone(),
+            stats: stats.clone(),
+            connectivity: connectivity.clone(),
+            pending_count: reports_pending.clone(),
+        };
+        let reporter_thread = spawn("taskworker-reporter", move || {
+            reporter.run(VecDeque::from(left))
+        })?;
+        let supervisor = Supervisor {
+            inflight: inflight.clone(),
+            processors: processors.clone(),
+            outcomes: outcome_tx.clone(),
+            stats: stats.clone(),
+            stop: shutdown.handle(),
+            memory_limit: config.memory_limit,
+            done: done_rx.clone(),
+            worker_id: worker_id.clone(),
+            on_tick: Box::new(|| {}),
+        };
+        let supervisor_thread = spawn("taskworker-supervisor", move || supervisor.run())?;
+        let heartbeats = Heartbeats {
+            client: client.clone(),
+            inflight: inflight.clone(),
+            stats: stats.clone(),
+            connectivity: connectivity.clone(),
+            done: done_rx,
+        };
+        let heartbeat_thread = spawn("taskworker-heartbeat", move || heartbeats.run())?;
+        let poller = Poller {
+            client: client.clone(),
+            shutdown: shutdown.clone(),
+            idle: idle_rx,
+            tasks: task_tx,
+            outcomes: outcome_tx.clone(),
+            types: registry.types(),
+            wait_seconds: config.wait_seconds,
+            polling_interval: config.polling_interval,
+            stats: stats.clone(),
+            connectivity: connectivity.clone(),
+            reports_pending,
+            claim_in_flight: claim_in_flight.clone(),
+            inflight: inflight.clone(),
+            spool,
+        };
+        let poller_thread = spawn("taskworker-poller", move || {
+            poller.run();
+            drop(poller_done_tx);
+        })?;
+        drop(processors);
+
+        let state = WorkerState {
+            stats: stats.clone(),
+            connectivity,
+            inflight: inflight.clone(),
+            shutdown: shutdown.clone(),
+            worker_id: worker_id.clone(),
+        };
+        log::info!(
+            "worker {} started: {} processor(s), handlers for {:?}, API {}",
+            config.worker_id,
+            config.concurrent_tasks,
+            registry.types(),
+            config.api_url
+        );
+        started(&state);
+
+        // Wait for the stop; then drain.
+        let _ = shutdown.stopped().recv();
+        let drain_started = Instant::now();
+        log::info!(
+            "draining: no new claims; waiting up to {} ms for running tasks",
+            config.shutdown_timeout.as_millis()
+        );
+        end_long_poll(&client, &claim_in_flight, &poller_done_rx);
+        if poller_done_rx.recv_timeout(POLLER_JOIN_LIMIT).is_err() {
+            log::warn!("the last claim did not return in time; exiting without it");
+        } else {
+            let _ = poller_thread.join();
+        }
+        let grace = config
+            .shutdown_timeout
+            .saturating_sub(drain_started.elapsed());
+        if !inflight.wait_settled(grace) {
+            cancel_for_shutdown(&inflight, &outcome_tx, &stats, &worker_id);
+        }
+        let _ = finish_tx.send(Instant::now() + REPORT_GRACE);
+        let _ = reporter_thread.join();
+        drop(done_tx);
+        let _ = supervisor_thread.join();
+        let _ = heartbeat_thread.join();
+        let code = match shutdown.reason() {
+            Some(StopReason::MemoryLimit) => 75,
+            _ => 0,
+        };
+        log::info!(
+            "stopped after draining in {} ms: {} completed, {} failed",
+            drain_started.elapsed().as_millis(),
+            stats.tasks_completed.load(Relaxed),
+            stats.tasks_failed.load(Relaxed)
+        );
+        Ok(code)
+    }
+}
+
+/// Ends a long poll in flight by cancelling its claim, so the poller returns
+/// at once and no claimed task is left on the wire.
+fn end_long_poll(client: &ApiClient, claim: &ClaimInFlight, poller_done: &Receiver<()>) {
+    if poller_done.recv_timeout(Duration::from_millis(2)).is_err() {
+        if let Some(claim_id) = claim.current() {
+            if let Err(e) = client.cancel_claim(&claim_id, Duration::from_secs(2)) {
+                log::debug!("claim cancel failed: {e}");
+            }
+        }
+    }
+}
+
+/// One try to deliver a spooled outcome at start; true when it is settled.
+fn deliver_once(client: &ApiClient, outcome: &Outcome, spool: &Spool) -> bool {
+    match client.report(&outcome.task_id, outcome.kind, &outcome.body) {
+        Ok(Delivery::Delivered) | Ok(Delivery::Gone(_)) => {
+            spool.mark_sent(&outcome.task_id);
+            true
+        }
+        Err(e) => {
+            log::debug!(
+                "task {} ({}): spooled report not delivered yet: {e}",
+                outcome.task_id,
+                outcome.task_type
+            );
+            false
+        }
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, Error> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(|e| Error::io(format!("starting {name}"), e))
+}
