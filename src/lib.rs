@@ -8,6 +8,7 @@
 //! - [`context`]: what a handler gets besides its task: deadline, attempt, cancel.
 //! - [`handlers`]: the handler trait, the registry, and one file per kind.
 //! - [`units`], [`timestamp`]: durations, sizes and RFC 3339 times as users write them.
+//! - [`notify`]: systemd `sd_notify` (readiness, status, watchdog) over `NOTIFY_SOCKET`.
 //! - [`cli`]: the command line; `main.rs` only calls it.
 #![forbid(unsafe_code)]
 
@@ -15,6 +16,7 @@ pub mod cli;
 pub mod context;
 pub mod error;
 pub mod handlers;
+pub mod notify;
 pub mod task;
 pub mod timestamp;
 pub mod units;
