@@ -20,6 +20,8 @@
 //! - [`error`]: `TaskError` (a task's failure, reported to the server) and
 //!   `Error` (the worker's own fatal errors, each with its exit code).
 //! - [`config`], [`dotenv`], [`units`], [`timestamp`]: configuration as users write it.
+//! - [`health`]: `/health`, `/ready`, `/status`, `/metrics`; [`liveness`]: which threads live.
+//! - [`notify`]: systemd readiness, status and watchdog over `NOTIFY_SOCKET`.
 //! - [`logging`], [`backoff`].
 //! - [`cli`]: the command line; `main.rs` only calls it.
 #![forbid(unsafe_code)]
@@ -33,9 +35,12 @@ pub mod context;
 pub mod dotenv;
 pub mod error;
 pub mod handlers;
+pub mod health;
 pub mod heartbeat;
+pub mod liveness;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod outcome;
 pub mod poller;
 pub mod processor;

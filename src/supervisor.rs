@@ -41,12 +41,12 @@ pub struct Supervisor {
     /// This worker's id.
     pub worker_id: Arc<str>,
     /// Called on every tick, so a watchdog can see that this thread lives.
-    pub on_tick: Box<dyn Fn() + Send>,
+    pub on_tick: Box<dyn FnMut() + Send>,
 }
 
 impl Supervisor {
     /// The supervisor loop; returns when `done` disconnects.
-    pub fn run(self) {
+    pub fn run(mut self) {
         let mut next_index = self.stats.processors.load(Relaxed);
         let mut memory_warned = false;
         // When each settled entry whose thread is still busy was first seen so.

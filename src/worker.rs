@@ -31,8 +31,11 @@ use crate::config::Config;
 use crate::connectivity::Connectivity;
 use crate::error::Error;
 use crate::handlers::{Handler, HandlerEnv, Registry};
+use crate::health::{HealthServer, HealthView};
 use crate::heartbeat::Heartbeats;
+use crate::liveness::{Liveness, Thread};
 use crate::metrics::Stats;
+use crate::notify::Notifier;
 use crate::outcome::Outcome;
 use crate::poller::{ClaimInFlight, Poller};
 use crate::processor::Processors;
@@ -44,6 +47,8 @@ use crate::supervisor::{cancel_for_shutdown, Supervisor};
 
 /// How long undelivered reports are still tried after the drain.
 pub const REPORT_GRACE: Duration = Duration::from_secs(5);
+/// How often a `STATUS=` line goes to systemd.
+const STATUS_EVERY: Duration = Duration::from_secs(10);
 /// How long the drain waits for the poller's last claim to return.
 const POLLER_JOIN_LIMIT: Duration = Duration::from_secs(5);
 
@@ -131,6 +136,28 @@ impl Worker {
         let connectivity = Arc::new(Connectivity::default());
         let inflight = Arc::new(InFlight::default());
         let worker_id: Arc<str> = config.worker_id.as_str().into();
+        let liveness = Arc::new(Liveness::default());
+        let notifier = Notifier::from_env();
+        let state = WorkerState {
+            stats: stats.clone(),
+            connectivity: connectivity.clone(),
+            inflight: inflight.clone(),
+            shutdown: shutdown.clone(),
+            worker_id: worker_id.clone(),
+        };
+        // Bound before any work starts, so that a port in use fails the start.
+        let health = match &config.health_addr {
+            Some(addr) => Some(HealthServer::start(
+                addr,
+                HealthView {
+                    state: state.clone(),
+                    liveness: liveness.clone(),
+                    wait_seconds: config.wait_seconds,
+                    processors: config.concurrent_tasks,
+                },
+            )?),
+            None => None,
+        };
 
         let (spool, mut left) = match &config.state_dir {
             Some(dir) => {
@@ -194,7 +221,12 @@ impl Worker {
             memory_limit: config.memory_limit,
             done: done_rx.clone(),
             worker_id: worker_id.clone(),
-            on_tick: Box::new(|| {}),
+            on_tick: Box::new(ticker(
+                liveness.clone(),
+                notifier.clone(),
+                stats.clone(),
+                shutdown.clone(),
+            )),
         };
         let supervisor_thread = spawn("taskworker-supervisor", move || supervisor.run())?;
         let heartbeats = Heartbeats {
@@ -221,19 +253,14 @@ impl Worker {
             inflight: inflight.clone(),
             spool,
         };
+        let alive = liveness.clone();
         let poller_thread = spawn("taskworker-poller", move || {
+            let _alive = alive.alive(Thread::Poller);
             poller.run();
             drop(poller_done_tx);
         })?;
         drop(processors);
 
-        let state = WorkerState {
-            stats: stats.clone(),
-            connectivity,
-            inflight: inflight.clone(),
-            shutdown: shutdown.clone(),
-            worker_id: worker_id.clone(),
-        };
         log::info!(
             "worker {} started: {} processor(s), handlers for {:?}, API {}",
             config.worker_id,
@@ -241,11 +268,13 @@ impl Worker {
             registry.types(),
             config.api_url
         );
+        notifier.ready();
         started(&state);
 
         // Wait for the stop; then drain.
         let _ = shutdown.stopped().recv();
         let drain_started = Instant::now();
+        notifier.stopping();
         log::info!(
             "draining: no new claims; waiting up to {} ms for running tasks",
             config.shutdown_timeout.as_millis()
@@ -267,6 +296,7 @@ impl Worker {
         drop(done_tx);
         let _ = supervisor_thread.join();
         let _ = heartbeat_thread.join();
+        drop(health);
         let code = match shutdown.reason() {
             Some(StopReason::MemoryLimit) => 75,
             _ => 0,
@@ -307,6 +337,38 @@ fn deliver_once(client: &ApiClient, outcome: &Outcome, spool: &Spool) -> bool {
                 outcome.task_type
             );
             false
+        }
+    }
+}
+
+/// The supervisor's tick: records liveness, pings the systemd watchdog at
+/// half its interval while the poller and reporter live, and posts a status line.
+fn ticker(
+    liveness: Arc<Liveness>,
+    notifier: Notifier,
+    stats: Arc<Stats>,
+    shutdown: Shutdown,
+) -> impl FnMut() + Send {
+    let mut last_ping = Instant::now();
+    let mut last_status = Instant::now();
+    move || {
+        liveness.tick();
+        let interval = notifier.watchdog_interval();
+        if interval.is_some_and(|i| last_ping.elapsed() >= i)
+            && (liveness.workers_alive() || shutdown.is_stopping())
+        {
+            notifier.watchdog();
+            last_ping = Instant::now();
+        }
+        if notifier.is_enabled() && last_status.elapsed() >= STATUS_EVERY {
+            last_status = Instant::now();
+            notifier.status(&format!(
+                "{} completed, {} failed, {} running, {} reports pending",
+                stats.tasks_completed.load(Relaxed),
+                stats.tasks_failed.load(Relaxed),
+                stats.in_flight.load(Relaxed),
+                stats.reports_pending.load(Relaxed)
+            ));
         }
     }
 }

@@ -1,0 +1,214 @@
+//! The health server on `HEALTH_ADDR`, on its own thread: `/health`
+//! (liveness), `/ready` (fit for work), `/status` (what each processor runs)
+//! and `/metrics` (Prometheus text). It only reads shared state.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tiny_http::{Header, Method, Response, Server};
+
+use crate::connectivity::ApiState;
+use crate::error::Error;
+use crate::liveness::Liveness;
+use crate::poller::REPORT_BACKLOG_LIMIT;
+use crate::worker::WorkerState;
+
+/// `/ready` turns 503 when the API has not answered for this long beyond
+/// the long-poll time (a long poll is an answer that takes a while).
+const READY_API_SILENCE: Duration = Duration::from_secs(60);
+
+/// A running health server; dropping it stops its thread.
+pub struct HealthServer {
+    server: Arc<Server>,
+    thread: Option<JoinHandle<()>>,
+    addr: SocketAddr,
+}
+
+/// What the health server reads.
+#[derive(Clone)]
+pub struct HealthView {
+    /// The worker's shared state.
+    pub state: WorkerState,
+    /// Thread liveness.
+    pub liveness: Arc<Liveness>,
+    /// Long-poll seconds, to judge API silence.
+    pub wait_seconds: u64,
+    /// The number of processors configured.
+    pub processors: usize,
+}
+
+impl HealthServer {
+    /// Binds `addr` and serves from a new thread. A port in use is an error naming the address.
+    pub fn start(addr: &str, view: HealthView) -> Result<HealthServer, Error> {
+        let listener = TcpListener::bind(addr)
+            .map_err(|e| Error::io(format!("HEALTH_ADDR {addr}: cannot listen"), e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::io(format!("HEALTH_ADDR {addr}"), e))?;
+        let server = Server::from_listener(listener, None)
+            .map_err(|e| Error::Http(format!("HEALTH_ADDR {addr}: cannot serve: {e}")))?;
+        let server = Arc::new(server);
+        let serving = server.clone();
+        let thread = std::thread::Builder::new()
+            .name("taskworker-health".into())
+            .spawn(move || {
+                for request in serving.incoming_requests() {
+                    let (status, content_type, body) =
+                        answer(request.method(), request.url(), &view);
+                    let response = Response::from_string(body)
+                        .with_status_code(status)
+                        .with_header(
+                            Header::from_bytes("Content-Type", content_type)
+                                .expect("static header"),
+                        );
+                    let _ = request.respond(response);
+                }
+            })
+            .map_err(|e| Error::io("starting the health thread", e))?;
+        log::info!("health server on http://{addr}");
+        Ok(HealthServer {
+            server,
+            thread: Some(thread),
+            addr,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for HealthServer {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+const JSON: &str = "application/json";
+
+fn answer(method: &Method, url: &str, view: &HealthView) -> (u16, &'static str, String) {
+    if *method != Method::Get && *method != Method::Head {
+        return (405, JSON, json!({"error": "only GET"}).to_string());
+    }
+    let path = url.split('?').next().unwrap_or("");
+    match path {
+        "/health" | "/healthz" => {
+            let (healthy, body) = health(view);
+            (if healthy { 200 } else { 503 }, JSON, body.to_string())
+        }
+        "/ready" | "/readyz" => {
+            let (ready, body) = ready(view);
+            (if ready { 200 } else { 503 }, JSON, body.to_string())
+        }
+        "/status" => (200, JSON, status(view).to_string()),
+        "/metrics" => (200, "text/plain; version=0.0.4", metrics(view)),
+        _ => (
+            404,
+            JSON,
+            json!({"error": format!("no route {path}")}).to_string(),
+        ),
+    }
+}
+
+/// Liveness: 200 while the essential threads live and the credentials work.
+pub fn health(view: &HealthView) -> (bool, Value) {
+    let stats = &view.state.stats;
+    let alive = view.liveness.workers_alive() && view.liveness.supervisor_alive();
+    let auth_ok = view.state.connectivity.state() != ApiState::Unauthorized;
+    let healthy = (alive || view.state.shutdown.is_stopping()) && auth_ok;
+    let last = stats.last_task_at_ms.load(Relaxed);
+    let last_task_at = (last > 0)
+        .then(|| crate::timestamp::format(std::time::UNIX_EPOCH + Duration::from_millis(last)));
+    let body = json!({
+        "status": if healthy { "healthy" } else { "unhealthy" },
+        "uptime": stats.started.elapsed().as_secs(),
+        "tasks_processed": stats.tasks_processed(),
+        "last_task_at": last_task_at,
+        "tasks_failed": stats.tasks_failed.load(Relaxed),
+        "in_flight": stats.in_flight.load(Relaxed),
+        "worker_id": &*view.state.worker_id,
+        "version": env!("CARGO_PKG_VERSION"),
+        "api": api_state_name(view.state.connectivity.state()),
+    });
+    (healthy, body)
+}
+
+/// Readiness: the API answered lately and the worker takes new work.
+pub fn ready(view: &HealthView) -> (bool, Value) {
+    let silence_limit = READY_API_SILENCE + Duration::from_secs(view.wait_seconds);
+    let reason = if view.state.shutdown.is_stopping() {
+        Some("draining")
+    } else if view.state.shutdown.is_quiet() {
+        Some("quiet")
+    } else if !view
+        .state
+        .connectivity
+        .since_last_ok()
+        .is_some_and(|d| d < silence_limit)
+    {
+        Some("task API has not answered lately")
+    } else if view.state.stats.reports_pending.load(Relaxed) > REPORT_BACKLOG_LIMIT {
+        Some("reports are backing up")
+    } else {
+        None
+    };
+    match reason {
+        None => (true, json!({"ready": true})),
+        Some(why) => (false, json!({"ready": false, "reason": why})),
+    }
+}
+
+fn status(view: &HealthView) -> Value {
+    let running: Vec<Value> = view
+        .state
+        .inflight
+        .snapshot()
+        .iter()
+        .map(|r| {
+            json!({
+                "processor": r.processor,
+                "task_id": r.task.id,
+                "type": r.task.task_type,
+                "attempt": r.ctx.attempt,
+                "running_ms": r.started.elapsed().as_millis() as u64,
+                "stuck": r.is_abandoned(),
+            })
+        })
+        .collect();
+    json!({
+        "worker_id": &*view.state.worker_id,
+        "processors": view.processors,
+        "busy": running.iter().filter(|r| r["stuck"] == false).count(),
+        "stuck_threads": view.state.stats.stuck_threads.load(Relaxed),
+        "draining": view.state.shutdown.is_stopping(),
+        "quiet": view.state.shutdown.is_quiet(),
+        "api": api_state_name(view.state.connectivity.state()),
+        "running": running,
+    })
+}
+
+fn metrics(view: &HealthView) -> String {
+    let mut text = view.state.stats.render();
+    let up = u8::from(view.state.connectivity.state() == ApiState::Up);
+    text.push_str(&format!(
+        "# HELP taskworker_api_up Whether the task API answered the last call.\n# TYPE taskworker_api_up gauge\ntaskworker_api_up {up}\n"
+    ));
+    text
+}
+
+fn api_state_name(state: ApiState) -> &'static str {
+    match state {
+        ApiState::Unknown => "unknown",
+        ApiState::Up => "up",
+        ApiState::Down => "unreachable",
+        ApiState::Unauthorized => "unauthorized",
+    }
+}

@@ -1,0 +1,169 @@
+//! The systemd unit in `packaging/systemd/` loads without a warning and keeps
+//! its hardening: `systemd-analyze security` rates its exposure 2.0 or lower.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The highest overall exposure the unit may have (systemd's 0.0–10.0 scale).
+const MAX_EXPOSURE: f64 = 2.0;
+
+/// The unit as shipped.
+fn unit_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/systemd/taskworker.service")
+}
+
+/// What a finished `systemd-analyze` run printed.
+struct Output {
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `systemd-analyze ARGS`, killing it after 60 s; `None` when it is not
+/// installed.
+fn systemd_analyze(args: &[&std::ffi::OsStr]) -> Option<Output> {
+    let mut child = match Command::new("systemd-analyze")
+        .args(args)
+        // Plain text: no pager, no colours, whatever the environment says.
+        .env("SYSTEMD_PAGER", "cat")
+        .env("SYSTEMD_COLORS", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => panic!("cannot run systemd-analyze: {e}"),
+    };
+    // Read both pipes on their own threads, so a full pipe cannot stall the child.
+    let read = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = read(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = read(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for systemd-analyze") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("systemd-analyze {args:?} did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Some(Output {
+        success: status.success(),
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    })
+}
+
+/// The number in "Overall exposure level for taskworker.service: 1.1 OK".
+fn overall_exposure(report: &str) -> Option<f64> {
+    let line = report
+        .lines()
+        .find(|l| l.contains("Overall exposure level for"))?;
+    let (_, rest) = line.rsplit_once(": ")?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+#[test]
+fn unit_verifies_without_warnings() {
+    let unit = std::fs::read_to_string(unit_path()).expect("read the unit");
+    // verify checks that ExecStart's program exists; the installed path does
+    // not on a build machine, so verify a copy that starts the binary just built.
+    let shipped = "ExecStart=/usr/local/bin/taskworker ";
+    assert!(unit.contains(shipped), "the unit should start {shipped:?}");
+    let copy = unit.replace(
+        shipped,
+        &format!("ExecStart={} ", env!("CARGO_BIN_EXE_taskworker")),
+    );
+    // The file name is the unit name, so the copy keeps it in a directory of its own.
+    let dir = std::env::temp_dir().join(format!("taskworker-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    let path = dir.join("taskworker.service");
+    std::fs::write(&path, copy).expect("write the unit copy");
+
+    let result = systemd_analyze(&["verify".as_ref(), path.as_os_str()]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let Some(out) = result else {
+        eprintln!("skipped: systemd-analyze not found");
+        return;
+    };
+    // verify exits 0 on unknown keys and bad values: its warnings are on stderr.
+    assert!(
+        out.success && out.stderr.trim().is_empty() && out.stdout.trim().is_empty(),
+        "systemd-analyze verify complained:\n{}{}",
+        out.stdout,
+        out.stderr
+    );
+}
+
+#[test]
+fn unit_exposure_is_at_most_two() {
+    let Some(out) = systemd_analyze(&[
+        "security".as_ref(),
+        "--offline=true".as_ref(),
+        "--no-pager".as_ref(),
+        unit_path().as_os_str(),
+    ]) else {
+        eprintln!("skipped: systemd-analyze not found");
+        return;
+    };
+    assert!(
+        out.stderr.trim().is_empty(),
+        "systemd-analyze security warned:\n{}",
+        out.stderr
+    );
+    let exposure = overall_exposure(&out.stdout)
+        .unwrap_or_else(|| panic!("no overall exposure in:\n{}", out.stdout));
+    assert!(
+        exposure <= MAX_EXPOSURE,
+        "exposure {exposure} > {MAX_EXPOSURE}:\n{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn unit_stops_after_the_drain_and_keeps_bad_configs_down() {
+    let unit = std::fs::read_to_string(unit_path()).expect("read the unit");
+    let lines: Vec<&str> = unit.lines().map(str::trim).collect();
+    for setting in [
+        "Type=notify",
+        "KillMode=mixed",
+        "Restart=on-failure",
+        "RestartPreventExitStatus=78",
+    ] {
+        assert!(lines.contains(&setting), "the unit lacks {setting}");
+    }
+    // SHUTDOWN_TIMEOUT (25 s) plus the 5 s between a handler's SIGTERM and
+    // SIGKILL must fit before systemd kills the worker.
+    let stop = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("TimeoutStopSec="))
+        .and_then(|v| v.trim_end_matches('s').parse::<u64>().ok())
+        .expect("TimeoutStopSec=<N>s");
+    assert!(
+        stop > 25 + 5,
+        "TimeoutStopSec={stop}s leaves no time to drain"
+    );
+}
+
+#[test]
+fn reads_the_overall_exposure() {
+    let report = "✗ PrivateNetwork=  Service has access  0.5\n\n\
+                  → Overall exposure level for taskworker.service: 1.1 OK 🙂\n";
+    assert_eq!(overall_exposure(report), Some(1.1));
+    assert_eq!(overall_exposure("nothing here"), None);
+}
