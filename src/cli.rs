@@ -30,9 +30,15 @@ pub fn main(args: Vec<OsString>) -> i32 {
     }
 }
 
-fn dispatch(args: Vec<OsString>) -> Result<(), Error> {
-    let first = args.first().and_then(|a| a.to_str()).unwrap_or("");
-    match first {
+fn dispatch(mut args: Vec<OsString>) -> Result<(), Error> {
+    let first = args
+        .first()
+        .and_then(|a| a.to_str())
+        .unwrap_or("")
+        .to_string();
+    match first.as_str() {
+        "serve" => crate::server::command::run(args.split_off(1)),
+        "enqueue" => crate::enqueue::run(args.split_off(1)),
         "--help" | "-h" | "help" => {
             print!("{USAGE}");
             Ok(())
