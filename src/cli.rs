@@ -56,6 +56,8 @@ fn dispatch(args: Vec<OsString>) -> Result<i32, Error> {
             Ok(0)
         }
         "run" => run(rest()),
+        "serve" => crate::server::command::run(rest()).map(|()| 0),
+        "enqueue" => crate::enqueue::run(rest()).map(|()| 0),
         "check-config" => check_config(rest()),
         // `run` is the default: `taskworker --config F` runs the worker.
         _ if first.is_empty() || first.starts_with('-') => run(args),

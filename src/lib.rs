@@ -23,6 +23,8 @@
 //! - [`health`]: `/health`, `/ready`, `/status`, `/metrics`; [`liveness`]: which threads live.
 //! - [`notify`]: systemd readiness, status and watchdog over `NOTIFY_SOCKET`.
 //! - [`logging`], [`backoff`].
+//! - [`server`]: the reference task-queue server (`taskworker serve`).
+//! - [`enqueue`]: `taskworker enqueue`, a client of the server's `POST /tasks`.
 //! - [`cli`]: the command line; `main.rs` only calls it.
 #![forbid(unsafe_code)]
 
@@ -33,6 +35,7 @@ pub mod config;
 pub mod connectivity;
 pub mod context;
 pub mod dotenv;
+pub mod enqueue;
 pub mod error;
 pub mod handlers;
 pub mod health;
@@ -46,6 +49,7 @@ pub mod poller;
 pub mod processor;
 pub mod reporter;
 pub mod running;
+pub mod server;
 pub mod shutdown;
 pub mod spool;
 pub mod supervisor;

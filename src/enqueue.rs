@@ -1,0 +1,200 @@
+//! `taskworker enqueue`: adds tasks to a server that has `POST /tasks` and
+//! prints their ids, one per line.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::error::Error;
+use crate::task::Priority;
+
+/// The text of `taskworker enqueue --help`.
+pub const USAGE: &str = "\
+taskworker enqueue — add tasks to a server that has POST /tasks
+
+USAGE:
+    taskworker enqueue --api-url URL --type TYPE [OPTIONS]
+
+OPTIONS:
+    --api-url URL        base URL of the task API [env: API_URL]
+    --type TYPE          the task type
+    --params JSON        the task parameters [default: {}]
+    --priority P         high, medium or low [default: medium]
+    --count N            how many tasks to add [default: 1]
+    --api-key KEY        bearer token [env: API_KEY]
+    -h, --help           show this help
+
+Prints the id of each created task, one per line.
+";
+
+/// What to enqueue, and where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnqueueArgs {
+    /// Base URL of the task API.
+    pub api_url: String,
+    /// Bearer token.
+    pub api_key: Option<String>,
+    /// The task type.
+    pub task_type: String,
+    /// The task parameters.
+    pub params: Value,
+    /// The task priority.
+    pub priority: Priority,
+    /// How many tasks.
+    pub count: u64,
+}
+
+/// Runs `taskworker enqueue` with `args` (after the command name).
+pub fn run(args: Vec<OsString>) -> Result<(), Error> {
+    let Some(args) = parse(args)? else {
+        print!("{USAGE}");
+        return Ok(());
+    };
+    let mut out = std::io::stdout().lock();
+    for id in enqueue(&args)? {
+        let _ = writeln!(out, "{id}");
+    }
+    Ok(())
+}
+
+/// Adds `args.count` tasks; returns their ids in order.
+pub fn enqueue(args: &EnqueueArgs) -> Result<Vec<String>, Error> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let url = format!("{}/tasks", args.api_url.trim_end_matches('/'));
+    let body = json!({
+        "type": args.task_type,
+        "parameters": args.params,
+        "priority": args.priority.as_str(),
+    });
+    let mut ids = Vec::new();
+    for _ in 0..args.count {
+        let mut req = agent.post(&url);
+        if let Some(key) = &args.api_key {
+            req = req.header("Authorization", format!("Bearer {key}"));
+        }
+        let mut resp = req
+            .send_json(&body)
+            .map_err(|e| Error::Http(format!("POST {url}: {e}")))?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_string()
+            .map_err(|e| Error::Http(format!("POST {url}: reading the answer: {e}")))?;
+        if !(200..300).contains(&status) {
+            let head: String = text.chars().take(200).collect();
+            return Err(Error::Http(format!("POST {url}: status {status}: {head}")));
+        }
+        let id = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| {
+                v.pointer("/task/id")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .ok_or_else(|| Error::Http(format!("POST {url}: answer has no task id: {text}")))?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// Flags to arguments; `None` for `--help`.
+fn parse(args: Vec<OsString>) -> Result<Option<EnqueueArgs>, Error> {
+    use lexopt::prelude::*;
+    let mut api_url = std::env::var("API_URL").ok().filter(|u| !u.is_empty());
+    let mut api_key = std::env::var("API_KEY").ok().filter(|k| !k.is_empty());
+    let mut task_type = None;
+    let mut params = json!({});
+    let mut priority = Priority::Medium;
+    let mut count = 1;
+    let mut parser = lexopt::Parser::from_args(args);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("api-url") => api_url = Some(parser.value()?.string()?),
+            Long("api-key") => api_key = Some(parser.value()?.string()?),
+            Long("type") => task_type = Some(parser.value()?.string()?),
+            Long("params") => {
+                let text = parser.value()?.string()?;
+                params = serde_json::from_str(&text)
+                    .map_err(|e| Error::Usage(format!("--params: not valid JSON: {e}")))?;
+            }
+            Long("priority") => {
+                let p = parser.value()?.string()?;
+                priority = Priority::parse(&p).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "--priority: expected high, medium or low, got {p:?}"
+                    ))
+                })?;
+            }
+            Long("count") => {
+                let n = parser.value()?.string()?;
+                count = n.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    Error::Usage(format!("--count: expected a whole number ≥ 1, got {n:?}"))
+                })?;
+            }
+            Short('h') | Long("help") => return Ok(None),
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    let api_url =
+        api_url.ok_or_else(|| Error::Usage("--api-url (or API_URL) is required".into()))?;
+    let task_type = task_type
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::Usage("--type is required".into()))?;
+    Ok(Some(EnqueueArgs {
+        api_url,
+        api_key,
+        task_type,
+        params,
+        priority,
+        count,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn parses_flags_and_refuses_bad_params() {
+        let a = parse(args(&[
+            "--api-url",
+            "http://x",
+            "--type",
+            "echo",
+            "--params",
+            r#"{"a":1}"#,
+            "--count",
+            "3",
+            "--priority",
+            "high",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(a.count, 3);
+        assert_eq!(a.params, json!({"a": 1}));
+        assert_eq!(a.priority, Priority::High);
+        let e = parse(args(&[
+            "--api-url",
+            "http://x",
+            "--type",
+            "e",
+            "--params",
+            "{",
+        ]))
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 64);
+        assert!(e.to_string().contains("--params"));
+    }
+}

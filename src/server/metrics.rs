@@ -1,0 +1,123 @@
+//! `/health` and `/metrics`: the server's counts as JSON and as Prometheus text.
+
+use std::fmt::Write as _;
+
+use serde_json::{json, Map, Value};
+
+use super::record::Status;
+use super::service::Snapshot;
+
+/// The `/health` body.
+pub fn health(s: &Snapshot) -> Value {
+    let counts: Map<String, Value> = Status::ALL
+        .iter()
+        .map(|st| (st.as_str().to_string(), json!(s.counts[st.index()])))
+        .collect();
+    json!({
+        "status": "healthy",
+        "uptime_seconds": (s.uptime_seconds * 1000.0).round() / 1000.0,
+        "counts": counts,
+    })
+}
+
+/// The `/metrics` body in the Prometheus text format, version 0.0.4.
+pub fn prometheus(s: &Snapshot) -> String {
+    let mut out = String::with_capacity(2048);
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let by_status: Vec<(String, u64)> = Status::ALL
+        .iter()
+        .map(|st| {
+            (
+                format!("{{status=\"{}\"}}", st.as_str()),
+                s.counts[st.index()],
+            )
+        })
+        .collect();
+    let by_status: Vec<(&str, u64)> = by_status.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    metric(
+        "taskworker_server_tasks",
+        "gauge",
+        "Tasks by status.",
+        &by_status,
+    );
+    let t = &s.totals;
+    let counters: [(&str, &str, u64); 9] = [
+        (
+            "taskworker_server_enqueued_total",
+            "Tasks created.",
+            t.enqueued,
+        ),
+        (
+            "taskworker_server_deliveries_total",
+            "Tasks handed to a worker.",
+            t.delivered,
+        ),
+        (
+            "taskworker_server_completed_total",
+            "Tasks completed.",
+            t.completed,
+        ),
+        (
+            "taskworker_server_failed_total",
+            "Tasks failed for good.",
+            t.failed,
+        ),
+        (
+            "taskworker_server_retries_total",
+            "Failures put back for a retry.",
+            t.retried,
+        ),
+        (
+            "taskworker_server_lease_expired_total",
+            "Leases that ran out.",
+            t.lease_expired,
+        ),
+        (
+            "taskworker_server_released_total",
+            "Tasks put back by a claim cancel.",
+            t.released,
+        ),
+        (
+            "taskworker_server_heartbeats_total",
+            "Heartbeats accepted.",
+            t.heartbeats,
+        ),
+        (
+            "taskworker_server_claims_empty_total",
+            "Claims answered with no task.",
+            t.claims_empty,
+        ),
+    ];
+    for (name, help, value) in counters {
+        metric(name, "counter", help, &[("", value)]);
+    }
+    metric(
+        "taskworker_server_claims_served_total",
+        "counter",
+        "Claims answered with at least one task.",
+        &[("", t.claims_served)],
+    );
+    metric(
+        "taskworker_server_waiting_claims",
+        "gauge",
+        "Claims parked in a long poll.",
+        &[("", s.waiting as u64)],
+    );
+    let _ = writeln!(
+        out,
+        "# HELP taskworker_server_uptime_seconds Seconds since start."
+    );
+    let _ = writeln!(out, "# TYPE taskworker_server_uptime_seconds gauge");
+    let _ = writeln!(
+        out,
+        "taskworker_server_uptime_seconds {:.3}",
+        s.uptime_seconds
+    );
+    out
+}

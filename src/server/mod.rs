@@ -1,0 +1,180 @@
+//! The reference task-queue server of task-api.md: [`Server`] and its [`ServerConfig`].
+//!
+//! - [`queue`]: the state machine (priorities, leases, retries, claim ids).
+//! - [`record`]: one task as kept, and its wire views.
+//! - [`waiters`]: parked long polls.
+//! - [`service`]: the queue under its lock, with journal and timer.
+//! - [`journal`]: durability for `--data`.
+//! - [`routes`], [`decode`], [`metrics`]: the HTTP API.
+//! - [`http`]: the HTTP/1.1 connection handling underneath.
+//! - [`clock`]: time for leases and timestamps.
+//! - [`command`]: `taskworker serve`.
+
+pub mod clock;
+pub mod command;
+pub mod decode;
+pub mod http;
+pub mod journal;
+pub mod metrics;
+pub mod queue;
+pub mod record;
+pub mod routes;
+pub mod service;
+pub mod waiters;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use self::clock::{millis, Clock};
+use self::http::HttpServer;
+use self::journal::{Journal, JournalError};
+use self::queue::{Queue, QueueConfig};
+use self::routes::Routes;
+use self::service::Service;
+use crate::error::Error;
+
+/// How a server runs; build with `ServerConfig { ..Default::default() }`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on; port 0 picks a free one.
+    pub listen: String,
+    /// Journal file for durability; in memory when `None`.
+    pub data: Option<PathBuf>,
+    /// Bearer token every request but `/health` must carry.
+    pub api_key: Option<String>,
+    /// How long a claim's lease lasts.
+    pub lease: Duration,
+    /// Serve only the core protocol (no batches, long polls, heartbeats, ...).
+    pub core_only: bool,
+    /// Deliveries allowed for a task that does not say.
+    pub max_attempts: u32,
+    /// Wait before the first server-side retry; doubles with each attempt.
+    pub retry_backoff: Duration,
+    /// The longest wait before a retry.
+    pub retry_backoff_max: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            listen: "127.0.0.1:0".into(),
+            data: None,
+            api_key: None,
+            // The worker heartbeats every third of the lease: 30 s survives
+            // two lost heartbeats, and a crashed worker's task is back in 30 s.
+            lease: Duration::from_secs(30),
+            core_only: false,
+            max_attempts: 3,
+            retry_backoff: Duration::from_secs(1),
+            retry_backoff_max: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A running server. It owns its threads; dropping it stops them, answers
+/// every parked claim and closes every connection.
+pub struct Server {
+    http: HttpServer,
+    service: Arc<Service>,
+    timer: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds `config.listen`, replays the journal when there is one, and starts serving.
+    pub fn start(config: ServerConfig) -> Result<Server, Error> {
+        let listener = TcpListener::bind(&config.listen)
+            .map_err(|e| Error::io(format!("listening on {}", config.listen), e))?;
+        let clock = Clock::new();
+        let mut queue = Queue::new(QueueConfig {
+            lease_ms: millis(config.lease).max(1),
+            max_attempts: config.max_attempts.max(1),
+            backoff_base_ms: millis(config.retry_backoff),
+            backoff_max_ms: millis(config.retry_backoff_max),
+            extensions: !config.core_only,
+            // Ids differ between runs of an in-memory server, so a worker's
+            // spool never mistakes a new task for an old one.
+            id_prefix: format!("task_{:x}_", clock.now()),
+        });
+        let journal = match &config.data {
+            None => None,
+            Some(path) => {
+                let (journal, records) = Journal::open(path).map_err(journal_error)?;
+                log::info!("journal {}: {} tasks", path.display(), records.len());
+                queue.restore(records, clock.now());
+                Some(journal)
+            }
+        };
+        let service = Arc::new(Service::new(queue, journal, clock));
+        let timer_service = Arc::clone(&service);
+        let timer = thread::Builder::new()
+            .name("taskworker-serve-timer".into())
+            .spawn(move || timer_service.run_timer())
+            .map_err(|e| Error::io("starting the timer thread", e))?;
+        let routes = Routes::new(
+            Arc::clone(&service),
+            config.api_key.clone(),
+            !config.core_only,
+        );
+        let http = HttpServer::start(listener, Arc::new(move |req| routes.handle(req)))
+            .map_err(|e| Error::io("starting the accept thread", e))?;
+        Ok(Server {
+            http,
+            service,
+            timer: Some(timer),
+        })
+    }
+
+    /// The bound address (with the real port when 0 was asked).
+    pub fn addr(&self) -> SocketAddr {
+        self.http.addr()
+    }
+
+    /// The base URL, `http://127.0.0.1:PORT` (a wildcard address shows as loopback).
+    pub fn url(&self) -> String {
+        let mut addr = self.addr();
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        format!("http://{addr}")
+    }
+
+    /// Blocks until SIGTERM or SIGINT, then stops the server (journal synced).
+    pub fn wait(self) {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+            Ok(mut signals) => {
+                if let Some(sig) = signals.forever().next() {
+                    log::info!("signal {sig}: stopping");
+                }
+            }
+            Err(e) => log::error!("cannot listen for signals: {e}"),
+        }
+        drop(self);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.service.stop();
+        self.http.stop();
+        if let Some(timer) = self.timer.take() {
+            let _ = timer.join();
+        }
+    }
+}
+
+fn journal_error(e: JournalError) -> Error {
+    match e {
+        JournalError::Io { context, source } => Error::io(context, source),
+        other => Error::io(
+            "opening the journal",
+            std::io::Error::new(std::io::ErrorKind::InvalidData, other.to_string()),
+        ),
+    }
+}

@@ -1,0 +1,946 @@
+//! The task queue as a pure state machine: priorities, leases, retries, claim
+//! ids. Time comes in as clock milliseconds; nothing here blocks or does I/O.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+
+use serde_json::Value;
+
+use super::record::{Attempt, Failure, Lease, Status, TaskRecord};
+use super::waiters::Waiters;
+use crate::task::{ClaimRequest, EnqueueRequest, FailBody, Priority, Task};
+
+/// The `error_type` of a task whose last lease ran out.
+pub const LEASE_EXPIRED: &str = "LEASE_EXPIRED";
+
+/// The most tasks one claim hands out, whatever it asks.
+pub const MAX_BATCH: usize = 1000;
+
+/// How long a cancelled claim id is remembered, so a late repeat of the
+/// cancelled claim gets nothing instead of new tasks.
+const CANCELLED_CLAIM_MEMORY_MS: u64 = 10 * 60 * 1000;
+
+/// The rules the queue keeps.
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// How long a claim's lease lasts (ms).
+    pub lease_ms: u64,
+    /// Deliveries allowed when a task does not say.
+    pub max_attempts: u32,
+    /// Wait before the first retry of a retryable failure (ms); doubles each time.
+    pub backoff_base_ms: u64,
+    /// The longest wait before a retry (ms).
+    pub backoff_max_ms: u64,
+    /// Whether claims use the extensions (batches, types, claim ids, lease fields).
+    pub extensions: bool,
+    /// Generated task ids are this prefix and a sequence number.
+    pub id_prefix: String,
+}
+
+impl Default for QueueConfig {
+    fn default() -> QueueConfig {
+        QueueConfig {
+            lease_ms: 30_000,
+            max_attempts: 3,
+            backoff_base_ms: 1_000,
+            backoff_max_ms: 60_000,
+            extensions: true,
+            id_prefix: "task_".into(),
+        }
+    }
+}
+
+/// Why a report or heartbeat was refused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReportError {
+    /// No task has this id (404).
+    NotFound(String),
+    /// The task is not leased to this worker (409).
+    Conflict(String),
+}
+
+impl fmt::Display for ReportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReportError::NotFound(id) => write!(f, "task {id:?} not found"),
+            ReportError::Conflict(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Event counters for `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct Totals {
+    /// Tasks created.
+    pub enqueued: u64,
+    /// Deliveries (a task handed to a worker).
+    pub delivered: u64,
+    /// Claims answered with at least one task.
+    pub claims_served: u64,
+    /// Claims answered with none.
+    pub claims_empty: u64,
+    /// Tasks completed.
+    pub completed: u64,
+    /// Tasks failed for good.
+    pub failed: u64,
+    /// Failures put back for a retry.
+    pub retried: u64,
+    /// Leases that ran out.
+    pub lease_expired: u64,
+    /// Tasks put back by a claim cancel.
+    pub released: u64,
+    /// Heartbeats accepted.
+    pub heartbeats: u64,
+}
+
+/// What a claim got.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    /// The tasks handed out (or handed out before, for a repeated claim id).
+    pub tasks: Vec<Task>,
+    /// Whether the claim may wait for a task (false for a cancelled claim id).
+    pub may_wait: bool,
+}
+
+#[derive(Debug, Default)]
+struct ClaimEntry {
+    tasks: Vec<String>,
+    cancelled_at: Option<u64>,
+}
+
+type ReadyKey = (Reverse<Priority>, u64);
+
+/// The queue: every task, the indexes that make claims fast, and the parked claims.
+pub struct Queue {
+    cfg: QueueConfig,
+    tasks: HashMap<String, TaskRecord>,
+    by_seq: BTreeMap<u64, String>,
+    ready: BTreeSet<ReadyKey>,
+    ready_by_type: HashMap<String, BTreeSet<ReadyKey>>,
+    delayed: BTreeSet<(u64, u64)>,
+    leases: BTreeSet<(u64, u64)>,
+    claims: HashMap<String, ClaimEntry>,
+    next_seq: u64,
+    next_prune: u64,
+    counts: [u64; 4],
+    totals: Totals,
+    changed: Vec<String>,
+    timer_wake: u64,
+    timer_kick: bool,
+    /// The claims waiting for a task.
+    pub waiters: Waiters,
+}
+
+impl Queue {
+    /// An empty queue.
+    pub fn new(cfg: QueueConfig) -> Queue {
+        Queue {
+            cfg,
+            tasks: HashMap::new(),
+            by_seq: BTreeMap::new(),
+            ready: BTreeSet::new(),
+            ready_by_type: HashMap::new(),
+            delayed: BTreeSet::new(),
+            leases: BTreeSet::new(),
+            claims: HashMap::new(),
+            next_seq: 1,
+            next_prune: 0,
+            counts: [0; 4],
+            totals: Totals::default(),
+            changed: Vec::new(),
+            timer_wake: u64::MAX,
+            timer_kick: false,
+            waiters: Waiters::default(),
+        }
+    }
+
+    /// The rules this queue keeps.
+    pub fn config(&self) -> &QueueConfig {
+        &self.cfg
+    }
+
+    /// Loads records kept by the journal (in any order; one per id).
+    pub fn restore(&mut self, records: Vec<TaskRecord>, now: u64) {
+        for mut rec in records {
+            if rec.status == Status::Claimed && rec.lease.is_none() {
+                rec.status = Status::Queued;
+            }
+            self.next_seq = self.next_seq.max(rec.seq + 1);
+            self.counts[rec.status.index()] += 1;
+            self.by_seq.insert(rec.seq, rec.id.clone());
+            match rec.status {
+                Status::Queued => {
+                    self.index_queued(rec.priority, rec.seq, &rec.task_type, rec.ready_at, now)
+                }
+                Status::Claimed => {
+                    if let Some(lease) = &rec.lease {
+                        self.leases.insert((lease.expires_at, rec.seq));
+                        if let Some(cid) = &lease.claim_id {
+                            let entry = self.claims.entry(cid.clone()).or_default();
+                            entry.tasks.push(rec.id.clone());
+                        }
+                    }
+                }
+                Status::Completed | Status::Failed => {}
+            }
+            self.tasks.insert(rec.id.clone(), rec);
+        }
+    }
+
+    /// Adds a task; `Ok((record, true))` when new, `(existing, false)` when
+    /// the id was already there.
+    pub fn enqueue(&mut self, req: &EnqueueRequest, now: u64) -> (&TaskRecord, bool) {
+        let seq = self.next_seq;
+        let id = match &req.id {
+            Some(id) => id.clone(),
+            None => {
+                let mut n = seq;
+                while self
+                    .tasks
+                    .contains_key(&format!("{}{n}", self.cfg.id_prefix))
+                {
+                    n += 1;
+                }
+                format!("{}{n}", self.cfg.id_prefix)
+            }
+        };
+        if self.tasks.contains_key(&id) {
+            return (&self.tasks[&id], false);
+        }
+        self.next_seq += 1;
+        let delay_ms = req
+            .delay_seconds
+            .filter(|d| d.is_finite() && *d > 0.0)
+            .map(|d| (d * 1000.0).min(1e15) as u64)
+            .unwrap_or(0);
+        let rec = TaskRecord {
+            id: id.clone(),
+            task_type: req.task_type.clone(),
+            parameters: req
+                .parameters
+                .clone()
+                .unwrap_or_else(|| Value::Object(Default::default())),
+            priority: req.priority.unwrap_or_default(),
+            max_attempts: req.max_attempts.unwrap_or(self.cfg.max_attempts).max(1),
+            timeout_seconds: req.timeout_seconds,
+            created_at: now,
+            seq,
+            status: Status::Queued,
+            attempt: 0,
+            ready_at: now.saturating_add(delay_ms),
+            lease: None,
+            result: None,
+            error: None,
+            history: Vec::new(),
+        };
+        self.index_queued(rec.priority, seq, &rec.task_type, rec.ready_at, now);
+        self.counts[Status::Queued.index()] += 1;
+        self.totals.enqueued += 1;
+        self.by_seq.insert(seq, id.clone());
+        self.changed.push(id.clone());
+        self.tasks.insert(id.clone(), rec);
+        (&self.tasks[&id], true)
+    }
+
+    /// Hands out ready tasks to `req.worker_id`: the highest priority first,
+    /// FIFO within a priority. A repeated claim id gets the tasks it got before.
+    pub fn claim(&mut self, req: &ClaimRequest, now: u64) -> Claimed {
+        self.advance(now);
+        let ext = self.cfg.extensions;
+        let claim_id = if ext { req.claim_id.as_deref() } else { None };
+        if let Some(cid) = claim_id {
+            if let Some(entry) = self.claims.get(cid) {
+                if entry.cancelled_at.is_some() {
+                    self.totals.claims_empty += 1;
+                    return Claimed::default();
+                }
+                if !entry.tasks.is_empty() {
+                    let tasks = entry
+                        .tasks
+                        .iter()
+                        .filter_map(|id| self.tasks.get(id))
+                        .map(|rec| rec.to_task(ext))
+                        .collect();
+                    return Claimed {
+                        tasks,
+                        may_wait: false,
+                    };
+                }
+            }
+        }
+        let max = match req.max_tasks {
+            Some(n) if ext => (n as usize).clamp(1, MAX_BATCH),
+            _ => 1,
+        };
+        let types = if ext { req.types.as_deref() } else { None };
+        let mut tasks = Vec::new();
+        while tasks.len() < max {
+            let Some(key) = self.pick(types) else { break };
+            self.unindex_ready(key);
+            let Some(id) = self.by_seq.get(&key.1).cloned() else {
+                continue;
+            };
+            if let Some(task) = self.lease(&id, &req.worker_id, claim_id, now) {
+                tasks.push(task);
+            }
+        }
+        if tasks.is_empty() {
+            self.totals.claims_empty += 1;
+        } else {
+            self.totals.claims_served += 1;
+        }
+        Claimed {
+            tasks,
+            may_wait: true,
+        }
+    }
+
+    /// Records a result from the lease holder.
+    pub fn complete(
+        &mut self,
+        id: &str,
+        worker_id: Option<&str>,
+        result: Value,
+        duration_ms: Option<u64>,
+        now: u64,
+    ) -> Result<(), ReportError> {
+        self.advance(now);
+        self.check_holder(id, worker_id)?;
+        self.end_lease(id, now, "completed", None, duration_ms);
+        self.set_status(id, Status::Completed);
+        if let Some(rec) = self.tasks.get_mut(id) {
+            rec.result = Some(result);
+            rec.error = None;
+        }
+        self.totals.completed += 1;
+        Ok(())
+    }
+
+    /// Records a failure from the lease holder: a retryable one with attempts
+    /// left goes back after a backoff, anything else fails the task.
+    pub fn fail(&mut self, id: &str, body: &FailBody, now: u64) -> Result<(), ReportError> {
+        self.advance(now);
+        self.check_holder(id, body.worker_id.as_deref())?;
+        let failure = Failure {
+            error: body.error.clone(),
+            error_type: body.error_type.clone(),
+            retryable: body.retryable,
+            traceback: body.traceback.clone(),
+        };
+        let Some(rec) = self.tasks.get(id) else {
+            return Err(ReportError::NotFound(id.into()));
+        };
+        let retry = body.retryable == Some(true) && rec.attempt < rec.max_attempts;
+        let outcome = if retry { "retry" } else { "failed" };
+        self.end_lease(id, now, outcome, Some(failure), body.duration_ms);
+        if retry {
+            let wait = self.backoff(self.tasks.get(id).map_or(1, |r| r.attempt));
+            self.requeue(id, now.saturating_add(wait), now);
+            self.totals.retried += 1;
+        } else {
+            self.set_status(id, Status::Failed);
+            self.totals.failed += 1;
+        }
+        Ok(())
+    }
+
+    /// Extends the lease of `id` held by `worker_id`; returns its new end.
+    pub fn heartbeat(&mut self, id: &str, worker_id: &str, now: u64) -> Result<u64, ReportError> {
+        self.advance(now);
+        self.check_holder(id, Some(worker_id))?;
+        let expires = now.saturating_add(self.cfg.lease_ms);
+        let Some(rec) = self.tasks.get_mut(id) else {
+            return Err(ReportError::NotFound(id.into()));
+        };
+        let seq = rec.seq;
+        if let Some(lease) = &mut rec.lease {
+            self.leases.remove(&(lease.expires_at, seq));
+            lease.expires_at = expires;
+            self.leases.insert((expires, seq));
+        }
+        self.changed.push(id.to_string());
+        self.totals.heartbeats += 1;
+        Ok(expires)
+    }
+
+    /// Ends the claim `claim_id`: answers its parked poll and puts back the
+    /// tasks it handed out that are not reported, without counting an attempt.
+    pub fn cancel_claim(&mut self, claim_id: &str, now: u64) -> usize {
+        self.advance(now);
+        self.waiters.cancel(claim_id);
+        let entry = self.claims.entry(claim_id.to_string()).or_default();
+        entry.cancelled_at = Some(now);
+        let ids = std::mem::take(&mut entry.tasks);
+        let mut released = 0;
+        for id in ids {
+            let held = self.tasks.get(&id).is_some_and(|r| {
+                r.status == Status::Claimed
+                    && r.lease.as_ref().and_then(|l| l.claim_id.as_deref()) == Some(claim_id)
+            });
+            if held {
+                self.end_lease(&id, now, "released", None, None);
+                if let Some(rec) = self.tasks.get_mut(&id) {
+                    rec.attempt = rec.attempt.saturating_sub(1);
+                }
+                self.requeue(&id, now, now);
+                released += 1;
+            }
+        }
+        self.totals.released += released as u64;
+        released
+    }
+
+    /// Applies what time has done: delayed tasks become ready, leases run
+    /// out. Returns when something will next be due.
+    pub fn advance(&mut self, now: u64) -> u64 {
+        while let Some(&(at, seq)) = self.delayed.first() {
+            if at > now {
+                break;
+            }
+            self.delayed.pop_first();
+            if let Some(rec) = self.by_seq.get(&seq).and_then(|id| self.tasks.get(id)) {
+                let (prio, ty) = (rec.priority, rec.task_type.clone());
+                self.index_queued(prio, seq, &ty, at, now);
+            }
+        }
+        while let Some(&(at, seq)) = self.leases.first() {
+            if at > now {
+                break;
+            }
+            self.leases.pop_first();
+            if let Some(id) = self.by_seq.get(&seq).cloned() {
+                self.expire(&id, now);
+            }
+        }
+        if now >= self.next_prune {
+            self.claims.retain(|_, e| match e.cancelled_at {
+                Some(at) => now.saturating_sub(at) < CANCELLED_CLAIM_MEMORY_MS,
+                None => !e.tasks.is_empty(),
+            });
+            self.next_prune = now.saturating_add(CANCELLED_CLAIM_MEMORY_MS / 10);
+        }
+        let next_delay = self.delayed.first().map_or(u64::MAX, |d| d.0);
+        let next_lease = self.leases.first().map_or(u64::MAX, |l| l.0);
+        next_delay.min(next_lease).min(self.next_prune)
+    }
+
+    /// One task.
+    pub fn get(&self, id: &str) -> Option<&TaskRecord> {
+        self.tasks.get(id)
+    }
+
+    /// Tasks newest first, filtered by status and type.
+    pub fn list(
+        &self,
+        status: Option<Status>,
+        task_type: Option<&str>,
+        limit: usize,
+    ) -> Vec<&TaskRecord> {
+        self.by_seq
+            .values()
+            .rev()
+            .filter_map(|id| self.tasks.get(id))
+            .filter(|r| status.map_or(true, |s| r.status == s))
+            .filter(|r| task_type.map_or(true, |t| r.task_type == t))
+            .take(limit)
+            .collect()
+    }
+
+    /// How many tasks are in each status, in [`Status::ALL`] order.
+    pub fn counts(&self) -> [u64; 4] {
+        self.counts
+    }
+
+    /// The event counters.
+    pub fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    /// Ids of the records changed since the last call, for the journal.
+    pub fn take_changes(&mut self) -> Vec<String> {
+        let mut ids = std::mem::take(&mut self.changed);
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// Whether anything was changed since the last [`Queue::take_changes`].
+    pub fn has_changes(&self) -> bool {
+        !self.changed.is_empty()
+    }
+
+    /// Tells the queue when its timer will next wake.
+    pub fn set_timer_wake(&mut self, at: u64) {
+        self.timer_wake = at;
+        self.timer_kick = false;
+    }
+
+    /// Whether a deadline earlier than the timer's wake was added since the
+    /// timer last slept: then it must be woken to sleep less.
+    pub fn take_timer_kick(&mut self) -> bool {
+        std::mem::take(&mut self.timer_kick)
+    }
+
+    /// Wakes a parked claim for each type that has a ready task: a claim
+    /// that was woken and then took nothing passes its wake on.
+    pub fn nudge(&mut self) {
+        if self.waiters.is_empty() {
+            return;
+        }
+        let ready: Vec<String> = self
+            .ready_by_type
+            .iter()
+            .filter(|(_, set)| !set.is_empty())
+            .map(|(t, _)| t.clone())
+            .collect();
+        for t in ready {
+            self.waiters.wake_one(&t);
+        }
+    }
+
+    fn note_deadline(&mut self, at: u64) {
+        if at < self.timer_wake {
+            self.timer_kick = true;
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> u64 {
+        let doublings = attempt.saturating_sub(1).min(32);
+        self.cfg
+            .backoff_base_ms
+            .saturating_mul(1u64 << doublings)
+            .min(self.cfg.backoff_max_ms)
+    }
+
+    fn pick(&self, types: Option<&[String]>) -> Option<ReadyKey> {
+        match types {
+            None => self.ready.first().copied(),
+            Some(types) => types
+                .iter()
+                .filter_map(|t| self.ready_by_type.get(t).and_then(|s| s.first()))
+                .min()
+                .copied(),
+        }
+    }
+
+    fn index_queued(&mut self, prio: Priority, seq: u64, task_type: &str, ready_at: u64, now: u64) {
+        if ready_at > now {
+            self.delayed.insert((ready_at, seq));
+            self.note_deadline(ready_at);
+            return;
+        }
+        let key = (Reverse(prio), seq);
+        self.ready.insert(key);
+        match self.ready_by_type.get_mut(task_type) {
+            Some(set) => {
+                set.insert(key);
+            }
+            None => {
+                self.ready_by_type
+                    .insert(task_type.to_string(), BTreeSet::from([key]));
+            }
+        }
+        self.waiters.wake_one(task_type);
+    }
+
+    fn unindex_ready(&mut self, key: ReadyKey) {
+        self.ready.remove(&key);
+        if let Some(rec) = self.by_seq.get(&key.1).and_then(|id| self.tasks.get(id)) {
+            if let Some(set) = self.ready_by_type.get_mut(&rec.task_type) {
+                set.remove(&key);
+            }
+        }
+    }
+
+    fn lease(&mut self, id: &str, worker: &str, claim_id: Option<&str>, now: u64) -> Option<Task> {
+        let expires_at = now.saturating_add(self.cfg.lease_ms);
+        let ext = self.cfg.extensions;
+        let rec = self.tasks.get_mut(id)?;
+        rec.attempt += 1;
+        rec.lease = Some(Lease {
+            worker_id: worker.to_string(),
+            claim_id: claim_id.map(str::to_string),
+            claimed_at: now,
+            expires_at,
+        });
+        rec.history.push(Attempt {
+            attempt: rec.attempt,
+            worker_id: worker.to_string(),
+            claimed_at: now,
+            ended_at: None,
+            outcome: None,
+            error: None,
+            duration_ms: None,
+        });
+        let task = rec.to_task(ext);
+        let seq = rec.seq;
+        self.leases.insert((expires_at, seq));
+        self.note_deadline(expires_at);
+        if let Some(cid) = claim_id {
+            self.claims
+                .entry(cid.to_string())
+                .or_default()
+                .tasks
+                .push(id.to_string());
+        }
+        self.set_status(id, Status::Claimed);
+        self.totals.delivered += 1;
+        Some(task)
+    }
+
+    fn check_holder(&self, id: &str, worker_id: Option<&str>) -> Result<(), ReportError> {
+        let rec = self
+            .tasks
+            .get(id)
+            .ok_or_else(|| ReportError::NotFound(id.into()))?;
+        let Some(lease) = rec.lease.as_ref().filter(|_| rec.status == Status::Claimed) else {
+            return Err(ReportError::Conflict(format!(
+                "task {id:?} is {}, not claimed",
+                rec.status.as_str()
+            )));
+        };
+        match worker_id {
+            Some(w) if w != lease.worker_id => Err(ReportError::Conflict(format!(
+                "task {id:?} is leased to another worker"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Takes the lease off `id` and closes its history entry.
+    fn end_lease(
+        &mut self,
+        id: &str,
+        now: u64,
+        outcome: &str,
+        error: Option<Failure>,
+        duration_ms: Option<u64>,
+    ) {
+        let Some(rec) = self.tasks.get_mut(id) else {
+            return;
+        };
+        let Some(lease) = rec.lease.take() else {
+            return;
+        };
+        if let Some(entry) = rec.history.last_mut().filter(|a| a.ended_at.is_none()) {
+            entry.ended_at = Some(now);
+            entry.outcome = Some(outcome.to_string());
+            entry.error = error.clone();
+            entry.duration_ms = duration_ms;
+        }
+        if error.is_some() {
+            rec.error = error;
+        }
+        self.leases.remove(&(lease.expires_at, rec.seq));
+        if let Some(cid) = &lease.claim_id {
+            if let Some(entry) = self.claims.get_mut(cid) {
+                entry.tasks.retain(|t| t != id);
+                if entry.tasks.is_empty() && entry.cancelled_at.is_none() {
+                    self.claims.remove(cid);
+                }
+            }
+        }
+        self.changed.push(id.to_string());
+    }
+
+    fn expire(&mut self, id: &str, now: u64) {
+        let Some(rec) = self.tasks.get(id) else {
+            return;
+        };
+        if rec.status != Status::Claimed {
+            return;
+        }
+        let last = rec.attempt >= rec.max_attempts;
+        let failure = Failure {
+            error: format!(
+                "lease expired on attempt {} of {}",
+                rec.attempt, rec.max_attempts
+            ),
+            error_type: Some(LEASE_EXPIRED.into()),
+            retryable: Some(!last),
+            traceback: None,
+        };
+        self.end_lease(id, now, "lease_expired", Some(failure), None);
+        self.totals.lease_expired += 1;
+        if last {
+            self.set_status(id, Status::Failed);
+            self.totals.failed += 1;
+        } else {
+            self.requeue(id, now, now);
+        }
+    }
+
+    fn requeue(&mut self, id: &str, ready_at: u64, now: u64) {
+        self.set_status(id, Status::Queued);
+        let Some(rec) = self.tasks.get_mut(id) else {
+            return;
+        };
+        rec.ready_at = ready_at;
+        let (prio, seq, ty) = (rec.priority, rec.seq, rec.task_type.clone());
+        self.index_queued(prio, seq, &ty, ready_at, now);
+        self.changed.push(id.to_string());
+    }
+
+    fn set_status(&mut self, id: &str, status: Status) {
+        if let Some(rec) = self.tasks.get_mut(id) {
+            let old = &mut self.counts[rec.status.index()];
+            *old = old.saturating_sub(1);
+            self.counts[status.index()] += 1;
+            rec.status = status;
+            self.changed.push(id.to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const T0: u64 = 1_000_000;
+
+    fn queue() -> Queue {
+        Queue::new(QueueConfig {
+            lease_ms: 1_000,
+            backoff_base_ms: 100,
+            backoff_max_ms: 1_000,
+            ..QueueConfig::default()
+        })
+    }
+
+    fn add(q: &mut Queue, id: &str, ty: &str, prio: Priority) {
+        let req = EnqueueRequest {
+            id: Some(id.into()),
+            task_type: ty.into(),
+            priority: Some(prio),
+            ..EnqueueRequest::default()
+        };
+        assert!(q.enqueue(&req, T0).1);
+    }
+
+    fn claim(q: &mut Queue, worker: &str, max: Option<u32>, now: u64) -> Vec<String> {
+        let req = ClaimRequest {
+            worker_id: worker.into(),
+            types: None,
+            max_tasks: max,
+            wait_seconds: None,
+            claim_id: None,
+        };
+        q.claim(&req, now).tasks.into_iter().map(|t| t.id).collect()
+    }
+
+    fn fail_body(retryable: bool) -> FailBody {
+        FailBody {
+            error: "boom".into(),
+            error_type: Some("HANDLER".into()),
+            retryable: Some(retryable),
+            traceback: None,
+            worker_id: Some("w".into()),
+            attempts: None,
+            duration_ms: None,
+        }
+    }
+
+    #[test]
+    fn priority_order_then_fifo() {
+        let mut q = queue();
+        add(&mut q, "l1", "t", Priority::Low);
+        add(&mut q, "m1", "t", Priority::Medium);
+        add(&mut q, "h1", "t", Priority::High);
+        add(&mut q, "m2", "t", Priority::Medium);
+        add(&mut q, "h2", "t", Priority::High);
+        assert_eq!(
+            claim(&mut q, "w", Some(10), T0),
+            ["h1", "h2", "m1", "m2", "l1"]
+        );
+        assert!(claim(&mut q, "w", None, T0).is_empty());
+        assert_eq!(q.counts(), [0, 5, 0, 0]);
+    }
+
+    #[test]
+    fn types_filter_picks_best_among_listed_types() {
+        let mut q = queue();
+        add(&mut q, "a", "x", Priority::Low);
+        add(&mut q, "b", "y", Priority::High);
+        add(&mut q, "c", "x", Priority::High);
+        let req = ClaimRequest {
+            worker_id: "w".into(),
+            types: Some(vec!["x".into(), "z".into()]),
+            max_tasks: Some(5),
+            wait_seconds: None,
+            claim_id: None,
+        };
+        let got: Vec<String> = q.claim(&req, T0).tasks.into_iter().map(|t| t.id).collect();
+        assert_eq!(got, ["c", "a"]);
+    }
+
+    #[test]
+    fn enqueue_with_existing_id_returns_the_existing_task() {
+        let mut q = queue();
+        add(&mut q, "a", "x", Priority::Low);
+        let again = EnqueueRequest {
+            id: Some("a".into()),
+            task_type: "other".into(),
+            ..EnqueueRequest::default()
+        };
+        let (rec, created) = q.enqueue(&again, T0);
+        assert!(!created);
+        assert_eq!(rec.task_type, "x");
+        let fresh = EnqueueRequest {
+            task_type: "x".into(),
+            ..EnqueueRequest::default()
+        };
+        assert!(q.enqueue(&fresh, T0).0.id.starts_with("task_"));
+    }
+
+    #[test]
+    fn lease_expiry_redelivers_then_fails() {
+        let mut q = queue();
+        add(&mut q, "a", "x", Priority::Medium);
+        let mut now = T0;
+        for attempt in 1..=3 {
+            let req = ClaimRequest {
+                worker_id: "w".into(),
+                types: None,
+                max_tasks: None,
+                wait_seconds: None,
+                claim_id: None,
+            };
+            let got = q.claim(&req, now).tasks;
+            assert_eq!(got.len(), 1, "attempt {attempt}");
+            assert_eq!(got[0].attempt, Some(attempt));
+            now += 1_001;
+            q.advance(now);
+        }
+        let rec = q.get("a").unwrap();
+        assert_eq!(rec.status, Status::Failed);
+        assert_eq!(
+            rec.error.as_ref().unwrap().error_type.as_deref(),
+            Some(LEASE_EXPIRED)
+        );
+        assert_eq!(rec.history.len(), 3);
+        assert_eq!(
+            q.complete("a", Some("w"), json!(1), None, now),
+            Err(ReportError::Conflict(
+                "task \"a\" is failed, not claimed".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn retryable_fail_backs_off_then_fails_on_last_attempt() {
+        let mut q = queue();
+        add(&mut q, "a", "x", Priority::Medium);
+        assert_eq!(claim(&mut q, "w", None, T0), ["a"]);
+        q.fail("a", &fail_body(true), T0).unwrap();
+        assert_eq!(q.get("a").unwrap().status, Status::Queued);
+        assert!(
+            claim(&mut q, "w", None, T0 + 50).is_empty(),
+            "still backing off"
+        );
+        assert_eq!(claim(&mut q, "w", None, T0 + 100), ["a"]);
+        q.fail("a", &fail_body(true), T0 + 100).unwrap();
+        assert!(
+            claim(&mut q, "w", None, T0 + 250).is_empty(),
+            "backoff doubled"
+        );
+        assert_eq!(claim(&mut q, "w", None, T0 + 300), ["a"]);
+        q.fail("a", &fail_body(true), T0 + 300).unwrap();
+        assert_eq!(q.get("a").unwrap().status, Status::Failed, "last attempt");
+        add(&mut q, "b", "x", Priority::Medium);
+        assert_eq!(claim(&mut q, "w", None, T0 + 400), ["b"]);
+        q.fail("b", &fail_body(false), T0 + 400).unwrap();
+        assert_eq!(q.get("b").unwrap().status, Status::Failed, "not retryable");
+    }
+
+    #[test]
+    fn reports_from_a_non_holder_conflict() {
+        let mut q = queue();
+        add(&mut q, "a", "x", Priority::Medium);
+        assert!(matches!(
+            q.heartbeat("a", "w", T0),
+            Err(ReportError::Conflict(_))
+        ));
+        assert_eq!(claim(&mut q, "w", None, T0), ["a"]);
+        assert!(matches!(
+            q.complete("a", Some("other"), json!(1), None, T0),
+            Err(ReportError::Conflict(_))
+        ));
+        assert!(matches!(
+            q.heartbeat("a", "other", T0),
+            Err(ReportError::Conflict(_))
+        ));
+        assert!(matches!(
+            q.complete("zz", None, json!(1), None, T0),
+            Err(ReportError::NotFound(_))
+        ));
+        assert_eq!(q.heartbeat("a", "w", T0 + 900), Ok(T0 + 1_900));
+        q.advance(T0 + 1_500);
+        assert_eq!(
+            q.get("a").unwrap().status,
+            Status::Claimed,
+            "heartbeat extended the lease"
+        );
+        q.complete("a", None, json!({"ok": true}), Some(5), T0 + 1_500)
+            .unwrap();
+        assert_eq!(q.get("a").unwrap().result, Some(json!({"ok": true})));
+        assert_eq!(q.counts(), [0, 0, 1, 0]);
+    }
+
+    #[test]
+    fn claim_id_repeats_and_cancel_releases_without_an_attempt() {
+        let mut q = queue();
+        add(&mut q, "a", "x", Priority::Medium);
+        add(&mut q, "b", "x", Priority::Medium);
+        add(&mut q, "c", "x", Priority::Medium);
+        let req = ClaimRequest {
+            worker_id: "w".into(),
+            types: None,
+            max_tasks: Some(2),
+            wait_seconds: None,
+            claim_id: Some("c-1".into()),
+        };
+        let first: Vec<String> = q.claim(&req, T0).tasks.into_iter().map(|t| t.id).collect();
+        let again: Vec<String> = q.claim(&req, T0).tasks.into_iter().map(|t| t.id).collect();
+        assert_eq!(first, ["a", "b"]);
+        assert_eq!(again, first);
+        assert_eq!(q.cancel_claim("c-1", T0), 2);
+        assert_eq!(q.get("a").unwrap().attempt, 0);
+        let after = q.claim(&req, T0);
+        assert!(
+            after.tasks.is_empty() && !after.may_wait,
+            "a cancelled claim gets nothing"
+        );
+        let next = claim(&mut q, "w2", Some(3), T0);
+        assert_eq!(next, ["a", "b", "c"]);
+        assert_eq!(q.get("a").unwrap().attempt, 1);
+    }
+
+    #[test]
+    fn delayed_tasks_wait_and_restore_keeps_state() {
+        let mut q = queue();
+        let req = EnqueueRequest {
+            id: Some("d".into()),
+            task_type: "x".into(),
+            delay_seconds: Some(0.5),
+            ..EnqueueRequest::default()
+        };
+        q.enqueue(&req, T0);
+        add(&mut q, "a", "x", Priority::Low);
+        assert_eq!(q.advance(T0), T0 + 500);
+        assert_eq!(claim(&mut q, "w", Some(5), T0), ["a"]);
+        let records: Vec<TaskRecord> = q
+            .take_changes()
+            .iter()
+            .filter_map(|id| q.get(id).cloned())
+            .collect();
+        let mut again = queue();
+        again.restore(records, T0);
+        assert_eq!(again.counts(), [1, 1, 0, 0]);
+        assert_eq!(claim(&mut again, "w", Some(5), T0 + 500), ["d"]);
+        again
+            .complete("a", Some("w"), json!(null), None, T0 + 500)
+            .unwrap();
+    }
+}

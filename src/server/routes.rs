@@ -1,0 +1,268 @@
+//! HTTP routing: checks the key, decodes each request, calls the service and
+//! turns its answer or refusal into a status and a JSON body.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::clock::rfc3339;
+use super::decode::{self, Fields};
+use super::http::{Request, Response};
+use super::metrics;
+use super::queue::ReportError;
+use super::record::Status;
+use super::service::{Service, ServiceError};
+use crate::task::decode_path_segment;
+
+/// The longest long poll granted, whatever is asked.
+const MAX_WAIT: Duration = Duration::from_secs(300);
+/// `GET /tasks` lists this many when no `limit` is given.
+const DEFAULT_LIST_LIMIT: usize = 100;
+
+/// The routes of one server.
+pub struct Routes {
+    service: Arc<Service>,
+    api_key: Option<String>,
+    extensions: bool,
+}
+
+impl Routes {
+    /// Routes onto `service`; `extensions` false makes the server core-only.
+    pub fn new(service: Arc<Service>, api_key: Option<String>, extensions: bool) -> Routes {
+        Routes {
+            service,
+            api_key,
+            extensions,
+        }
+    }
+
+    /// Answers one request.
+    pub fn handle(&self, req: Request) -> Response {
+        let path = req.path().to_string();
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let method = match req.method.as_str() {
+            "HEAD" => "GET",
+            m => m,
+        };
+        if segments != ["health"] && !self.authorized(&req) {
+            return Response::error(401, "missing or wrong API key")
+                .with_header("WWW-Authenticate", "Bearer");
+        }
+        let ext = self.extensions;
+        match (segments.as_slice(), method) {
+            (["health"], "GET") => Response::json(200, &metrics::health(&self.service.snapshot())),
+            (["metrics"], "GET") => Response {
+                status: 200,
+                content_type: "text/plain; version=0.0.4",
+                headers: Vec::new(),
+                body: metrics::prometheus(&self.service.snapshot()).into_bytes(),
+            },
+            (["tasks"], "GET") => self.list(&req),
+            (["tasks"], "POST") => self.with_body(&req, |f| self.enqueue(f)),
+            (["tasks", "claim"], "POST") => self.with_body(&req, |f| self.claim(f)),
+            (["tasks", "claim", "cancel"], "POST") if ext => {
+                self.with_body(&req, |f| self.cancel(f))
+            }
+            (["tasks", id], "GET") if *id != "claim" => self.with_id(id, |id| self.get(id)),
+            (["tasks", id, "complete"], "POST") => {
+                self.with_id(id, |id| self.with_body(&req, |f| self.complete(id, f)))
+            }
+            (["tasks", id, "fail"], "POST") => {
+                self.with_id(id, |id| self.with_body(&req, |f| self.fail(id, f)))
+            }
+            (["tasks", id, "heartbeat"], "POST") if ext => {
+                self.with_id(id, |id| self.with_body(&req, |f| self.heartbeat(id, f)))
+            }
+            (route, _) => match allowed(route, ext) {
+                Some(allow) => Response::error(405, format!("method {} not allowed", req.method))
+                    .with_header("Allow", allow),
+                None => Response::error(404, format!("no route for {path}")),
+            },
+        }
+    }
+
+    /// Compares the bearer token in constant time.
+    fn authorized(&self, req: &Request) -> bool {
+        let Some(key) = &self.api_key else {
+            return true;
+        };
+        let given = req
+            .header("Authorization")
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .unwrap_or("");
+        constant_time_eq(given.trim().as_bytes(), key.as_bytes())
+    }
+
+    fn with_body(
+        &self,
+        req: &Request,
+        f: impl FnOnce(&Fields) -> Result<Response, String>,
+    ) -> Response {
+        match Fields::parse(&req.body).and_then(|fields| f(&fields)) {
+            Ok(resp) => resp,
+            Err(msg) => Response::error(400, msg),
+        }
+    }
+
+    fn with_id(&self, raw: &str, f: impl FnOnce(&str) -> Response) -> Response {
+        match decode_path_segment(raw) {
+            Some(id) if !id.is_empty() => f(&id),
+            _ => Response::error(400, "malformed task id in path"),
+        }
+    }
+
+    fn enqueue(&self, f: &Fields) -> Result<Response, String> {
+        let req = decode::enqueue(f)?;
+        Ok(match self.service.enqueue(&req) {
+            Ok((rec, created)) => Response::json(
+                if created { 201 } else { 200 },
+                &json!({ "task": rec.to_detail() }),
+            ),
+            Err(e) => refusal(e),
+        })
+    }
+
+    fn claim(&self, f: &Fields) -> Result<Response, String> {
+        let mut req = decode::claim(f)?;
+        let batch = self.extensions && req.max_tasks.is_some();
+        let wait = match req.wait_seconds {
+            Some(s) if self.extensions => Duration::from_secs_f64(s.min(MAX_WAIT.as_secs_f64())),
+            _ => Duration::ZERO,
+        };
+        if !self.extensions {
+            req.types = None;
+            req.max_tasks = None;
+            req.claim_id = None;
+        }
+        Ok(match self.service.claim(&req, wait) {
+            Ok(tasks) if tasks.is_empty() => Response::error(404, "no task available"),
+            Ok(tasks) if batch => Response::json(200, &json!({ "tasks": tasks })),
+            Ok(mut tasks) => Response::json(200, &json!({ "task": tasks.swap_remove(0) })),
+            Err(e) => refusal(e),
+        })
+    }
+
+    fn cancel(&self, f: &Fields) -> Result<Response, String> {
+        let req = decode::cancel(f)?;
+        Ok(match self.service.cancel_claim(&req.claim_id) {
+            Ok(n) => Response::json(200, &json!({ "released": n })),
+            Err(e) => refusal(e),
+        })
+    }
+
+    fn complete(&self, id: &str, f: &Fields) -> Result<Response, String> {
+        let body = decode::complete(f)?;
+        Ok(match self.service.complete(id, body) {
+            Ok(()) => Response::json(200, &json!({ "id": id, "status": "completed" })),
+            Err(e) => refusal(e),
+        })
+    }
+
+    fn fail(&self, id: &str, f: &Fields) -> Result<Response, String> {
+        let body = decode::fail(f)?;
+        Ok(match self.service.fail(id, &body) {
+            Ok(status) => Response::json(200, &json!({ "id": id, "status": status.as_str() })),
+            Err(e) => refusal(e),
+        })
+    }
+
+    fn heartbeat(&self, id: &str, f: &Fields) -> Result<Response, String> {
+        let worker_id = f.str("worker_id")?;
+        Ok(match self.service.heartbeat(id, &worker_id) {
+            Ok(until) => Response::json(200, &json!({ "lease_expires_at": rfc3339(until) })),
+            Err(e) => refusal(e),
+        })
+    }
+
+    fn get(&self, id: &str) -> Response {
+        match self.service.get(id) {
+            Some(task) => Response::json(200, &json!({ "task": task })),
+            None => Response::error(404, format!("task {id:?} not found")),
+        }
+    }
+
+    fn list(&self, req: &Request) -> Response {
+        let mut status = None;
+        let mut task_type = None;
+        let mut limit = DEFAULT_LIST_LIMIT;
+        for pair in req.query().split('&').filter(|p| !p.is_empty()) {
+            let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
+            let Some(value) = decode_path_segment(&raw.replace('+', " ")) else {
+                return Response::error(400, format!("query `{key}`: malformed percent-encoding"));
+            };
+            match key {
+                "status" if value.is_empty() => {}
+                "status" => match Status::parse(&value) {
+                    Some(s) => status = Some(s),
+                    None => {
+                        return Response::error(
+                            400,
+                            "query `status`: expected queued, claimed, completed or failed",
+                        )
+                    }
+                },
+                "type" if !value.is_empty() => task_type = Some(value),
+                "limit" => match value.parse::<usize>() {
+                    Ok(n) => limit = n,
+                    Err(_) => {
+                        return Response::error(400, "query `limit`: expected a whole number")
+                    }
+                },
+                _ => {}
+            }
+        }
+        let tasks = self.service.list(status, task_type.as_deref(), limit);
+        Response::json(200, &json!({ "tasks": Value::Array(tasks) }))
+    }
+}
+
+/// The `Allow` header for a route that exists, `None` for one that does not.
+fn allowed(route: &[&str], ext: bool) -> Option<&'static str> {
+    match route {
+        ["health"] | ["metrics"] => Some("GET, HEAD"),
+        ["tasks"] => Some("GET, HEAD, POST"),
+        ["tasks", "claim"] => Some("POST"),
+        ["tasks", "claim", "cancel"] if ext => Some("POST"),
+        ["tasks", id] if !id.is_empty() => Some("GET, HEAD"),
+        ["tasks", id, "complete" | "fail"] if !id.is_empty() => Some("POST"),
+        ["tasks", id, "heartbeat"] if ext && !id.is_empty() => Some("POST"),
+        _ => None,
+    }
+}
+
+fn refusal(e: ServiceError) -> Response {
+    match e {
+        ServiceError::Report(ReportError::NotFound(_)) => Response::error(404, e.to_string()),
+        ServiceError::Report(ReportError::Conflict(_)) => Response::error(409, e.to_string()),
+        ServiceError::NotDurable(_) => Response::error(503, e.to_string()),
+    }
+}
+
+/// Equal-length inputs take the same time whatever their contents; the
+/// length itself is not secret.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_eq_compares_bytes() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+    }
+
+    #[test]
+    fn allow_lists_only_real_routes() {
+        assert_eq!(allowed(&["tasks", "claim"], true), Some("POST"));
+        assert_eq!(allowed(&["tasks", "claim", "cancel"], false), None);
+        assert_eq!(allowed(&["nope"], true), None);
+    }
+}
