@@ -137,6 +137,10 @@ pub fn health(view: &HealthView) -> (bool, Value) {
         "worker_id": &*view.state.worker_id,
         "version": env!("CARGO_PKG_VERSION"),
         "api": api_state_name(view.state.connectivity.state()),
+        "threads": {
+            "poller_and_reporter": view.liveness.workers_alive(),
+            "supervisor": view.liveness.supervisor_alive(),
+        },
     });
     (healthy, body)
 }
@@ -148,12 +152,7 @@ pub fn ready(view: &HealthView) -> (bool, Value) {
         Some("draining")
     } else if view.state.shutdown.is_quiet() {
         Some("quiet")
-    } else if !view
-        .state
-        .connectivity
-        .since_last_ok()
-        .is_some_and(|d| d < silence_limit)
-    {
+    } else if !api_answered_lately(view, silence_limit) {
         Some("task API has not answered lately")
     } else if view.state.stats.reports_pending.load(Relaxed) > REPORT_BACKLOG_LIMIT {
         Some("reports are backing up")
@@ -163,6 +162,18 @@ pub fn ready(view: &HealthView) -> (bool, Value) {
     match reason {
         None => (true, json!({"ready": true})),
         Some(why) => (false, json!({"ready": false, "reason": why})),
+    }
+}
+
+/// Whether the API answered within `limit`; a worker younger than that whose
+/// first long poll is still open has not been answered yet, and that is fine.
+fn api_answered_lately(view: &HealthView, limit: Duration) -> bool {
+    let connectivity = &view.state.connectivity;
+    match connectivity.since_last_ok() {
+        Some(since) => since < limit && connectivity.state() == ApiState::Up,
+        None => {
+            connectivity.state() == ApiState::Unknown && view.state.stats.started.elapsed() < limit
+        }
     }
 }
 

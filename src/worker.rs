@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, unbounded, Receiver};
+use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError};
 
 use crate::client::{build_agent, ApiClient, Delivery};
 use crate::config::Config;
@@ -110,9 +110,12 @@ impl Worker {
             ));
         }
         let agent = build_agent(&config)?;
+        // Children must not see secrets, nor talk to systemd in our name.
+        let mut secret_vars = config.secret_vars();
+        secret_vars.extend(crate::notify::ENV_VARS.iter().map(|v| v.to_string()));
         let env = HandlerEnv {
             agent: agent.clone(),
-            secret_vars: config.secret_vars(),
+            secret_vars,
         };
         let mut registry = Registry::from_config(&config.handlers, &env)?;
         registry.extend(self.extra);
@@ -209,7 +212,9 @@ impl Worker {
             connectivity: connectivity.clone(),
             pending_count: reports_pending.clone(),
         };
+        let alive = liveness.clone();
         let reporter_thread = spawn("taskworker-reporter", move || {
+            let _alive = alive.alive(Thread::Reporter);
             reporter.run(VecDeque::from(left))
         })?;
         let supervisor = Supervisor {
@@ -280,7 +285,7 @@ impl Worker {
             config.shutdown_timeout.as_millis()
         );
         end_long_poll(&client, &claim_in_flight, &poller_done_rx);
-        if poller_done_rx.recv_timeout(POLLER_JOIN_LIMIT).is_err() {
+        if still_running(&poller_done_rx, POLLER_JOIN_LIMIT) {
             log::warn!("the last claim did not return in time; exiting without it");
         } else {
             let _ = poller_thread.join();
@@ -314,13 +319,18 @@ impl Worker {
 /// Ends a long poll in flight by cancelling its claim, so the poller returns
 /// at once and no claimed task is left on the wire.
 fn end_long_poll(client: &ApiClient, claim: &ClaimInFlight, poller_done: &Receiver<()>) {
-    if poller_done.recv_timeout(Duration::from_millis(2)).is_err() {
+    if still_running(poller_done, Duration::from_millis(2)) {
         if let Some(claim_id) = claim.current() {
             if let Err(e) = client.cancel_claim(&claim_id, Duration::from_secs(2)) {
                 log::debug!("claim cancel failed: {e}");
             }
         }
     }
+}
+
+/// Waits up to `limit` for a thread's done channel to disconnect; true if it did not.
+fn still_running(done: &Receiver<()>, limit: Duration) -> bool {
+    matches!(done.recv_timeout(limit), Err(RecvTimeoutError::Timeout))
 }
 
 /// One try to deliver a spooled outcome at start; true when it is settled.
