@@ -87,6 +87,15 @@ impl Api {
         read(resp)
     }
 
+    /// POSTs a JSON body; `None` when no answer came (connection refused or reset).
+    pub fn try_post_json(&self, path: &str, body: &Value) -> Option<(u16, Value)> {
+        let mut req = self.agent.post(format!("{}{path}", self.base));
+        if let Some(k) = &self.key {
+            req = req.header("Authorization", format!("Bearer {k}"));
+        }
+        req.send_json(body).ok().map(read)
+    }
+
     /// POSTs a JSON body.
     pub fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
         self.post_raw(path, body.to_string().as_bytes())
@@ -136,6 +145,73 @@ impl Api {
         ));
         assert_eq!(status, 200, "get {id}: {body}");
         body["task"].clone()
+    }
+}
+
+/// A `taskworker serve` child process, killed when dropped.
+pub struct ServeProcess {
+    /// The child.
+    pub child: std::process::Child,
+    /// Its base URL, read from its `listening on` line.
+    pub url: String,
+}
+
+impl ServeProcess {
+    /// Starts `taskworker serve --listen 127.0.0.1:0` with `args`; waits for its address.
+    pub fn start(args: &[&str]) -> ServeProcess {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(url.trim().to_string());
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("serve prints its address");
+        ServeProcess { child, url }
+    }
+
+    /// Sends `signal` (`TERM`, `KILL`, ...) with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits (bounded) for the process to exit; returns its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
