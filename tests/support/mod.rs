@@ -220,3 +220,5 @@ fn read(mut resp: ureq::http::Response<ureq::Body>) -> (u16, Value) {
     let text = resp.body_mut().read_to_string().unwrap_or_default();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
+
+pub mod worker;

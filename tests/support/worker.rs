@@ -1,0 +1,147 @@
+//! A `taskworker run` child process with its own config, environment and
+//! log file, plus a few waits on what the server says about tasks.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{bin, temp_dir, wait_until, Api};
+
+/// A worker child process, killed when dropped.
+pub struct WorkerProcess {
+    /// The child.
+    pub child: Child,
+    /// Where its stderr goes.
+    pub log_path: PathBuf,
+    /// Its working directory.
+    pub dir: PathBuf,
+}
+
+/// How to start a worker.
+pub struct WorkerSpec<'a> {
+    /// A name for the temp dir.
+    pub name: &'a str,
+    /// `API_URL`.
+    pub api_url: &'a str,
+    /// The config file's JSON (handlers and any other keys).
+    pub config: Value,
+    /// Extra environment variables.
+    pub env: Vec<(&'a str, String)>,
+    /// Extra arguments after `run`.
+    pub args: Vec<&'a str>,
+}
+
+impl<'a> WorkerSpec<'a> {
+    /// A worker named `name` on `api_url` with `config`.
+    pub fn new(name: &'a str, api_url: &'a str, config: Value) -> WorkerSpec<'a> {
+        WorkerSpec {
+            name,
+            api_url,
+            config,
+            env: Vec::new(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Adds an environment variable.
+    pub fn env(mut self, key: &'a str, value: impl Into<String>) -> WorkerSpec<'a> {
+        self.env.push((key, value.into()));
+        self
+    }
+
+    /// Starts it.
+    pub fn start(self) -> WorkerProcess {
+        let dir = temp_dir(&format!("worker-{}", self.name));
+        let config_path = dir.join("config.json");
+        std::fs::write(&config_path, self.config.to_string()).expect("config written");
+        let log_path = dir.join("worker.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let mut cmd = Command::new(bin());
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&config_path)
+            .args(&self.args)
+            .current_dir(&dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("API_URL", self.api_url)
+            .env("HEALTH_ADDR", "")
+            .env("POLLING_INTERVAL", "100ms")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("worker starts");
+        WorkerProcess {
+            child,
+            log_path,
+            dir,
+        }
+    }
+}
+
+impl WorkerProcess {
+    /// Sends `signal` (`TERM`, `INT`, `TSTP`, ...) with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits (bounded) for the exit; returns the exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    }
+
+    /// Everything it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Waits (bounded) until its log contains `needle`.
+    pub fn wait_log(&self, needle: &str, within: Duration) -> bool {
+        wait_until(within, || self.log().contains(needle))
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The tasks with `status` at the server.
+pub fn tasks_with_status(api: &Api, status: &str) -> Vec<Value> {
+    let (code, body) = api.get(&format!("/tasks?status={status}&limit=100000"));
+    assert_eq!(code, 200, "list: {body}");
+    body["tasks"].as_array().cloned().unwrap_or_default()
+}
+
+/// Waits (bounded) until `count` tasks have `status`.
+pub fn wait_for_status(api: &Api, status: &str, count: usize, within: Duration) -> bool {
+    wait_until(within, || tasks_with_status(api, status).len() >= count)
+}
+
+/// Handlers for the builtins under their own names.
+pub fn builtin_handlers() -> Value {
+    serde_json::json!({"handlers": {
+        "echo": {"builtin": "echo"},
+        "sleep": {"builtin": "sleep"},
+        "fail": {"builtin": "fail"},
+    }})
+}
