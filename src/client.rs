@@ -54,7 +54,7 @@ impl std::fmt::Display for ApiError {
                 write!(f, "status {status}")
             }
             ApiError::Status { status, body, .. } => write!(f, "status {status}: {body}"),
-            ApiError::Transport(e) => write!(f, "unreachable: {e}"),
+            ApiError::Transport(e) => write!(f, "no answer: {e}"),
             ApiError::TooLarge { limit } => write!(f, "answer larger than {limit} bytes, refused"),
             ApiError::Malformed(e) => write!(f, "malformed answer: {e}"),
         }
