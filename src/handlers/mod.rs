@@ -1,7 +1,11 @@
 //! Handlers: what runs a task of a given type. One file per kind
-//! (`builtin`, `exec`, `http`), plus the registry that maps types to them.
+//! (`builtin`, `exec`, `http`), plus the registry that maps types to them;
+//! `process_group` and `capture` are the exec handler's child and pipes.
 
 pub mod builtin;
+mod capture;
+pub mod exec;
+mod process_group;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -71,7 +75,7 @@ impl Registry {
     /// Builds the registry from the config file's `handlers` map.
     pub fn from_config(
         handlers: &serde_json::Map<String, Value>,
-        _env: &HandlerEnv,
+        env: &HandlerEnv,
     ) -> Result<Registry, Error> {
         let mut registry = Registry::new();
         for (task_type, spec) in handlers {
@@ -88,6 +92,10 @@ impl Registry {
                 "builtin" => registry
                     .handlers
                     .insert(task_type.clone(), builtin::from_config(options, &key)?),
+                "exec" => registry.handlers.insert(
+                    task_type.clone(),
+                    Arc::new(exec::ExecHandler::from_config(options, &key, env)?),
+                ),
                 other => {
                     return Err(Error::config(
                         key,
