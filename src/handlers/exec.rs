@@ -16,15 +16,15 @@ use std::process::{ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, St
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::capture::{last_line, tail_text, PipeReader};
+use super::options::Options;
 use super::process_group::ProcessGroup;
-use super::{Handler, HandlerEnv};
+use super::{cancelled, result_from_output, Handler, HandlerEnv};
 use crate::context::{CancelReason, Context};
 use crate::error::{error_type, Error, TaskError};
 use crate::task::Task;
-use crate::units::{duration_from_json, size_from_json};
 
 /// Default cap on a command's stdout: 1 MiB.
 pub const DEFAULT_MAX_OUTPUT: u64 = 1 << 20;
@@ -81,42 +81,19 @@ impl ExecHandler {
     /// Builds the handler from its config entry's options; `key` names the
     /// entry (`handlers.TYPE.exec`) in errors.
     pub fn from_config(options: &Value, key: &str, env: &HandlerEnv) -> Result<ExecHandler, Error> {
-        let Some(obj) = options.as_object() else {
-            return Err(Error::config(
-                key,
-                "must be an object with a \"command\" list",
-            ));
-        };
-        if let Some(unknown) = obj.keys().find(|k| !OPTIONS.contains(&k.as_str())) {
-            return Err(Error::config(
-                format!("{key}.{unknown}"),
-                "unknown option (use command, env, cwd, timeout or max_output)",
-            ));
-        }
-        let (program, args) = command_from_json(obj.get("command"), &format!("{key}.command"))?;
-        let env_vars = match obj.get("env") {
+        let opts = Options::new(options, key, &OPTIONS)?;
+        let (program, args) = command_from_json(opts.get("command"), &opts.key("command"))?;
+        let env_vars = match opts.get("env") {
             None => Vec::new(),
-            Some(v) => env_from_json(v, &format!("{key}.env"))?,
+            Some(v) => env_from_json(v, &opts.key("env"))?,
         };
-        let cwd = match obj.get("cwd") {
+        let cwd = match opts.get("cwd") {
             None => None,
             Some(Value::String(s)) if !s.is_empty() => Some(PathBuf::from(s)),
-            Some(_) => return Err(Error::config(format!("{key}.cwd"), "must be a path")),
+            Some(_) => return Err(Error::config(opts.key("cwd"), "must be a path")),
         };
-        let timeout = match obj.get("timeout") {
-            None => None,
-            Some(v) => Some(
-                duration_from_json(v)
-                    .and_then(|d| positive(d, Duration::ZERO))
-                    .map_err(|p| Error::config(format!("{key}.timeout"), p))?,
-            ),
-        };
-        let max_output = match obj.get("max_output") {
-            None => DEFAULT_MAX_OUTPUT,
-            Some(v) => size_from_json(v)
-                .and_then(|n| positive(n, 0))
-                .map_err(|p| Error::config(format!("{key}.max_output"), p))?,
-        };
+        let timeout = opts.duration("timeout")?;
+        let max_output = opts.size("max_output", DEFAULT_MAX_OUTPUT)?;
         let mut scrubbed: Vec<String> = ALWAYS_SCRUBBED.iter().map(|s| s.to_string()).collect();
         scrubbed.extend(env.secret_vars.iter().cloned());
         Ok(ExecHandler {
@@ -214,7 +191,7 @@ impl ExecHandler {
 
     fn run(&self, task: &Task, ctx: &Context) -> Result<Value, TaskError> {
         if let Some(reason) = ctx.cancel.reason() {
-            return Err(cancelled(reason));
+            return Err(cancelled(reason, "cancelled before start"));
         }
         let mut input = serde_json::to_vec(task).map_err(|e| {
             TaskError::permanent(
@@ -276,7 +253,7 @@ impl ExecHandler {
                 ))
             }
             Stop::Cancelled(reason) => {
-                let e = cancelled(reason);
+                let e = cancelled(reason, "cancelled");
                 return Err(fail(e.message, &e.error_type, true));
             }
             Stop::Exited => {}
@@ -293,7 +270,7 @@ impl ExecHandler {
             return Err(overflow());
         }
         match exit_failure(status) {
-            None => Ok(result_from_stdout(&out.bytes)),
+            None => Ok(result_from_output(&out.bytes)),
             Some((what, retryable)) => {
                 let message = last_line(&stderr_tail).map_or(what, str::to_string);
                 Err(fail(message, error_type::HANDLER, retryable))
@@ -321,25 +298,6 @@ fn exit_failure(status: ExitStatus) -> Option<(String, bool)> {
     }
 }
 
-/// stdout as a result: JSON as is, blank as `null`, other text as `{"output": text}`.
-fn result_from_stdout(bytes: &[u8]) -> Value {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Value::Null;
-    }
-    serde_json::from_slice(bytes)
-        .unwrap_or_else(|_| json!({ "output": String::from_utf8_lossy(bytes) }))
-}
-
-/// The failure for a task that was cancelled: retryable, typed by reason.
-fn cancelled(reason: CancelReason) -> TaskError {
-    let (message, kind) = match reason {
-        CancelReason::Timeout => ("cancelled: deadline passed", error_type::TIMEOUT),
-        CancelReason::LeaseLost => ("cancelled: lease lost", error_type::LEASE_LOST),
-        CancelReason::Shutdown => ("cancelled: worker shutting down", error_type::SHUTDOWN),
-    };
-    TaskError::retryable(message, kind)
-}
-
 /// A failure of the worker's own plumbing (threads, pipes), not the program's.
 fn internal(e: std::io::Error) -> TaskError {
     TaskError::retryable(format!("running the command: {e}"), error_type::HANDLER)
@@ -364,14 +322,6 @@ fn feed(mut stdin: ChildStdin, input: Vec<u8>) -> std::io::Result<()> {
             let _ = stdin.write_all(&input);
         })?;
     Ok(())
-}
-
-fn positive<T: PartialOrd>(value: T, zero: T) -> Result<T, String> {
-    if value > zero {
-        Ok(value)
-    } else {
-        Err("must be more than 0".into())
-    }
 }
 
 /// `command`: a non-empty list of strings, the first a non-empty program.
@@ -425,12 +375,10 @@ fn env_from_json(v: &Value, key: &str) -> Result<Vec<(String, String)>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn env() -> HandlerEnv {
-        HandlerEnv {
-            agent: ureq::Agent::new_with_defaults(),
-            secret_vars: vec!["DB_PASSWORD".into()],
-        }
+        crate::handlers::tests::env_with(&["DB_PASSWORD"])
     }
 
     #[test]
@@ -485,8 +433,5 @@ mod tests {
         assert_eq!(exit_failure(st(75 << 8)).map(|f| f.1), Some(true));
         assert_eq!(exit_failure(st(1 << 8)).map(|f| f.1), Some(false));
         assert_eq!(exit_failure(st(9)).map(|f| f.1), Some(true));
-        assert_eq!(result_from_stdout(b"{\"a\":1}\n"), json!({"a": 1}));
-        assert_eq!(result_from_stdout(b"hi\n"), json!({"output": "hi\n"}));
-        assert_eq!(result_from_stdout(b" \n"), Value::Null);
     }
 }
