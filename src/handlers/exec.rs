@@ -5,7 +5,10 @@
 //! as one JSON line on stdin; the environment scrubbed of secrets plus
 //! `TASK_ID`, `TASK_TYPE`, `TASK_ATTEMPT`, `WORKER_ID` and the `env` option.
 //! Exit 0 completes, 75 is a retryable failure, any other code a permanent
-//! one (`HANDLER`), death by a signal a retryable one. A program that cannot
+//! one (`HANDLER`), death by a signal a retryable one. On timeout or cancel
+//! the group gets SIGTERM and, if its leader is still there after the grace
+//! (5 s), SIGKILL; so `handle` returns within that grace of a cancel. After
+//! any exit the rest of the group is killed. A program that cannot
 //! be started (missing, not executable, missing interpreter) fails the task
 //! permanently as `HANDLER`: it is a deployment problem, not bad task input.
 
@@ -55,7 +58,8 @@ pub struct ExecHandler {
     program: PathBuf,
     /// The arguments after the program.
     args: Vec<String>,
-    /// Added to (or overriding) the child's environment.
+    /// Added to the child's environment last, so the config may set any
+    /// variable, a scrubbed one included: that is the operator's explicit choice.
     env: Vec<(String, String)>,
     /// The child's working directory; the worker's when `None`.
     cwd: Option<PathBuf>,
