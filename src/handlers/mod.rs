@@ -1,15 +1,21 @@
 //! Handlers: what runs a task of a given type. One file per kind
-//! (`builtin`, `exec`, `http`), plus the registry that maps types to them.
+//! (`builtin`, `exec`, `http`), plus the registry that maps types to them;
+//! `process_group` and `capture` are the exec handler's child and pipes.
 
 pub mod builtin;
+mod capture;
+pub mod exec;
+pub mod http;
+mod options;
+mod process_group;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::context::Context;
-use crate::error::{Error, TaskError};
+use crate::context::{CancelReason, Context};
+use crate::error::{error_type, Error, TaskError};
 use crate::task::Task;
 
 /// Runs tasks of one type. Closures `Fn(&Task, &Context) -> Result<Value, TaskError>` are handlers.
@@ -76,7 +82,7 @@ impl Registry {
     /// Builds the registry from the config file's `handlers` map.
     pub fn from_config(
         handlers: &serde_json::Map<String, Value>,
-        _env: &HandlerEnv,
+        env: &HandlerEnv,
     ) -> Result<Registry, Error> {
         let mut registry = Registry::new();
         for (task_type, spec) in handlers {
@@ -93,6 +99,14 @@ impl Registry {
                 "builtin" => registry
                     .handlers
                     .insert(task_type.clone(), builtin::from_config(options, &key)?),
+                "exec" => registry.handlers.insert(
+                    task_type.clone(),
+                    Arc::new(exec::ExecHandler::from_config(options, &key, env)?),
+                ),
+                "http" => registry.handlers.insert(
+                    task_type.clone(),
+                    Arc::new(http::HttpHandler::from_config(options, &key, env)?),
+                ),
                 other => {
                     return Err(Error::config(
                         key,
@@ -103,6 +117,27 @@ impl Registry {
         }
         Ok(registry)
     }
+}
+
+/// An answer's bytes (a command's stdout, an HTTP body) as a task result:
+/// JSON as it is, blank as `null`, any other text as `{"output": text}`.
+pub(crate) fn result_from_output(bytes: &[u8]) -> Value {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Value::Null;
+    }
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| serde_json::json!({ "output": String::from_utf8_lossy(bytes) }))
+}
+
+/// The failure for a task stopped by a cancel: retryable (another try, here
+/// or elsewhere, may finish it), typed by why it was stopped.
+pub(crate) fn cancelled(reason: CancelReason, what: &str) -> TaskError {
+    let (why, kind) = match reason {
+        CancelReason::Timeout => ("deadline passed", error_type::TIMEOUT),
+        CancelReason::LeaseLost => ("lease lost", error_type::LEASE_LOST),
+        CancelReason::Shutdown => ("worker shutting down", error_type::SHUTDOWN),
+    };
+    TaskError::retryable(format!("{what}: {why}"), kind)
 }
 
 impl std::fmt::Debug for Registry {
@@ -116,11 +151,29 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn env() -> HandlerEnv {
+    /// A handler environment for unit tests, with `secret_vars`.
+    pub(crate) fn env_with(secret_vars: &[&str]) -> HandlerEnv {
         HandlerEnv {
             agent: ureq::Agent::new_with_defaults(),
-            secret_vars: vec![],
+            secret_vars: secret_vars.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    fn env() -> HandlerEnv {
+        env_with(&[])
+    }
+
+    #[test]
+    fn builds_exec_and_http_handlers() {
+        let spec = json!({
+            "run": {"exec": {"command": ["true"]}},
+            "post": {"http": {"url": "http://127.0.0.1:9/x"}},
+        });
+        let reg = Registry::from_config(spec.as_object().unwrap(), &env()).unwrap();
+        assert_eq!(reg.types(), vec!["post", "run"]);
+        let bad = json!({"x": {"exec": {"command": []}}});
+        let err = Registry::from_config(bad.as_object().unwrap(), &env()).unwrap_err();
+        assert!(err.to_string().contains("handlers.x.exec.command"), "{err}");
     }
 
     #[test]
@@ -138,5 +191,12 @@ mod tests {
             assert!(err.to_string().contains(named), "{err}");
             assert_eq!(err.exit_code(), 78);
         }
+    }
+
+    #[test]
+    fn output_becomes_a_result() {
+        assert_eq!(result_from_output(b"{\"a\":1}\n"), json!({"a": 1}));
+        assert_eq!(result_from_output(b"hi\n"), json!({"output": "hi\n"}));
+        assert_eq!(result_from_output(b" \n"), Value::Null);
     }
 }

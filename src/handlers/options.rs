@@ -1,0 +1,65 @@
+//! Reading a handler's config options; every error names the option's key.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::error::Error;
+use crate::units::{duration_from_json, size_from_json};
+
+/// A handler entry's options object, checked against the options it knows.
+pub(crate) struct Options<'a> {
+    map: &'a Map<String, Value>,
+    key: &'a str,
+}
+
+impl<'a> Options<'a> {
+    /// Reads `value` as the options of the entry `key`; `known` lists the
+    /// option names (the first is the required one, named in the error).
+    pub fn new(value: &'a Value, key: &'a str, known: &[&str]) -> Result<Options<'a>, Error> {
+        let Some(map) = value.as_object() else {
+            return Err(Error::config(
+                key,
+                format!("must be an object with a {:?} option", known[0]),
+            ));
+        };
+        if let Some(unknown) = map.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(Error::config(
+                format!("{key}.{unknown}"),
+                format!("unknown option (use {})", known.join(", ")),
+            ));
+        }
+        Ok(Options { map, key })
+    }
+
+    /// The raw value of option `name`.
+    pub fn get(&self, name: &str) -> Option<&'a Value> {
+        self.map.get(name)
+    }
+
+    /// The full key of option `name`, for errors.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}.{name}", self.key)
+    }
+
+    /// A duration option that, when given, is more than 0.
+    pub fn duration(&self, name: &str) -> Result<Option<Duration>, Error> {
+        self.get(name)
+            .map(|v| match duration_from_json(v) {
+                Ok(d) if d.is_zero() => Err("must be more than 0".to_string()),
+                other => other,
+            })
+            .transpose()
+            .map_err(|p| Error::config(self.key(name), p))
+    }
+
+    /// A size option that is more than 0; `default` when absent.
+    pub fn size(&self, name: &str, default: u64) -> Result<u64, Error> {
+        match self.get(name).map(size_from_json) {
+            None => Ok(default),
+            Some(Ok(n)) if n > 0 => Ok(n),
+            Some(Ok(_)) => Err(Error::config(self.key(name), "must be more than 0")),
+            Some(Err(p)) => Err(Error::config(self.key(name), p)),
+        }
+    }
+}
