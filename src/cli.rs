@@ -59,6 +59,8 @@ fn dispatch(args: Vec<OsString>) -> Result<i32, Error> {
         "serve" => crate::server::command::run(rest()).map(|()| 0),
         "enqueue" => crate::enqueue::run(rest()).map(|()| 0),
         "check-config" => check_config(rest()),
+        "demo" => crate::demo::command(rest()),
+
         // `run` is the default: `taskworker --config F` runs the worker.
         _ if first.is_empty() || first.starts_with('-') => run(args),
         other => Err(Error::Usage(format!(
@@ -114,7 +116,9 @@ fn run(args: Vec<OsString>) -> Result<i32, Error> {
         return Ok(0);
     };
     let config = Config::load(&args)?;
+    args.export_dotenv()?;
     crate::logging::init(&config)?;
+
     config.check_runnable()?;
     Worker::new(config).run()
 }

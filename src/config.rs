@@ -212,7 +212,33 @@ pub struct Args {
     pub flags: Vec<(&'static str, String)>,
 }
 
+impl Args {
+    /// The `.env` file to read: `--env-file`, else `./.env` when it exists.
+    pub fn env_file_path(&self) -> Option<PathBuf> {
+        match &self.env_file {
+            Some(p) => Some(p.clone()),
+            None => Some(PathBuf::from(".env")).filter(|p| p.is_file()),
+        }
+    }
+
+    /// Puts the `.env` variables that are not already set into the process
+    /// environment, so handler programs see them as they would with any
+    /// dotenv loader (secrets are still removed before a child starts).
+    /// Call before any thread starts.
+    pub fn export_dotenv(&self) -> Result<(), Error> {
+        if let Some(path) = self.env_file_path() {
+            for (name, value) in crate::dotenv::read(&path)? {
+                if std::env::var_os(&name).is_none() {
+                    std::env::set_var(name, value);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Raw values by env name, the last layer winning, before validation.
+
 #[derive(Debug, Default)]
 pub struct RawConfig {
     values: BTreeMap<&'static str, (String, Origin)>,
@@ -230,11 +256,7 @@ impl RawConfig {
         if let Some(path) = config_file {
             raw.merge_file(&path)?;
         }
-        let env_file = match &args.env_file {
-            Some(p) => Some(p.clone()),
-            None => Some(PathBuf::from(".env")).filter(|p| p.is_file()),
-        };
-        if let Some(path) = env_file {
+        if let Some(path) = args.env_file_path() {
             for (name, value) in crate::dotenv::read(&path)? {
                 // `.env` never overrides a variable that is already set.
                 if env(&name).is_none() {

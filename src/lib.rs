@@ -25,7 +25,9 @@
 //! - [`logging`], [`backoff`].
 //! - [`server`]: the reference task-queue server (`taskworker serve`).
 //! - [`enqueue`]: `taskworker enqueue`, a client of the server's `POST /tasks`.
+//! - [`demo`]: `taskworker demo`, the server and the worker together on sample tasks.
 //! - [`cli`]: the command line; `main.rs` only calls it.
+
 #![forbid(unsafe_code)]
 
 pub mod backoff;
@@ -34,6 +36,7 @@ pub mod client;
 pub mod config;
 pub mod connectivity;
 pub mod context;
+pub mod demo;
 pub mod dotenv;
 pub mod enqueue;
 pub mod error;

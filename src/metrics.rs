@@ -69,6 +69,8 @@ pub struct Stats {
     pub tasks_failed: AtomicU64,
     /// Claimed objects without a usable id.
     pub tasks_malformed: AtomicU64,
+    /// Local retries of retryable errors.
+    pub task_retries: AtomicU64,
     /// Outcomes by `error_type` (`ok` for completions).
     outcomes: Mutex<BTreeMap<String, u64>>,
     /// Handler running time.
@@ -106,6 +108,7 @@ impl Default for Stats {
             tasks_completed: AtomicU64::new(0),
             tasks_failed: AtomicU64::new(0),
             tasks_malformed: AtomicU64::new(0),
+            task_retries: AtomicU64::new(0),
             outcomes: Mutex::new(BTreeMap::new()),
             task_duration: Histogram::default(),
             processors: AtomicUsize::new(0),
@@ -168,6 +171,11 @@ impl Stats {
             "taskworker_tasks_malformed_total",
             "Claimed objects without a usable id.",
             &[("", self.tasks_malformed.load(Relaxed))],
+        );
+        counter(
+            "taskworker_task_retries_total",
+            "Local retries of retryable errors.",
+            &[("", self.task_retries.load(Relaxed))],
         );
         counter(
             "taskworker_heartbeats_total",

@@ -96,6 +96,9 @@ impl Processors {
             }
         };
         let duration = started.elapsed();
+        self.stats
+            .task_retries
+            .fetch_add(u64::from(tries - 1), Relaxed);
         if self.inflight.settle(&running) {
             let outcome = match result {
                 Ok(value) => {

@@ -66,3 +66,33 @@ fn refused_credentials_are_logged_with_the_status_and_the_worker_stays_up() {
     worker.signal("TERM");
     assert_eq!(worker.wait_exit(Duration::from_secs(10)), Some(0));
 }
+
+#[test]
+fn dotenv_variables_reach_handlers_but_secrets_do_not() {
+    let server = start_server(ServerConfig {
+        api_key: Some(KEY.into()),
+        ..ServerConfig::default()
+    });
+    let api = Api::new(server.url()).with_key(KEY);
+    let id = api.enqueue("env", json!({}));
+    let script = r#"printf '{"greeting":"%s","key":"%s","key_file":"%s","task":"%s"}' "$GREETING" "${API_KEY:-}" "${API_KEY_FILE:-}" "$TASK_ID""#;
+    let config = json!({"handlers": {"env": {"exec": {"command": ["sh", "-c", script]}}}});
+    let worker = WorkerSpec::new("dotenv", &server.url(), config)
+        .file(
+            ".env",
+            format!("GREETING=hello-from-dotenv\nAPI_KEY={KEY}\n"),
+        )
+        .start();
+    assert!(
+        wait_for_status(&api, "completed", 1, Duration::from_secs(30)),
+        "log:\n{}",
+        worker.log()
+    );
+    let result = &api.task(&id)["result"];
+    assert_eq!(result["greeting"], "hello-from-dotenv", "{result}");
+    assert_eq!(
+        result["key"], "",
+        "the key from .env authenticated the worker but never reached the child: {result}"
+    );
+    assert_eq!(result["task"], id.as_str());
+}

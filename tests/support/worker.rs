@@ -31,6 +31,8 @@ pub struct WorkerSpec<'a> {
     pub env: Vec<(&'a str, String)>,
     /// Extra arguments after `run`.
     pub args: Vec<&'a str>,
+    /// Files written into the working directory first (`.env`, scripts).
+    pub files: Vec<(&'a str, String)>,
 }
 
 impl<'a> WorkerSpec<'a> {
@@ -42,7 +44,14 @@ impl<'a> WorkerSpec<'a> {
             config,
             env: Vec::new(),
             args: Vec::new(),
+            files: Vec::new(),
         }
+    }
+
+    /// Writes a file into the working directory before the start.
+    pub fn file(mut self, name: &'a str, content: impl Into<String>) -> WorkerSpec<'a> {
+        self.files.push((name, content.into()));
+        self
     }
 
     /// Adds an environment variable.
@@ -56,6 +65,10 @@ impl<'a> WorkerSpec<'a> {
         let dir = temp_dir(&format!("worker-{}", self.name));
         let config_path = dir.join("config.json");
         std::fs::write(&config_path, self.config.to_string()).expect("config written");
+        for (name, content) in &self.files {
+            std::fs::write(dir.join(name), content).expect("file written");
+        }
+
         let log_path = dir.join("worker.log");
         let log = std::fs::File::create(&log_path).expect("log file");
         let mut cmd = Command::new(bin());
