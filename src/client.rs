@@ -190,7 +190,11 @@ pub fn build_agent(config: &Config) -> Result<Agent, Error> {
             .build();
         builder = builder.tls_config(tls);
     }
-    Ok(builder.build().into())
+    Ok(Agent::with_parts(
+        builder.build(),
+        ureq::unversioned::transport::DefaultConnector::default(),
+        crate::resolver::CachingResolver::default(),
+    ))
 }
 
 impl ApiClient {

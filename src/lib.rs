@@ -12,7 +12,8 @@
 //!
 //! What they share:
 //! - [`task`]: the protocol types of the task API, shared by worker and server.
-//! - [`client`]: the task API client over one keep-alive agent.
+//! - [`client`]: the task API client over one keep-alive agent; [`resolver`] keeps it thread-free.
+
 //! - [`running`]: the executions in flight; [`outcome`]: what they produced.
 //! - [`metrics`], [`connectivity`]: counters and API reachability.
 //! - [`handlers`]: the handler trait, the registry, and one file per kind.
@@ -51,6 +52,7 @@ pub mod outcome;
 pub mod poller;
 pub mod processor;
 pub mod reporter;
+pub mod resolver;
 pub mod running;
 pub mod server;
 pub mod shutdown;
