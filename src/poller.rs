@@ -2,7 +2,6 @@
 //! (batch, long poll, `types`, `claim_id`), hands them to the processors,
 //! and backs off on errors. Every wait ends at once on shutdown.
 
-use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,6 +14,7 @@ use crate::connectivity::Connectivity;
 use crate::error::{error_type, TaskError};
 use crate::metrics::Stats;
 use crate::outcome::Outcome;
+use crate::reporter::Backlog;
 use crate::running::InFlight;
 use crate::shutdown::Shutdown;
 use crate::spool::Spool;
@@ -62,7 +62,7 @@ pub struct Poller {
     /// API reachability.
     pub connectivity: Arc<Connectivity>,
     /// Reports not yet delivered (backpressure).
-    pub reports_pending: Arc<AtomicUsize>,
+    pub reports: Arc<Backlog>,
     /// The claim on the wire.
     pub claim_in_flight: Arc<ClaimInFlight>,
     /// The running executions (a dispatched task is reserved there).
@@ -83,8 +83,7 @@ impl Poller {
             if self.shutdown.is_stopping() {
                 return;
             }
-            if self.shutdown.is_quiet() || self.reports_pending.load(Relaxed) > REPORT_BACKLOG_LIMIT
-            {
+            if self.shutdown.is_quiet() || self.reports_backed_up() {
                 // Quiet or backed up: wait for a change, re-checking the backlog now and then.
                 if !self.wait(Duration::from_millis(100), true) {
                     return;
@@ -164,6 +163,13 @@ impl Poller {
                 }
             }
         }
+    }
+
+    /// Whether reports fail to go out while too many wait: then claiming
+    /// more work only grows what could be lost to a crash.
+    fn reports_backed_up(&self) -> bool {
+        self.reports.is_retrying()
+            && self.reports.held() + self.outcomes.len() > REPORT_BACKLOG_LIMIT
     }
 
     /// Checks a claimed object; a task without a usable type is failed at once.

@@ -1,6 +1,12 @@
-//! The reporter thread: delivers each outcome (complete or fail) to the API,
+//! The reporter: delivers each outcome (complete or fail) to the API,
 //! retrying with backoff until it is delivered, the server says the task is
 //! no longer ours (404/409/410), or the final drain deadline passes.
+//!
+//! A few reporter threads share the outcome channel, each on its own
+//! keep-alive connection: one report is one round trip, and a single thread
+//! doing them one after another was the ceiling of the whole worker. A thread
+//! whose send failed keeps its outcomes and backs off; it takes no new ones
+//! until they are delivered, so the others carry on.
 
 use std::collections::VecDeque;
 use std::sync::atomic::AtomicUsize;
@@ -23,8 +29,8 @@ pub struct Reporter {
     pub client: ApiClient,
     /// Outcomes from the processors, the poller and the supervisor.
     pub outcomes: Receiver<Outcome>,
-    /// Receives the final deadline when the drain is over: deliver what is
-    /// left until then, then return.
+    /// Receives the final deadline when the drain is over (one message per
+    /// reporter thread): deliver what is left until then, then return.
     pub finish: Receiver<Instant>,
     /// Where outcomes are kept until delivered, when a state directory is set.
     pub spool: Option<Spool>,
@@ -32,24 +38,63 @@ pub struct Reporter {
     pub stats: Arc<Stats>,
     /// API reachability.
     pub connectivity: Arc<Connectivity>,
-    /// Undelivered reports, read by the poller for backpressure.
-    pub pending_count: Arc<AtomicUsize>,
+    /// What the poller reads for backpressure.
+    pub backlog: Arc<Backlog>,
+}
+
+/// The reporters' undelivered outcomes, shared with the poller: it stops
+/// claiming while reports fail and too many wait, and only then (a busy
+/// reporter that delivers is no reason to stop).
+#[derive(Debug, Default)]
+pub struct Backlog {
+    held: AtomicUsize,
+    retrying: AtomicUsize,
+}
+
+impl Backlog {
+    /// Outcomes taken from the channel and not yet delivered.
+    pub fn held(&self) -> usize {
+        self.held.load(Relaxed)
+    }
+
+    /// Whether some reporter thread waits to retry a failed send.
+    pub fn is_retrying(&self) -> bool {
+        self.retrying.load(Relaxed) > 0
+    }
+}
+
+/// How many waiting outcomes one reporter thread takes at a time: a batch
+/// shares one fsync of the spool, and the rest are left to the other threads.
+const BATCH: usize = 8;
+
+/// How many reporter threads a pool of `concurrency` processors gets.
+pub fn threads_for(concurrency: usize) -> usize {
+    concurrency.clamp(1, 4)
 }
 
 impl Reporter {
     /// The reporter loop. `pending` holds outcomes left from an earlier run.
     pub fn run(mut self, mut pending: VecDeque<Outcome>) {
+        self.backlog.held.fetch_add(pending.len(), Relaxed);
         let mut next_try = Instant::now();
         let mut deadline: Option<Instant> = None;
         let mut inputs_open = true;
+        let mut counted_retrying = false;
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
         loop {
-            let timer = if pending.is_empty() {
-                never()
-            } else {
-                at(next_try)
-            };
-            let outcomes = if inputs_open {
+            // Outcomes are delivered as soon as they are taken, so a
+            // non-empty `pending` means a failed send waiting for its retry.
+            let retrying = !pending.is_empty();
+            if retrying != counted_retrying {
+                counted_retrying = retrying;
+                if retrying {
+                    self.backlog.retrying.fetch_add(1, Relaxed);
+                } else {
+                    self.backlog.retrying.fetch_sub(1, Relaxed);
+                }
+            }
+            let timer = if retrying { at(next_try) } else { never() };
+            let outcomes = if inputs_open && !retrying {
                 self.outcomes.clone()
             } else {
                 never()
@@ -67,8 +112,19 @@ impl Reporter {
                 recv(finish) -> msg => deadline = Some(msg.unwrap_or_else(|_| Instant::now())),
                 recv(timer) -> _ => {}
             }
-            while let Ok(outcome) = self.outcomes.try_recv() {
-                self.accept(&mut pending, outcome);
+            // At the end of the drain every thread takes all that is left.
+            let take = if deadline.is_some() {
+                usize::MAX
+            } else if retrying {
+                0
+            } else {
+                BATCH
+            };
+            for _ in 0..take {
+                match self.outcomes.try_recv() {
+                    Ok(outcome) => self.accept(&mut pending, outcome),
+                    Err(_) => break,
+                }
             }
             if deadline.is_some() && pending.is_empty() {
                 return;
@@ -82,8 +138,9 @@ impl Reporter {
                     next_try = Instant::now() + delay;
                 }
             }
-            self.pending_count.store(pending.len(), Relaxed);
-            self.stats.reports_pending.store(pending.len(), Relaxed);
+            self.stats
+                .reports_pending
+                .store(self.backlog.held(), Relaxed);
         }
     }
 
@@ -93,7 +150,7 @@ impl Reporter {
             self.stats.spool_depth.store(spool.depth(), Relaxed);
         }
         pending.push_back(outcome);
-        self.pending_count.store(pending.len(), Relaxed);
+        self.backlog.held.fetch_add(1, Relaxed);
     }
 
     /// Sends pending reports in order; on a failure returns how long to wait.
@@ -127,6 +184,7 @@ impl Reporter {
                         self.stats.spool_depth.store(spool.depth(), Relaxed);
                     }
                     pending.pop_front();
+                    self.backlog.held.fetch_sub(1, Relaxed);
                 }
                 Err(err) => {
                     self.stats.report_retries.fetch_add(1, Relaxed);

@@ -74,6 +74,10 @@ pub struct InFlight {
     next_id: AtomicU64,
     wake_tx: Sender<()>,
     wake_rx: Receiver<()>,
+    /// When the supervisor means to wake next, in ms since `epoch`: a task
+    /// with an earlier deadline wakes it, others do not (no wake per task).
+    planned_wake_ms: AtomicU64,
+    epoch: Instant,
 }
 
 impl Default for InFlight {
@@ -85,6 +89,8 @@ impl Default for InFlight {
             next_id: AtomicU64::new(1),
             wake_tx,
             wake_rx,
+            planned_wake_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
         }
     }
 }
@@ -95,7 +101,8 @@ impl InFlight {
         self.lock().reserved += 1;
     }
 
-    /// Registers a new execution (turning a reservation into an entry) and wakes the supervisor.
+    /// Registers a new execution (turning a reservation into an entry); wakes
+    /// the supervisor if its deadline comes before the supervisor's next check.
     pub fn start(
         &self,
         task: Task,
@@ -117,8 +124,21 @@ impl InFlight {
         table.reserved = table.reserved.saturating_sub(1);
         table.entries.insert(running.id, running.clone());
         drop(table);
-        let _ = self.wake_tx.try_send(());
+        if self.ms_since_epoch(running.ctx.deadline) < self.planned_wake_ms.load(Ordering::Relaxed)
+        {
+            let _ = self.wake_tx.try_send(());
+        }
         running
+    }
+
+    /// The supervisor says when it will check next.
+    pub fn plan_wake(&self, at: Instant) {
+        self.planned_wake_ms
+            .store(self.ms_since_epoch(at), Ordering::Relaxed);
+    }
+
+    fn ms_since_epoch(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_millis() as u64
     }
 
     /// Claims the right to settle `running` (report it or drop it); true for
@@ -189,8 +209,13 @@ mod tests {
             !inflight.wait_settled(Duration::from_millis(10)),
             "a reserved task is waited for"
         );
+        inflight.plan_wake(Instant::now() + Duration::from_secs(3600));
         let r = inflight.start(Task::new("t", "echo", json!({})), ctx, 0, None);
-        assert!(inflight.started().try_recv().is_ok());
+        assert!(
+            inflight.started().try_recv().is_ok(),
+            "an earlier deadline wakes the supervisor"
+        );
+
         assert_eq!(inflight.unsettled().len(), 1);
         assert!(!inflight.wait_settled(Duration::from_millis(10)));
         let other = inflight.clone();

@@ -54,7 +54,11 @@ impl Supervisor {
         loop {
             let now = Instant::now();
             let mut wake = now + TICK;
+            // Planned before the snapshot: a task that starts after it and
+            // is due before this wake-up sends a wake.
+            self.inflight.plan_wake(wake);
             let snapshot = self.inflight.snapshot();
+
             settled_since.retain(|id, _| snapshot.iter().any(|r| r.id == *id));
             for running in &snapshot {
                 if !running.is_settled() {

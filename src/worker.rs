@@ -18,7 +18,6 @@
 //! ```
 
 use std::collections::VecDeque;
-use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -39,7 +38,7 @@ use crate::notify::Notifier;
 use crate::outcome::Outcome;
 use crate::poller::{ClaimInFlight, Poller};
 use crate::processor::Processors;
-use crate::reporter::Reporter;
+use crate::reporter::{Backlog, Reporter};
 use crate::running::InFlight;
 use crate::shutdown::{self, Shutdown, StopReason};
 use crate::spool::Spool;
@@ -183,10 +182,11 @@ impl Worker {
         let (task_tx, task_rx) = bounded(config.concurrent_tasks);
         let (idle_tx, idle_rx) = unbounded();
         let (outcome_tx, outcome_rx) = unbounded();
-        let (finish_tx, finish_rx) = bounded(1);
+        let reporters = crate::reporter::threads_for(config.concurrent_tasks);
+        let (finish_tx, finish_rx) = bounded(reporters);
         let (done_tx, done_rx) = bounded::<()>(0);
         let (poller_done_tx, poller_done_rx) = bounded::<()>(0);
-        let reports_pending = Arc::new(AtomicUsize::new(left.len()));
+        let reports = Arc::new(Backlog::default());
         let claim_in_flight = Arc::new(ClaimInFlight::default());
 
         let processors = Arc::new(Processors {
@@ -203,20 +203,26 @@ impl Worker {
         for index in 0..config.concurrent_tasks {
             processors.spawn(index)?;
         }
-        let reporter = Reporter {
-            client: client.clone(),
-            outcomes: outcome_rx,
-            finish: finish_rx,
-            spool: spool.clone(),
-            stats: stats.clone(),
-            connectivity: connectivity.clone(),
-            pending_count: reports_pending.clone(),
-        };
-        let alive = liveness.clone();
-        let reporter_thread = spawn("taskworker-reporter", move || {
-            let _alive = alive.alive(Thread::Reporter);
-            reporter.run(VecDeque::from(left))
-        })?;
+        let mut reporter_threads = Vec::with_capacity(reporters);
+        let mut left = Some(VecDeque::from(left));
+        for index in 0..reporters {
+            let reporter = Reporter {
+                client: client.clone(),
+                outcomes: outcome_rx.clone(),
+                finish: finish_rx.clone(),
+                spool: spool.clone(),
+                stats: stats.clone(),
+                connectivity: connectivity.clone(),
+                backlog: reports.clone(),
+            };
+            // The first one also delivers what an earlier run left.
+            let pending = left.take().unwrap_or_default();
+            let alive = liveness.clone();
+            reporter_threads.push(spawn(&format!("taskworker-reporter-{index}"), move || {
+                let _alive = alive.alive(Thread::Reporter);
+                reporter.run(pending)
+            })?);
+        }
         let supervisor = Supervisor {
             inflight: inflight.clone(),
             processors: processors.clone(),
@@ -253,7 +259,7 @@ impl Worker {
             polling_interval: config.polling_interval,
             stats: stats.clone(),
             connectivity: connectivity.clone(),
-            reports_pending,
+            reports,
             claim_in_flight: claim_in_flight.clone(),
             inflight: inflight.clone(),
             spool,
@@ -296,8 +302,14 @@ impl Worker {
         if !inflight.wait_settled(grace) {
             cancel_for_shutdown(&inflight, &outcome_tx, &stats, &worker_id);
         }
-        let _ = finish_tx.send(Instant::now() + REPORT_GRACE);
-        let _ = reporter_thread.join();
+        let report_deadline = Instant::now() + REPORT_GRACE;
+        for _ in 0..reporters {
+            let _ = finish_tx.send(report_deadline);
+        }
+        for thread in reporter_threads {
+            let _ = thread.join();
+        }
+
         drop(done_tx);
         let _ = supervisor_thread.join();
         let _ = heartbeat_thread.join();
