@@ -1,0 +1,168 @@
+//! Benchmark of the reference server: claim+complete cycles per second with
+//! 4 keep-alive clients, and long-poll wake-up latency. Run with
+//! `cargo bench --bench server`; prints a Markdown table.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use taskworker::server::{Server, ServerConfig};
+
+const CLIENTS: usize = 4;
+const RUN_FOR: Duration = Duration::from_secs(3);
+const PRELOAD: usize = 100_000;
+const WAKEUPS: usize = 200;
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+fn post(agent: &ureq::Agent, url: &str, body: &Value) -> (u16, Value) {
+    let mut resp = agent.post(url).send_json(body).expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn preload(base: &str, n: usize) {
+    let per = n / CLIENTS;
+    let handles: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let url = format!("{base}/tasks");
+            thread::spawn(move || {
+                let a = agent();
+                for _ in 0..per {
+                    post(&a, &url, &json!({"type": "bench", "parameters": {"n": 1}}));
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("preload");
+    }
+}
+
+/// Claim+complete cycles per second over `RUN_FOR`.
+fn throughput(base: &str) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let cycles = Arc::new(AtomicU64::new(0));
+    let handles: Vec<_> = (0..CLIENTS)
+        .map(|w| {
+            let (stop, cycles, base) = (Arc::clone(&stop), Arc::clone(&cycles), base.to_string());
+            thread::spawn(move || {
+                let a = agent();
+                let worker = format!("bench-{w}");
+                let claim_url = format!("{base}/tasks/claim");
+                while !stop.load(Ordering::Relaxed) {
+                    let (status, body) = post(&a, &claim_url, &json!({"worker_id": worker}));
+                    assert_eq!(status, 200, "preload ran out: raise PRELOAD");
+                    let id = body["task"]["id"].as_str().unwrap_or_default();
+                    let url = format!("{base}/tasks/{id}/complete");
+                    let (status, _) = post(
+                        &a,
+                        &url,
+                        &json!({"result": {"ok": true}, "worker_id": worker}),
+                    );
+                    assert_eq!(status, 200);
+                    cycles.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    thread::sleep(RUN_FOR);
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.join().expect("client");
+    }
+    cycles.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Long-poll wake-up latency: p50 and p99 from enqueue sent to claim answered.
+fn wakeup(base: &str) -> (Duration, Duration) {
+    let mut samples = Vec::with_capacity(WAKEUPS);
+    let enqueuer = agent();
+    for _ in 0..WAKEUPS {
+        let claim_url = format!("{base}/tasks/claim");
+        let metrics_url = format!("{base}/metrics");
+        let parked = thread::spawn(move || {
+            let a = agent();
+            let (status, _) = post(
+                &a,
+                &claim_url,
+                &json!({"worker_id": "poller", "wait_seconds": 20, "types": ["wake"]}),
+            );
+            (status, Instant::now())
+        });
+        // Enqueue only once the claim is parked.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            assert!(Instant::now() < deadline, "the claim never parked");
+            let text = enqueuer
+                .get(&metrics_url)
+                .call()
+                .ok()
+                .and_then(|mut r| r.body_mut().read_to_string().ok())
+                .unwrap_or_default();
+            if text.contains("taskworker_server_waiting_claims 1") {
+                break;
+            }
+            thread::sleep(Duration::from_micros(200));
+        }
+        let sent = Instant::now();
+        post(
+            &enqueuer,
+            &format!("{base}/tasks"),
+            &json!({"type": "wake"}),
+        );
+        let (status, answered) = parked.join().expect("poller");
+        assert_eq!(status, 200);
+        samples.push(answered.saturating_duration_since(sent));
+    }
+    samples.sort();
+    let pick = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    (pick(0.5), pick(0.99))
+}
+
+fn run(label: &str, config: ServerConfig) -> (String, f64, Duration, Duration) {
+    let server = Server::start(config).expect("server");
+    let base = server.url();
+    let t = Instant::now();
+    preload(&base, PRELOAD);
+    eprintln!("{label}: preloaded {PRELOAD} tasks in {:.1?}", t.elapsed());
+    let rate = throughput(&base);
+    eprintln!("{label}: {rate:.0} cycles/s");
+    let (p50, p99) = wakeup(&base);
+    (label.to_string(), rate, p50, p99)
+}
+
+fn main() {
+    let dir = std::env::temp_dir().join(format!("taskworker-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let rows = [
+        run("in memory", ServerConfig::default()),
+        run(
+            "--data (fsync per group)",
+            ServerConfig {
+                data: Some(dir.join("tasks.jsonl")),
+                ..ServerConfig::default()
+            },
+        ),
+    ];
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("| server | claim+complete cycles/s ({CLIENTS} clients, keep-alive) | long-poll wake-up p50 | p99 |");
+    println!("|---|---:|---:|---:|");
+    for (label, rate, p50, p99) in rows {
+        println!(
+            "| {label} | {rate:.0} | {:.2} ms | {:.2} ms |",
+            p50.as_secs_f64() * 1000.0,
+            p99.as_secs_f64() * 1000.0
+        );
+    }
+}
