@@ -364,3 +364,55 @@ fn duplicate_deliveries_are_reported_once() {
     assert_eq!(task["result"], json!({"slept_ms": 3000}));
     rig.finish(&[id]);
 }
+
+#[test]
+fn a_restarted_worker_is_not_handed_its_predecessors_tasks() {
+    // Same WORKER_ID across a kill -9, as a deployment with a fixed id has.
+    let server = start_server(ServerConfig {
+        lease: Duration::from_secs(60),
+        ..ServerConfig::default()
+    });
+    let api = Api::new(server.url());
+    let held: Vec<String> = (0..2)
+        .map(|_| api.enqueue("sleep", json!({"ms": 20_000})))
+        .collect();
+    let url = server.url();
+    let spec = |name| {
+        WorkerSpec::new(name, &url, builtin_handlers())
+            .env("WORKER_ID", "fixed-id")
+            .env("CONCURRENT_TASKS", "2")
+            .env("WAIT_SECONDS", "1")
+            .env("LOG_LEVEL", "debug")
+    };
+    let mut first = spec("restart-1").start();
+    assert!(
+        wait_until(LIMIT, || held
+            .iter()
+            .all(|id| api.task(id)["status"] == "claimed")),
+        "log:\n{}",
+        first.log()
+    );
+    first.signal("KILL");
+    assert_eq!(first.wait_exit(Duration::from_secs(10)), None);
+    let fresh: Vec<String> = (0..2)
+        .map(|i| api.enqueue("echo", json!({"n": i})))
+        .collect();
+    let second = spec("restart-2").start();
+    assert!(
+        wait_until(LIMIT, || fresh
+            .iter()
+            .all(|id| api.task(id)["status"] == "completed")),
+        "log:\n{}",
+        second.log()
+    );
+    // The dead process's tasks come back when their lease runs out, not as a
+    // replay of a claim id the new process happens to repeat.
+    let log = second.log();
+    for id in &held {
+        assert!(
+            !log.contains(id.as_str()),
+            "{id} handed to the new process:\n{log}"
+        );
+        assert_eq!(api.task(id)["attempt"], 1);
+    }
+}
