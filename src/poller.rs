@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{after, never, select, Receiver, Sender};
 
@@ -77,6 +77,12 @@ impl Poller {
     pub fn run(self) {
         let mut idle_slots = 0usize;
         let mut claim_seq = 0u64;
+        // A claim id names one request for good: a worker restarted with the
+        // same WORKER_ID must not repeat its predecessor's ids, or the server
+        // would answer with the dead process's tasks as a replay.
+        let run = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
         let mut retry_claim_id: Option<String> = None;
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
         loop {
@@ -102,7 +108,7 @@ impl Poller {
             }
             let claim_id = retry_claim_id.take().unwrap_or_else(|| {
                 claim_seq += 1;
-                format!("{}-{claim_seq:012}", self.client.worker_id())
+                format!("{}-{run:x}-{claim_seq:012}", self.client.worker_id())
             });
             let request = ClaimRequest {
                 worker_id: self.client.worker_id().to_string(),

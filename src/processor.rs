@@ -99,36 +99,40 @@ impl Processors {
         self.stats
             .task_retries
             .fetch_add(u64::from(tries - 1), Relaxed);
-        if self.inflight.settle(&running) {
-            let outcome = match result {
-                Ok(value) => {
-                    Outcome::completed(&task.id, &task.task_type, value, &self.worker_id, duration)
-                }
-                Err(err) => {
-                    log::warn!(
-                        "task {} ({}): failed after {tries} tries: {err}",
-                        task.id,
-                        task.task_type
-                    );
-                    Outcome::failed(
-                        &task.id,
-                        &task.task_type,
-                        &err,
-                        &self.worker_id,
-                        tries,
-                        duration,
-                    )
-                }
-            };
+        let failure = result.as_ref().err().map(ToString::to_string);
+
+        let outcome = match result {
+            Ok(value) => {
+                Outcome::completed(&task.id, &task.task_type, value, &self.worker_id, duration)
+            }
+            Err(err) => Outcome::failed(
+                &task.id,
+                &task.task_type,
+                &err,
+                &self.worker_id,
+                tries,
+                duration,
+            ),
+        };
+        let error_type = outcome.error_type.clone();
+        let handed = self.inflight.settle_with(&running, || {
+            let _ = self.outcomes.send(outcome);
+        });
+        if handed {
+            if let Some(err) = failure {
+                log::warn!(
+                    "task {} ({}): failed after {tries} tries: {err}",
+                    task.id,
+                    task.task_type
+                );
+            }
             log::debug!(
                 "task {} ({}): finished in {} ms",
                 task.id,
                 task.task_type,
                 duration.as_millis()
             );
-            self.stats
-                .record_outcome(outcome.error_type.as_deref(), duration);
-            let _ = self.outcomes.send(outcome);
+            self.stats.record_outcome(error_type.as_deref(), duration);
         } else {
             log::info!(
                 "task {} ({}): late result discarded; it was already reported or taken back",

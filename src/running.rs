@@ -154,6 +154,23 @@ impl InFlight {
         won
     }
 
+    /// As [`InFlight::settle`], and the winner runs `hand_off` (sending the
+    /// outcome to the reporter) before anyone can see the entry settled: a
+    /// drain that waits for every task to settle must not tell the reporter
+    /// to finish while an outcome is still on its way to it.
+    pub fn settle_with(&self, running: &Running, hand_off: impl FnOnce()) -> bool {
+        let _table = self.lock();
+        let won = running
+            .settled
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if won {
+            hand_off();
+            self.changed.notify_all();
+        }
+        won
+    }
+
     /// Removes an execution whose processor thread has returned.
     pub fn finish(&self, id: u64) {
         self.lock().entries.remove(&id);

@@ -91,36 +91,31 @@ impl Supervisor {
     }
 
     fn time_out(&self, running: &Running) {
-        running.ctx.cancel.cancel(CancelReason::Timeout);
-        if !self.inflight.settle(running) {
-            return;
-        }
-        let task = &running.task;
         let limit = running
             .ctx
             .deadline
             .saturating_duration_since(running.started);
-        log::warn!(
-            "task {} ({}): timed out after {} ms; reported TIMEOUT",
-            task.id,
-            task.task_type,
-            limit.as_millis()
-        );
         let err = TaskError::retryable(
             format!("task ran past its {} ms deadline", limit.as_millis()),
             error_type::TIMEOUT,
         );
-        let duration = running.started.elapsed();
-        self.stats
-            .record_outcome(Some(error_type::TIMEOUT), duration);
-        let _ = self.outcomes.send(Outcome::failed(
-            &task.id,
-            &task.task_type,
+        let (task, worker_id) = (&running.task, &*self.worker_id);
+        if fail_in_place(
+            &self.inflight,
+            running,
+            CancelReason::Timeout,
             &err,
-            &self.worker_id,
-            1,
-            duration,
-        ));
+            &self.outcomes,
+            &self.stats,
+            worker_id,
+        ) {
+            log::warn!(
+                "task {} ({}): timed out after {} ms; reported TIMEOUT",
+                task.id,
+                task.task_type,
+                limit.as_millis()
+            );
+        }
     }
 
     /// Gives up on a thread whose handler ignores its cancel and starts
@@ -165,30 +160,50 @@ pub fn cancel_for_shutdown(
     stats: &Stats,
     worker_id: &str,
 ) {
+    let err = TaskError::retryable(
+        "worker shut down before the task finished",
+        error_type::SHUTDOWN,
+    );
     for running in inflight.unsettled() {
-        running.ctx.cancel.cancel(CancelReason::Shutdown);
-        if !inflight.settle(&running) {
-            continue;
-        }
-        let task = &running.task;
-        log::warn!(
-            "task {} ({}): still running at the end of the drain; reported SHUTDOWN",
-            task.id,
-            task.task_type
-        );
-        let err = TaskError::retryable(
-            "worker shut down before the task finished",
-            error_type::SHUTDOWN,
-        );
-        let duration = running.started.elapsed();
-        stats.record_outcome(Some(error_type::SHUTDOWN), duration);
-        let _ = outcomes.send(Outcome::failed(
-            &task.id,
-            &task.task_type,
+        if fail_in_place(
+            inflight,
+            &running,
+            CancelReason::Shutdown,
             &err,
+            outcomes,
+            stats,
             worker_id,
-            1,
-            duration,
-        ));
+        ) {
+            let task = &running.task;
+            log::warn!(
+                "task {} ({}): still running at the end of the drain; reported SHUTDOWN",
+                task.id,
+                task.task_type
+            );
+        }
     }
+}
+
+/// Cancels `running` and, unless its processor settled it first, reports it
+/// failed with `err` in the processor's place; true when it did.
+fn fail_in_place(
+    inflight: &InFlight,
+    running: &Running,
+    reason: CancelReason,
+    err: &TaskError,
+    outcomes: &Sender<Outcome>,
+    stats: &Stats,
+    worker_id: &str,
+) -> bool {
+    running.ctx.cancel.cancel(reason);
+    let duration = running.started.elapsed();
+    let task = &running.task;
+    let outcome = Outcome::failed(&task.id, &task.task_type, err, worker_id, 1, duration);
+    let settled = inflight.settle_with(running, || {
+        let _ = outcomes.send(outcome);
+    });
+    if settled {
+        stats.record_outcome(Some(&err.error_type), duration);
+    }
+    settled
 }

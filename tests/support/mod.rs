@@ -324,13 +324,21 @@ pub fn group_members(pgid: i32) -> Vec<i32> {
 
 /// A `kB` line of /proc/self/status (`VmRSS`, `VmHWM`), in bytes.
 pub fn self_status_kb(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    status_kb("self", field)
+}
+
+/// A `kB` line of `/proc/PID/status` (`VmRSS`, `VmHWM`) of process `pid`
+/// (or `self`), in bytes.
+pub fn status_kb(pid: &str, field: &str) -> u64 {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
     status
         .lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map(|kb| kb * 1024)
-        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
+        .unwrap_or_else(|| panic!("no {field} in {path}"))
 }
 
+pub mod faulty;
 pub mod worker;
