@@ -65,7 +65,8 @@ impl Heartbeats {
                     Ok(Beat::Lost(status)) => {
                         self.connectivity.success();
                         running.ctx.cancel.cancel(CancelReason::LeaseLost);
-                        if self.inflight.settle(&running) {
+                        // The outcome is dropped: the task is no longer ours to report.
+                        if self.inflight.settle_with(&running, || {}) {
                             self.stats.leases_lost.fetch_add(1, Relaxed);
                             log::warn!(
                                 "task {} ({}): lease lost (heartbeat answered {status}); cancelled, its outcome will not be reported",

@@ -14,7 +14,7 @@ use crate::connectivity::Connectivity;
 use crate::error::{error_type, TaskError};
 use crate::metrics::Stats;
 use crate::outcome::Outcome;
-use crate::reporter::Backlog;
+use crate::reporter::{Backlog, Outbox};
 use crate::running::InFlight;
 use crate::shutdown::Shutdown;
 use crate::spool::Spool;
@@ -50,7 +50,7 @@ pub struct Poller {
     /// Tasks to the processors.
     pub tasks: Sender<Task>,
     /// Failures found at claim time (a task without a usable type) go straight to the reporter.
-    pub outcomes: Sender<Outcome>,
+    pub outcomes: Outbox,
     /// The types with handlers (`types` in the claim).
     pub types: Vec<String>,
     /// Long-poll seconds asked of the server (0: off).
@@ -189,6 +189,14 @@ impl Poller {
                 );
                 None
             }
+            Ok(task) if self.inflight.is_running(&task.id) => {
+                log::warn!(
+                    "task {} ({}): delivered again while it runs here; the duplicate is not run",
+                    task.id,
+                    task.task_type
+                );
+                None
+            }
             Ok(task) => Some(task),
             Err(MalformedTask::NoId) => {
                 self.stats.tasks_malformed.fetch_add(1, Relaxed);
@@ -203,7 +211,7 @@ impl Poller {
                     TaskError::permanent("task has no usable \"type\"", error_type::VALIDATION);
                 self.stats
                     .record_outcome(Some(error_type::VALIDATION), Duration::ZERO);
-                let _ = self.outcomes.send(Outcome::failed(
+                self.outcomes.send(Outcome::failed(
                     &id,
                     "",
                     &err,

@@ -17,6 +17,7 @@ use crate::error::{error_type, Error, TaskError};
 use crate::handlers::{Handler, Registry};
 use crate::metrics::Stats;
 use crate::outcome::Outcome;
+use crate::reporter::Outbox;
 use crate::running::InFlight;
 use crate::task::Task;
 
@@ -36,7 +37,7 @@ pub struct Processors {
     /// Tasks from the poller.
     pub tasks: Receiver<Task>,
     /// Outcomes to the reporter.
-    pub outcomes: Sender<Outcome>,
+    pub outcomes: Outbox,
     /// One message per processor that became idle, to the poller.
     pub idle: Sender<()>,
     /// This worker's id.
@@ -116,7 +117,7 @@ impl Processors {
         };
         let error_type = outcome.error_type.clone();
         let handed = self.inflight.settle_with(&running, || {
-            let _ = self.outcomes.send(outcome);
+            self.outcomes.send(outcome);
         });
         if handed {
             if let Some(err) = failure {

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{at, never, select, Receiver};
+use crossbeam_channel::{at, never, select, Receiver, Sender};
 
 use crate::backoff::Backoff;
 use crate::client::{ApiClient, Delivery};
@@ -60,6 +60,44 @@ impl Backlog {
     /// Whether some reporter thread waits to retry a failed send.
     pub fn is_retrying(&self) -> bool {
         self.retrying.load(Relaxed) > 0
+    }
+}
+
+/// Where every outcome goes: into the spool, synced, and then to the
+/// reporters. Whoever makes an outcome hands it over here, so once a handler
+/// has returned, a crash cannot lose its result (with a state directory).
+#[derive(Clone)]
+pub struct Outbox {
+    tx: Sender<Outcome>,
+    spool: Option<Spool>,
+    stats: Arc<Stats>,
+}
+
+impl Outbox {
+    /// An outbox feeding `tx`, keeping outcomes in `spool` when there is one.
+    pub fn new(tx: Sender<Outcome>, spool: Option<Spool>, stats: Arc<Stats>) -> Outbox {
+        Outbox { tx, spool, stats }
+    }
+
+    /// Makes `outcome` durable, then queues it for delivery. Concurrent
+    /// callers share fsyncs: a sync finds the others' appends already written.
+    pub fn send(&self, outcome: Outcome) {
+        if let Some(spool) = &self.spool {
+            spool.append(&outcome);
+            spool.sync();
+            self.stats.spool_depth.store(spool.depth(), Relaxed);
+        }
+        let _ = self.tx.send(outcome);
+    }
+
+    /// Outcomes queued and not yet taken by a reporter.
+    pub fn len(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.tx.is_empty()
     }
 }
 
@@ -145,10 +183,6 @@ impl Reporter {
     }
 
     fn accept(&mut self, pending: &mut VecDeque<Outcome>, outcome: Outcome) {
-        if let Some(spool) = &mut self.spool {
-            spool.append(&outcome);
-            self.stats.spool_depth.store(spool.depth(), Relaxed);
-        }
         pending.push_back(outcome);
         self.backlog.held.fetch_add(1, Relaxed);
     }
@@ -159,10 +193,6 @@ impl Reporter {
         pending: &mut VecDeque<Outcome>,
         backoff: &mut Backoff,
     ) -> Option<Duration> {
-        if let Some(spool) = &self.spool {
-            // One fsync for everything appended since the last send.
-            spool.sync();
-        }
         while let Some(outcome) = pending.front() {
             match self
                 .client

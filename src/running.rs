@@ -4,7 +4,11 @@
 //! the reporter, or drops it when the lease is lost).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+
+const RUNNING: u8 = 0;
+const SETTLING: u8 = 1;
+const SETTLED: u8 = 2;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,14 +32,20 @@ pub struct Running {
     pub processor: usize,
     /// The lease length, when the server leases (heartbeats every third of it).
     pub lease: Option<Duration>,
-    settled: AtomicBool,
+    /// `RUNNING`, then `SETTLING` while the winner hands off, then `SETTLED`.
+    state: AtomicU8,
     abandoned: AtomicBool,
 }
 
 impl Running {
-    /// Whether it has been settled.
+    /// Whether someone has taken the right to settle it (its outcome is
+    /// being handed off, or already was).
     pub fn is_settled(&self) -> bool {
-        self.settled.load(Ordering::Acquire)
+        self.state.load(Ordering::Acquire) != RUNNING
+    }
+
+    fn is_handed_off(&self) -> bool {
+        self.state.load(Ordering::Acquire) == SETTLED
     }
 
     /// Marks the processor thread as given up on (a replacement takes its
@@ -61,7 +71,7 @@ struct Table {
 
 impl Table {
     fn all_settled(&self) -> bool {
-        self.reserved == 0 && self.entries.values().all(|r| r.is_settled())
+        self.reserved == 0 && self.entries.values().all(|r| r.is_handed_off())
     }
 }
 
@@ -117,7 +127,7 @@ impl InFlight {
             started: Instant::now(),
             processor,
             lease,
-            settled: AtomicBool::new(false),
+            state: AtomicU8::new(RUNNING),
             abandoned: AtomicBool::new(false),
         });
         let mut table = self.lock();
@@ -141,31 +151,21 @@ impl InFlight {
         t.saturating_duration_since(self.epoch).as_millis() as u64
     }
 
-    /// Claims the right to settle `running` (report it or drop it); true for
-    /// exactly one caller, who must then hand its outcome to the reporter.
-    pub fn settle(&self, running: &Running) -> bool {
-        let won = running
-            .settled
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok();
-        if won {
-            self.changed.notify_all();
-        }
-        won
-    }
-
-    /// As [`InFlight::settle`], and the winner runs `hand_off` (sending the
-    /// outcome to the reporter) before anyone can see the entry settled: a
-    /// drain that waits for every task to settle must not tell the reporter
-    /// to finish while an outcome is still on its way to it.
+    /// Takes the right to settle `running`: true for exactly one caller, who
+    /// runs `hand_off` (makes the outcome durable and sends it to the
+    /// reporter, or drops it). Until `hand_off` returns the entry does not
+    /// count as settled, so a drain never tells the reporter to finish while
+    /// an outcome is still on its way; and no lock is held meanwhile.
     pub fn settle_with(&self, running: &Running, hand_off: impl FnOnce()) -> bool {
-        let _table = self.lock();
         let won = running
-            .settled
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .state
+            .compare_exchange(RUNNING, SETTLING, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
         if won {
             hand_off();
+            running.state.store(SETTLED, Ordering::Release);
+            // Under the lock, so a waiter between its check and its wait still wakes.
+            let _table = self.lock();
             self.changed.notify_all();
         }
         won
@@ -180,6 +180,14 @@ impl InFlight {
     /// Every entry: running, or settled with its thread still busy.
     pub fn snapshot(&self) -> Vec<Arc<Running>> {
         self.lock().entries.values().cloned().collect()
+    }
+
+    /// Whether a task with this id runs here now (a duplicate delivery).
+    pub fn is_running(&self, task_id: &str) -> bool {
+        self.lock()
+            .entries
+            .values()
+            .any(|r| !r.is_settled() && r.task.id == task_id)
     }
 
     /// Entries not yet settled.
@@ -237,10 +245,10 @@ mod tests {
         assert!(!inflight.wait_settled(Duration::from_millis(10)));
         let other = inflight.clone();
         let r2 = r.clone();
-        let t = std::thread::spawn(move || assert!(other.settle(&r2)));
+        let t = std::thread::spawn(move || assert!(other.settle_with(&r2, || {})));
         assert!(inflight.wait_settled(Duration::from_secs(10)));
         t.join().unwrap();
-        assert!(!inflight.settle(&r));
+        assert!(!inflight.settle_with(&r, || panic!("only the winner hands off")));
         assert_eq!(
             inflight.snapshot().len(),
             1,

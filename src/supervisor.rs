@@ -7,13 +7,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{after, select, Receiver, Sender};
+use crossbeam_channel::{after, select, Receiver};
 
 use crate::context::CancelReason;
 use crate::error::{error_type, TaskError};
 use crate::metrics::{rss_bytes, Stats};
 use crate::outcome::Outcome;
 use crate::processor::Processors;
+use crate::reporter::Outbox;
 use crate::running::{InFlight, Running};
 use crate::shutdown::{StopHandle, StopReason};
 
@@ -29,7 +30,7 @@ pub struct Supervisor {
     /// The processors, to start replacements.
     pub processors: Arc<Processors>,
     /// Outcomes to the reporter.
-    pub outcomes: Sender<Outcome>,
+    pub outcomes: Outbox,
     /// Counters.
     pub stats: Arc<Stats>,
     /// To drain on the memory limit.
@@ -154,12 +155,7 @@ impl Supervisor {
 
 /// Settles every task still running as `SHUTDOWN`, retryable: the drain's
 /// grace is over. Their handlers are cancelled; late results are discarded.
-pub fn cancel_for_shutdown(
-    inflight: &InFlight,
-    outcomes: &Sender<Outcome>,
-    stats: &Stats,
-    worker_id: &str,
-) {
+pub fn cancel_for_shutdown(inflight: &InFlight, outcomes: &Outbox, stats: &Stats, worker_id: &str) {
     let err = TaskError::retryable(
         "worker shut down before the task finished",
         error_type::SHUTDOWN,
@@ -191,7 +187,7 @@ fn fail_in_place(
     running: &Running,
     reason: CancelReason,
     err: &TaskError,
-    outcomes: &Sender<Outcome>,
+    outcomes: &Outbox,
     stats: &Stats,
     worker_id: &str,
 ) -> bool {
@@ -200,7 +196,7 @@ fn fail_in_place(
     let task = &running.task;
     let outcome = Outcome::failed(&task.id, &task.task_type, err, worker_id, 1, duration);
     let settled = inflight.settle_with(running, || {
-        let _ = outcomes.send(outcome);
+        outcomes.send(outcome);
     });
     if settled {
         stats.record_outcome(Some(&err.error_type), duration);

@@ -38,7 +38,7 @@ use crate::notify::Notifier;
 use crate::outcome::Outcome;
 use crate::poller::{ClaimInFlight, Poller};
 use crate::processor::Processors;
-use crate::reporter::{Backlog, Reporter};
+use crate::reporter::{Backlog, Outbox, Reporter};
 use crate::running::InFlight;
 use crate::shutdown::{self, Shutdown, StopReason};
 use crate::spool::Spool;
@@ -182,6 +182,7 @@ impl Worker {
         let (task_tx, task_rx) = bounded(config.concurrent_tasks);
         let (idle_tx, idle_rx) = unbounded();
         let (outcome_tx, outcome_rx) = unbounded();
+        let outbox = Outbox::new(outcome_tx, spool.clone(), stats.clone());
         let reporters = crate::reporter::threads_for(config.concurrent_tasks);
         let (finish_tx, finish_rx) = bounded(reporters);
         let (done_tx, done_rx) = bounded::<()>(0);
@@ -194,7 +195,7 @@ impl Worker {
             inflight: inflight.clone(),
             stats: stats.clone(),
             tasks: task_rx,
-            outcomes: outcome_tx.clone(),
+            outcomes: outbox.clone(),
             idle: idle_tx,
             worker_id: worker_id.clone(),
             timeout: config.timeout,
@@ -226,7 +227,7 @@ impl Worker {
         let supervisor = Supervisor {
             inflight: inflight.clone(),
             processors: processors.clone(),
-            outcomes: outcome_tx.clone(),
+            outcomes: outbox.clone(),
             stats: stats.clone(),
             stop: shutdown.handle(),
             memory_limit: config.memory_limit,
@@ -253,7 +254,7 @@ impl Worker {
             shutdown: shutdown.clone(),
             idle: idle_rx,
             tasks: task_tx,
-            outcomes: outcome_tx.clone(),
+            outcomes: outbox.clone(),
             types: registry.types(),
             wait_seconds: config.wait_seconds,
             polling_interval: config.polling_interval,
@@ -300,7 +301,7 @@ impl Worker {
             .shutdown_timeout
             .saturating_sub(drain_started.elapsed());
         if !inflight.wait_settled(grace) {
-            cancel_for_shutdown(&inflight, &outcome_tx, &stats, &worker_id);
+            cancel_for_shutdown(&inflight, &outbox, &stats, &worker_id);
         }
         let report_deadline = Instant::now() + REPORT_GRACE;
         for _ in 0..reporters {
