@@ -134,6 +134,9 @@ fn check_config(args: Vec<OsString>) -> Result<i32, Error> {
         secret_vars: config.secret_vars(),
     };
     Registry::from_config(&config.handlers, &env)?;
+    for warning in config.warnings() {
+        eprintln!("warning: {warning}");
+    }
     print!("{}", config.describe());
     Ok(0)
 }

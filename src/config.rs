@@ -544,6 +544,18 @@ impl Config {
         Ok(())
     }
 
+    /// What is allowed but unwise in this configuration, one line each.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.key_sent_in_clear() {
+            warnings.push(format!(
+                "API_KEY is sent in clear text over http:// to a host that is not loopback ({}); use https://",
+                self.api_url
+            ));
+        }
+        warnings
+    }
+
     /// Whether the key would travel in clear text to another host.
     pub fn key_sent_in_clear(&self) -> bool {
         let Some(rest) = self.api_url.strip_prefix("http://") else {

@@ -124,8 +124,8 @@ impl Worker {
                 "no handler is configured, so there is nothing to claim",
             ));
         }
-        if config.key_sent_in_clear() {
-            log::warn!("API_KEY is sent in clear text over http:// to a host that is not loopback; use https://");
+        for warning in config.warnings() {
+            log::warn!("{warning}");
         }
         let client = ApiClient::new(
             agent,

@@ -140,3 +140,36 @@ fn help_and_version() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("CONCURRENT_TASKS"));
 }
+
+#[test]
+fn check_config_warns_when_the_key_would_travel_in_clear_text() {
+    let dir = temp_dir("config-cleartext");
+    std::fs::write(
+        dir.join("c.json"),
+        r#"{"handlers": {"echo": {"builtin": "echo"}}}"#,
+    )
+    .unwrap();
+    let args = ["check-config", "--config", "c.json"];
+    let out = run_in(
+        &dir,
+        &args,
+        &[
+            ("API_URL", "http://api.example.com/v1"),
+            ("API_KEY", "k-123"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("clear text").count(), 1, "warned once: {err}");
+    assert!(!err.contains("k-123"));
+    for quiet in [
+        ("API_URL", "https://api.example.com/v1"),
+        ("API_URL", "http://127.0.0.1:8000"),
+    ] {
+        let out = run_in(&dir, &args, &[quiet, ("API_KEY", "k-123")]);
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("clear text"),
+            "{quiet:?}"
+        );
+    }
+}
