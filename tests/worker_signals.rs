@@ -71,52 +71,38 @@ fn reports_shutdown_for_a_task_longer_than_the_grace() {
     assert_ne!(task["status"], "failed", "{task}");
 }
 
-#[test]
-fn second_sigterm_exits_at_once_with_143() {
+fn second_signal_exits_at_once(signal: &str, code: i32) {
     let server = start_server(ServerConfig::default());
     let api = Api::new(server.url());
     let id = api.enqueue("sleep", json!({"ms": 60_000}));
-    let mut worker = WorkerSpec::new("double", &server.url(), builtin_handlers())
+    let name = format!("double-{signal}");
+    let mut worker = WorkerSpec::new(&name, &server.url(), builtin_handlers())
         .env("TIMEOUT", "120")
         .start();
     assert!(wait_running(&api, &id));
-    worker.signal("TERM");
+    worker.signal(signal);
     assert!(
         worker.wait_log("draining", Duration::from_secs(10)),
         "log:\n{}",
         worker.log()
     );
-    worker.signal("TERM");
+    worker.signal(signal);
     assert_eq!(
         worker.wait_exit(Duration::from_secs(10)),
-        Some(143),
+        Some(code),
         "log:\n{}",
         worker.log()
     );
 }
 
 #[test]
+fn second_sigterm_exits_at_once_with_143() {
+    second_signal_exits_at_once("TERM", 143);
+}
+
+#[test]
 fn second_sigint_exits_with_130() {
-    let server = start_server(ServerConfig::default());
-    let api = Api::new(server.url());
-    let id = api.enqueue("sleep", json!({"ms": 60_000}));
-    let mut worker = WorkerSpec::new("double-int", &server.url(), builtin_handlers())
-        .env("TIMEOUT", "120")
-        .start();
-    assert!(wait_running(&api, &id));
-    worker.signal("INT");
-    assert!(
-        worker.wait_log("draining", Duration::from_secs(10)),
-        "log:\n{}",
-        worker.log()
-    );
-    worker.signal("INT");
-    assert_eq!(
-        worker.wait_exit(Duration::from_secs(10)),
-        Some(130),
-        "log:\n{}",
-        worker.log()
-    );
+    second_signal_exits_at_once("INT", 130);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -100,24 +100,12 @@ impl<'a> WorkerSpec<'a> {
 impl WorkerProcess {
     /// Sends `signal` (`TERM`, `INT`, `TSTP`, ...) with kill(1).
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
+        super::send_signal(&self.child, signal);
     }
 
     /// Waits (bounded) for the exit; returns the exit code.
     pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        None
+        super::wait_exit(&mut self.child, within)
     }
 
     /// Everything it logged so far.
