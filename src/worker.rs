@@ -91,6 +91,7 @@ impl Worker {
     /// and returns the exit code (0, or 75 after the memory limit).
     pub fn run(self) -> Result<i32, Error> {
         let shutdown = shutdown::install_signals()?;
+        log_panics();
         self.run_until(shutdown, |_| {})
     }
 
@@ -327,6 +328,21 @@ impl Worker {
         );
         Ok(code)
     }
+}
+
+/// Sends panic messages to the log instead of bare stderr lines. A handler's
+/// panic is reported as `PANIC` and logged by its processor, so here it is
+/// only a debug line; a panic anywhere else is a bug and logged as an error.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("unnamed");
+        if name.starts_with("taskworker-proc-") {
+            log::debug!("panic in {name}: {info}");
+        } else {
+            log::error!("panic in thread {name}: {info}");
+        }
+    }));
 }
 
 /// Ends a long poll in flight by cancelling its claim, so the poller returns
