@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{ctx, group_members, handler, handler_env, read_pid, run, task, temp_dir, wait_for};
+use support::{
+    ctx, group_members, handler, handler_env, read_pid, run, task, temp_dir, wait_until,
+};
 use taskworker::context::{CancelReason, Context};
 use taskworker::handlers::exec::ExecHandler;
 use taskworker::Handler;

@@ -32,7 +32,8 @@ pub fn bin() -> PathBuf {
 pub fn temp_dir(name: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
     let n = N.fetch_add(1, Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!("taskworker-test-{}-{name}-{n}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("taskworker-test-{}-{name}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
