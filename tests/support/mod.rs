@@ -333,4 +333,5 @@ pub fn self_status_kb(field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
 }
 
+pub mod fake;
 pub mod worker;
