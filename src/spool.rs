@@ -61,7 +61,9 @@ impl Spool {
         let mut next_seq = 0u64;
         match File::open(&path) {
             Ok(file) => {
-                for (n, line) in BufReader::new(file).lines().enumerate() {
+                // Split on bytes: a record torn inside a UTF-8 character is
+                // skipped like any other torn record, not a reason to refuse the file.
+                for (n, line) in BufReader::new(file).split(b'\n').enumerate() {
                     let line = line.map_err(|e| state_error(&path, "cannot read", e))?;
                     match parse_record(&line) {
                         Some(Record::Outcome(mut outcome)) => {
@@ -77,7 +79,7 @@ impl Spool {
                                 unsent.remove(&seq);
                             }
                         }
-                        None if line.trim().is_empty() => {}
+                        None if line.trim_ascii().is_empty() => {}
                         None => log::warn!(
                             "spool {}: line {} is torn or corrupt; skipped",
                             path.display(),
@@ -256,8 +258,8 @@ fn outcome_line(o: &Outcome) -> String {
     )
 }
 
-fn parse_record(line: &str) -> Option<Record> {
-    let v: Value = serde_json::from_str(line).ok()?;
+fn parse_record(line: &[u8]) -> Option<Record> {
+    let v: Value = serde_json::from_slice(line).ok()?;
     let task_id = v.get("task_id")?.as_str()?.to_string();
     match v.get("op")?.as_str()? {
         "sent" => Some(Record::Sent(task_id)),
