@@ -169,15 +169,23 @@ impl Poller {
     /// Checks a claimed object; a task without a usable type is failed at once.
     fn accept(&self, object: serde_json::Value) -> Option<Task> {
         match Task::from_claimed(object) {
-            Ok(task) if self.spool.as_ref().is_some_and(|s| s.contains(&task.id)) => {
+            Ok(task) => {
+                let spooled = self
+                    .spool
+                    .as_ref()
+                    .and_then(|s| s.reclaim(&task.id, self.client.worker_id()));
+                let Some(outcome) = spooled else {
+                    return Some(task);
+                };
                 log::info!(
                     "task {} ({}): redelivered, but its outcome waits in the spool; sending that instead of running it again",
                     task.id,
                     task.task_type
                 );
+                // The server holds the task for us now: the outcome goes in our name.
+                let _ = self.outcomes.send(outcome);
                 None
             }
-            Ok(task) => Some(task),
             Err(MalformedTask::NoId) => {
                 self.stats.tasks_malformed.fetch_add(1, Relaxed);
                 log::warn!(

@@ -92,7 +92,12 @@ impl Reporter {
             spool.append(&outcome);
             self.stats.spool_depth.store(spool.depth(), Relaxed);
         }
-        pending.push_back(outcome);
+        // A newer outcome of the same task (a spooled one re-sent for a
+        // redelivery) takes the older one's place.
+        match pending.iter_mut().find(|o| o.task_id == outcome.task_id) {
+            Some(older) => *older = outcome,
+            None => pending.push_back(outcome),
+        }
         self.pending_count.store(pending.len(), Relaxed);
     }
 

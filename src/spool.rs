@@ -51,9 +51,10 @@ fn state_error(dir: &Path, what: &str, e: std::io::Error) -> Error {
 
 impl Spool {
     /// Opens (creating if needed) the spool in `dir`, compacts it, and returns
-    /// it with the outcomes still to send, oldest first. `worker_id` replaces
-    /// the one in spooled bodies, since the server now knows us by that id.
-    pub fn open(dir: &Path, worker_id: &str) -> Result<(Spool, Vec<Outcome>), Error> {
+    /// it with the outcomes still to send, oldest first. Their bodies keep
+    /// the `worker_id` they were made with: the server holds the task for
+    /// that id until its lease runs out, whatever our id is now.
+    pub fn open(dir: &Path) -> Result<(Spool, Vec<Outcome>), Error> {
         std::fs::create_dir_all(dir).map_err(|e| state_error(dir, "cannot create", e))?;
         let path = dir.join(FILE_NAME);
         let mut unsent = BTreeMap::new();
@@ -66,8 +67,7 @@ impl Spool {
                 for (n, line) in BufReader::new(file).split(b'\n').enumerate() {
                     let line = line.map_err(|e| state_error(&path, "cannot read", e))?;
                     match parse_record(&line) {
-                        Some(Record::Outcome(mut outcome)) => {
-                            restamp(&mut outcome, worker_id);
+                        Some(Record::Outcome(outcome)) => {
                             if let Some(old) = by_task.insert(outcome.task_id.clone(), next_seq) {
                                 unsent.remove(&old);
                             }
@@ -186,6 +186,16 @@ impl Spool {
         self.lock().by_task.contains_key(task_id)
     }
 
+    /// The spooled outcome of `task_id`, in the name of `worker_id`: for a
+    /// task redelivered to us, which the server now holds for that id.
+    pub fn reclaim(&self, task_id: &str, worker_id: &str) -> Option<Outcome> {
+        let inner = self.lock();
+        let seq = inner.by_task.get(task_id)?;
+        let mut outcome = inner.unsent.get(seq)?.clone();
+        restamp(&mut outcome, worker_id);
+        Some(outcome)
+    }
+
     /// Outcomes not yet marked sent.
     pub fn depth(&self) -> usize {
         self.lock().unsent.len()
@@ -289,7 +299,7 @@ fn parse_record(line: &[u8]) -> Option<Record> {
     }
 }
 
-/// Puts the current worker id into a spooled body.
+/// Puts `worker_id` into a spooled body.
 fn restamp(outcome: &mut Outcome, worker_id: &str) {
     if let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&outcome.body) {
         body.insert("worker_id".into(), Value::String(worker_id.to_string()));
@@ -323,9 +333,9 @@ mod tests {
     }
 
     #[test]
-    fn unsent_outcomes_survive_a_restart_with_the_new_worker_id() {
+    fn unsent_outcomes_survive_a_restart_with_their_worker_id() {
         let dir = temp_dir("restart");
-        let (spool, left) = Spool::open(&dir, "w1").unwrap();
+        let (spool, left) = Spool::open(&dir).unwrap();
         assert!(left.is_empty());
         for id in ["a", "b", "c"] {
             spool.append(&done(id));
@@ -334,19 +344,29 @@ mod tests {
         spool.mark_sent("b");
         assert!(spool.contains("a") && !spool.contains("b"));
         drop(spool);
-        let (spool, left) = Spool::open(&dir, "w2").unwrap();
+        let (spool, left) = Spool::open(&dir).unwrap();
         let ids: Vec<_> = left.iter().map(|o| o.task_id.as_str()).collect();
         assert_eq!(ids, ["a", "c"]);
         let body: Value = serde_json::from_slice(&left[0].body).unwrap();
-        assert_eq!(body["worker_id"], "w2");
+        assert_eq!(
+            body["worker_id"], "old-worker",
+            "the id that holds the lease"
+        );
         assert_eq!(body["result"], json!({"id": "a"}));
         assert_eq!(spool.records(), 2, "compacted on open");
+        let again = spool.reclaim("c", "w2").unwrap();
+        let body: Value = serde_json::from_slice(&again.body).unwrap();
+        assert_eq!(
+            (body["worker_id"].as_str(), again.task_id.as_str()),
+            (Some("w2"), "c")
+        );
+        assert!(spool.reclaim("b", "w2").is_none());
     }
 
     #[test]
     fn a_torn_last_line_is_skipped() {
         let dir = temp_dir("torn");
-        let (spool, _) = Spool::open(&dir, "w").unwrap();
+        let (spool, _) = Spool::open(&dir).unwrap();
         spool.append(&done("a"));
         spool.sync();
         drop(spool);
@@ -357,7 +377,7 @@ mod tests {
         f.write_all(b"{\"op\":\"outcome\",\"task_id\":\"b\",\"ki")
             .unwrap();
         drop(f);
-        let (_, left) = Spool::open(&dir, "w").unwrap();
+        let (_, left) = Spool::open(&dir).unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].task_id, "a");
     }
@@ -365,7 +385,7 @@ mod tests {
     #[test]
     fn stays_bounded() {
         let dir = temp_dir("bounded");
-        let (spool, _) = Spool::open(&dir, "w").unwrap();
+        let (spool, _) = Spool::open(&dir).unwrap();
         for i in 0..10_000 {
             let id = format!("t{i}");
             spool.append(&done(&id));
@@ -379,7 +399,7 @@ mod tests {
     fn an_unwritable_state_dir_is_a_clear_error() {
         let file = temp_dir("notadir");
         std::fs::write(&file, "x").unwrap();
-        let err = Spool::open(&file, "w").unwrap_err();
+        let err = Spool::open(&file).unwrap_err();
         assert!(err.to_string().contains("STATE_DIR"), "{err}");
     }
 }
