@@ -40,6 +40,9 @@ impl Reporter {
     /// The reporter loop. `pending` holds outcomes left from an earlier run.
     pub fn run(mut self, mut pending: VecDeque<Outcome>) {
         let mut next_try = Instant::now();
+        // Whether the last failed pass found the API down (rather than a
+        // refusal of particular reports): then new outcomes wait their turn too.
+        let mut api_down = false;
         let mut deadline: Option<Instant> = None;
         let mut inputs_open = true;
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
@@ -61,7 +64,12 @@ impl Reporter {
             };
             select! {
                 recv(outcomes) -> msg => match msg {
-                    Ok(outcome) => self.accept(&mut pending, outcome),
+                    Ok(outcome) => {
+                        self.accept(&mut pending, outcome);
+                        if !api_down {
+                            next_try = Instant::now();
+                        }
+                    }
                     Err(_) => inputs_open = false,
                 },
                 recv(finish) -> msg => deadline = Some(msg.unwrap_or_else(|_| Instant::now())),
@@ -78,8 +86,9 @@ impl Reporter {
                 return;
             }
             if Instant::now() >= next_try {
-                if let Some(delay) = self.deliver(&mut pending, &mut backoff) {
+                if let Some((delay, outage)) = self.deliver(&mut pending, &mut backoff) {
                     next_try = Instant::now() + delay;
+                    api_down = outage;
                 }
             }
             self.pending_count.store(pending.len(), Relaxed);
@@ -101,16 +110,20 @@ impl Reporter {
         self.pending_count.store(pending.len(), Relaxed);
     }
 
-    /// Sends pending reports in order; on a failure returns how long to wait.
+    /// Sends pending reports in order. An outage stops the pass at once; a
+    /// refusal of one report moves it to the back, so that it does not hold
+    /// up the others. When the pass stops, returns how long to wait and
+    /// whether the API was down.
     fn deliver(
         &mut self,
         pending: &mut VecDeque<Outcome>,
         backoff: &mut Backoff,
-    ) -> Option<Duration> {
+    ) -> Option<(Duration, bool)> {
         if let Some(spool) = &self.spool {
             // One fsync for everything appended since the last send.
             spool.sync();
         }
+        let mut refused = 0;
         while let Some(outcome) = pending.front() {
             match self
                 .client
@@ -140,16 +153,19 @@ impl Reporter {
                         outcome.task_id, outcome.task_type
                     );
                     self.connectivity.failure(&what, &err);
-                    if !err.is_outage() && err.retry_after().is_none() {
+                    let outage = err.is_outage() || err.retry_after().is_some();
+                    if !outage {
                         // A refusal of this one report: let the others go first.
-                        let item = pending.pop_front().expect("front exists");
-                        pending.push_back(item);
+                        refused += 1;
+                        pending.rotate_left(1);
+                        if refused < pending.len() {
+                            continue;
+                        }
                     }
-                    return Some(
-                        backoff
-                            .next_delay()
-                            .max(err.retry_after().unwrap_or_default()),
-                    );
+                    let delay = backoff
+                        .next_delay()
+                        .max(err.retry_after().unwrap_or_default());
+                    return Some((delay, outage));
                 }
             }
         }
