@@ -146,7 +146,6 @@ fn a_lost_lease_kills_the_process_group_and_drops_the_outcome() {
 fn no_heartbeats_to_a_core_only_server() {
     let server = start_server(ServerConfig {
         core_only: true,
-        lease: Duration::from_secs(1),
         ..ServerConfig::default()
     });
     let api = Api::new(server.url());
@@ -178,9 +177,12 @@ fn no_heartbeats_to_a_core_only_server() {
         .recv_timeout(Duration::from_secs(30))
         .expect("worker starts");
     let began = Instant::now();
-    assert!(wait_until(Duration::from_secs(30), || api.task(&id)
-        ["status"]
-        == "completed"));
+    assert!(
+        wait_until(Duration::from_secs(30), || api.task(&id)["status"]
+            == "completed"),
+        "{}",
+        api.task(&id)
+    );
     assert!(began.elapsed() >= Duration::from_millis(1000));
     let stats = &state.stats;
     use std::sync::atomic::Ordering::Relaxed;
