@@ -22,6 +22,9 @@ pub struct Outcome {
     pub body: Vec<u8>,
     /// `None` for a completion, else the failure's `error_type`.
     pub error_type: Option<String>,
+    /// Its record in the spool, when it has one: a newer record of the same
+    /// task (a redelivery answered from the spool) supersedes it.
+    pub spool_seq: Option<u64>,
 }
 
 impl Outcome {
@@ -44,6 +47,7 @@ impl Outcome {
             kind: ReportKind::Complete,
             body: serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"result\":null}".to_vec()),
             error_type: None,
+            spool_seq: None,
         }
     }
 
@@ -72,6 +76,7 @@ impl Outcome {
             body: serde_json::to_vec(&body)
                 .unwrap_or_else(|_| b"{\"error\":\"unserialisable error\"}".to_vec()),
             error_type: Some(err.error_type.clone()),
+            spool_seq: None,
         }
     }
 }

@@ -181,14 +181,6 @@ impl Poller {
     /// Checks a claimed object; a task without a usable type is failed at once.
     fn accept(&self, object: serde_json::Value) -> Option<Task> {
         match Task::from_claimed(object) {
-            Ok(task) if self.spool.as_ref().is_some_and(|s| s.contains(&task.id)) => {
-                log::info!(
-                    "task {} ({}): redelivered, but its outcome waits in the spool; sending that instead of running it again",
-                    task.id,
-                    task.task_type
-                );
-                None
-            }
             Ok(task) if self.inflight.is_running(&task.id) => {
                 log::warn!(
                     "task {} ({}): delivered again while it runs here; the duplicate is not run",
@@ -197,7 +189,23 @@ impl Poller {
                 );
                 None
             }
-            Ok(task) => Some(task),
+            Ok(task) => {
+                let spooled = self
+                    .spool
+                    .as_ref()
+                    .and_then(|s| s.reclaim(&task.id, self.client.worker_id()));
+                let Some(outcome) = spooled else {
+                    return Some(task);
+                };
+                log::info!(
+                    "task {} ({}): redelivered, but its outcome waits in the spool; sending that instead of running it again",
+                    task.id,
+                    task.task_type
+                );
+                // The server holds the task for us now: the outcome goes in our name.
+                self.outcomes.send(outcome);
+                None
+            }
             Err(MalformedTask::NoId) => {
                 self.stats.tasks_malformed.fetch_add(1, Relaxed);
                 log::warn!(

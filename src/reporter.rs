@@ -81,10 +81,11 @@ impl Outbox {
 
     /// Makes `outcome` durable, then queues it for delivery. Concurrent
     /// callers share fsyncs: a sync finds the others' appends already written.
-    pub fn send(&self, outcome: Outcome) {
+    pub fn send(&self, mut outcome: Outcome) {
         if let Some(spool) = &self.spool {
-            spool.append(&outcome);
+            let seq = spool.append(&outcome);
             spool.sync();
+            outcome.spool_seq = Some(seq);
             self.stats.spool_depth.store(spool.depth(), Relaxed);
         }
         let _ = self.tx.send(outcome);
@@ -183,17 +184,38 @@ impl Reporter {
     }
 
     fn accept(&mut self, pending: &mut VecDeque<Outcome>, outcome: Outcome) {
-        pending.push_back(outcome);
-        self.backlog.held.fetch_add(1, Relaxed);
+        // A newer outcome of the same task (a spooled one re-sent for a
+        // redelivery) takes the older one's place.
+        match pending.iter_mut().find(|o| o.task_id == outcome.task_id) {
+            Some(older) => *older = outcome,
+            None => {
+                pending.push_back(outcome);
+                self.backlog.held.fetch_add(1, Relaxed);
+            }
+        }
     }
 
-    /// Sends pending reports in order; on a failure returns how long to wait.
+    /// Sends pending reports in order. An outage stops the pass at once; a
+    /// refusal of one report moves it to the back, so that it does not hold
+    /// up the others. When the pass stops, returns how long to wait.
     fn deliver(
         &mut self,
         pending: &mut VecDeque<Outcome>,
         backoff: &mut Backoff,
     ) -> Option<Duration> {
+        let mut refused = 0;
         while let Some(outcome) = pending.front() {
+            if self.spool.as_ref().is_some_and(|s| !s.is_current(outcome)) {
+                // A redelivery answered from the spool put a newer copy in the queue.
+                log::debug!(
+                    "task {} ({}): superseded report skipped",
+                    outcome.task_id,
+                    outcome.task_type
+                );
+                pending.pop_front();
+                self.backlog.held.fetch_sub(1, Relaxed);
+                continue;
+            }
             match self
                 .client
                 .report(&outcome.task_id, outcome.kind, &outcome.body)
@@ -210,7 +232,7 @@ impl Reporter {
                         );
                     }
                     if let Some(spool) = &mut self.spool {
-                        spool.mark_sent(&outcome.task_id);
+                        spool.mark_sent(outcome);
                         self.stats.spool_depth.store(spool.depth(), Relaxed);
                     }
                     pending.pop_front();
@@ -223,16 +245,19 @@ impl Reporter {
                         outcome.task_id, outcome.task_type
                     );
                     self.connectivity.failure(&what, &err);
-                    if !err.is_outage() && err.retry_after().is_none() {
+                    let outage = err.is_outage() || err.retry_after().is_some();
+                    if !outage {
                         // A refusal of this one report: let the others go first.
-                        let item = pending.pop_front().expect("front exists");
-                        pending.push_back(item);
+                        refused += 1;
+                        pending.rotate_left(1);
+                        if refused < pending.len() {
+                            continue;
+                        }
                     }
-                    return Some(
-                        backoff
-                            .next_delay()
-                            .max(err.retry_after().unwrap_or_default()),
-                    );
+                    let delay = backoff
+                        .next_delay()
+                        .max(err.retry_after().unwrap_or_default());
+                    return Some(delay);
                 }
             }
         }

@@ -51,9 +51,10 @@ fn state_error(dir: &Path, what: &str, e: std::io::Error) -> Error {
 
 impl Spool {
     /// Opens (creating if needed) the spool in `dir`, compacts it, and returns
-    /// it with the outcomes still to send, oldest first. `worker_id` replaces
-    /// the one in spooled bodies, since the server now knows us by that id.
-    pub fn open(dir: &Path, worker_id: &str) -> Result<(Spool, Vec<Outcome>), Error> {
+    /// it with the outcomes still to send, oldest first. Their bodies keep
+    /// the `worker_id` they were made with: the server holds the task for
+    /// that id until its lease runs out, whatever our id is now.
+    pub fn open(dir: &Path) -> Result<(Spool, Vec<Outcome>), Error> {
         std::fs::create_dir_all(dir).map_err(|e| state_error(dir, "cannot create", e))?;
         let path = dir.join(FILE_NAME);
         let mut unsent = BTreeMap::new();
@@ -61,11 +62,12 @@ impl Spool {
         let mut next_seq = 0u64;
         match File::open(&path) {
             Ok(file) => {
-                for (n, line) in BufReader::new(file).lines().enumerate() {
+                // Split on bytes: a record torn inside a UTF-8 character is
+                // skipped like any other torn record, not a reason to refuse the file.
+                for (n, line) in BufReader::new(file).split(b'\n').enumerate() {
                     let line = line.map_err(|e| state_error(&path, "cannot read", e))?;
                     match parse_record(&line) {
-                        Some(Record::Outcome(mut outcome)) => {
-                            restamp(&mut outcome, worker_id);
+                        Some(Record::Outcome(outcome)) => {
                             if let Some(old) = by_task.insert(outcome.task_id.clone(), next_seq) {
                                 unsent.remove(&old);
                             }
@@ -77,7 +79,7 @@ impl Spool {
                                 unsent.remove(&seq);
                             }
                         }
-                        None if line.trim().is_empty() => {}
+                        None if line.trim_ascii().is_empty() => {}
                         None => log::warn!(
                             "spool {}: line {} is torn or corrupt; skipped",
                             path.display(),
@@ -91,7 +93,13 @@ impl Spool {
         }
         let file = rewrite(&path, unsent.values())?;
         let records = unsent.len();
-        let left: Vec<Outcome> = unsent.values().cloned().collect();
+        let left: Vec<Outcome> = unsent
+            .iter()
+            .map(|(seq, o)| Outcome {
+                spool_seq: Some(*seq),
+                ..o.clone()
+            })
+            .collect();
         if !left.is_empty() {
             log::info!(
                 "spool: {} outcome(s) from an earlier run will be sent before any claim",
@@ -120,7 +128,9 @@ impl Spool {
     }
 
     /// Appends an outcome (synced by [`Spool::sync`] before it is sent).
-    pub fn append(&self, outcome: &Outcome) {
+    /// Returns the record's sequence number, which identifies it while this
+    /// process runs.
+    pub fn append(&self, outcome: &Outcome) -> u64 {
         let mut inner = self.lock();
         let line = outcome_line(outcome);
         if let Err(e) = inner.file.write_all(line.as_bytes()) {
@@ -138,6 +148,7 @@ impl Spool {
         inner.unsent.insert(seq, outcome.clone());
         inner.records += 1;
         inner.unsynced = true;
+        seq
     }
 
     /// Makes every appended outcome durable (one fsync for a whole batch).
@@ -157,11 +168,19 @@ impl Spool {
     }
 
     /// Marks the outcome of `task_id` as delivered (or no longer wanted).
-    pub fn mark_sent(&self, task_id: &str) {
+    /// Only the newest record of a task is marked: a superseded one was
+    /// replaced already, and marking it would hide its successor on replay.
+    pub fn mark_sent(&self, outcome: &Outcome) {
+        let task_id = outcome.task_id.as_str();
         let mut inner = self.lock();
-        let Some(seq) = inner.by_task.remove(task_id) else {
+        let Some(&seq) = inner
+            .by_task
+            .get(task_id)
+            .filter(|s| Some(**s) == outcome.spool_seq)
+        else {
             return;
         };
+        inner.by_task.remove(task_id);
         inner.unsent.remove(&seq);
         let line = format!(
             "{{\"op\":\"sent\",\"task_id\":{}}}\n",
@@ -182,6 +201,25 @@ impl Spool {
     /// Whether an outcome for `task_id` waits in the spool.
     pub fn contains(&self, task_id: &str) -> bool {
         self.lock().by_task.contains_key(task_id)
+    }
+
+    /// Whether `outcome` is still its task's newest record (outcomes that
+    /// never went through the spool always are).
+    pub fn is_current(&self, outcome: &Outcome) -> bool {
+        match outcome.spool_seq {
+            None => true,
+            Some(seq) => self.lock().by_task.get(&outcome.task_id) == Some(&seq),
+        }
+    }
+
+    /// The spooled outcome of `task_id`, in the name of `worker_id`: for a
+    /// task redelivered to us, which the server now holds for that id.
+    pub fn reclaim(&self, task_id: &str, worker_id: &str) -> Option<Outcome> {
+        let inner = self.lock();
+        let seq = inner.by_task.get(task_id)?;
+        let mut outcome = inner.unsent.get(seq)?.clone();
+        restamp(&mut outcome, worker_id);
+        Some(outcome)
     }
 
     /// Outcomes not yet marked sent.
@@ -256,8 +294,8 @@ fn outcome_line(o: &Outcome) -> String {
     )
 }
 
-fn parse_record(line: &str) -> Option<Record> {
-    let v: Value = serde_json::from_str(line).ok()?;
+fn parse_record(line: &[u8]) -> Option<Record> {
+    let v: Value = serde_json::from_slice(line).ok()?;
     let task_id = v.get("task_id")?.as_str()?.to_string();
     match v.get("op")?.as_str()? {
         "sent" => Some(Record::Sent(task_id)),
@@ -281,13 +319,14 @@ fn parse_record(line: &str) -> Option<Record> {
                     .and_then(Value::as_str)
                     .map(String::from),
                 task_id,
+                spool_seq: None,
             }))
         }
         _ => None,
     }
 }
 
-/// Puts the current worker id into a spooled body.
+/// Puts `worker_id` into a spooled body.
 fn restamp(outcome: &mut Outcome, worker_id: &str) {
     if let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&outcome.body) {
         body.insert("worker_id".into(), Value::String(worker_id.to_string()));
@@ -321,30 +360,71 @@ mod tests {
     }
 
     #[test]
-    fn unsent_outcomes_survive_a_restart_with_the_new_worker_id() {
+    fn unsent_outcomes_survive_a_restart_with_their_worker_id() {
         let dir = temp_dir("restart");
-        let (spool, left) = Spool::open(&dir, "w1").unwrap();
+        let (spool, left) = Spool::open(&dir).unwrap();
         assert!(left.is_empty());
+        let mut sent = HashMap::new();
         for id in ["a", "b", "c"] {
-            spool.append(&done(id));
+            let seq = spool.append(&done(id));
+            sent.insert(id, seq);
         }
         spool.sync();
-        spool.mark_sent("b");
+        spool.mark_sent(&Outcome {
+            spool_seq: Some(sent["b"]),
+            ..done("b")
+        });
         assert!(spool.contains("a") && !spool.contains("b"));
         drop(spool);
-        let (spool, left) = Spool::open(&dir, "w2").unwrap();
+        let (spool, left) = Spool::open(&dir).unwrap();
         let ids: Vec<_> = left.iter().map(|o| o.task_id.as_str()).collect();
         assert_eq!(ids, ["a", "c"]);
         let body: Value = serde_json::from_slice(&left[0].body).unwrap();
-        assert_eq!(body["worker_id"], "w2");
+        assert_eq!(
+            body["worker_id"], "old-worker",
+            "the id that holds the lease"
+        );
         assert_eq!(body["result"], json!({"id": "a"}));
         assert_eq!(spool.records(), 2, "compacted on open");
+        let again = spool.reclaim("c", "w2").unwrap();
+        let body: Value = serde_json::from_slice(&again.body).unwrap();
+        assert_eq!(
+            (body["worker_id"].as_str(), again.task_id.as_str()),
+            (Some("w2"), "c")
+        );
+        assert!(spool.reclaim("b", "w2").is_none());
+    }
+
+    #[test]
+    fn a_newer_record_supersedes_the_older_one() {
+        let dir = temp_dir("supersede");
+        let (spool, _) = Spool::open(&dir).unwrap();
+        let old = Outcome {
+            spool_seq: Some(spool.append(&done("a"))),
+            ..done("a")
+        };
+        let new = Outcome {
+            spool_seq: Some(spool.append(&done("a"))),
+            ..done("a")
+        };
+        assert!(!spool.is_current(&old) && spool.is_current(&new));
+        spool.mark_sent(&old);
+        assert!(
+            spool.contains("a"),
+            "marking the superseded copy keeps the newer one"
+        );
+        spool.mark_sent(&new);
+        assert!(!spool.contains("a"));
+        spool.sync();
+        drop(spool);
+        let (_, left) = Spool::open(&dir).unwrap();
+        assert!(left.is_empty());
     }
 
     #[test]
     fn a_torn_last_line_is_skipped() {
         let dir = temp_dir("torn");
-        let (spool, _) = Spool::open(&dir, "w").unwrap();
+        let (spool, _) = Spool::open(&dir).unwrap();
         spool.append(&done("a"));
         spool.sync();
         drop(spool);
@@ -355,7 +435,7 @@ mod tests {
         f.write_all(b"{\"op\":\"outcome\",\"task_id\":\"b\",\"ki")
             .unwrap();
         drop(f);
-        let (_, left) = Spool::open(&dir, "w").unwrap();
+        let (_, left) = Spool::open(&dir).unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].task_id, "a");
     }
@@ -363,11 +443,14 @@ mod tests {
     #[test]
     fn stays_bounded() {
         let dir = temp_dir("bounded");
-        let (spool, _) = Spool::open(&dir, "w").unwrap();
+        let (spool, _) = Spool::open(&dir).unwrap();
         for i in 0..10_000 {
             let id = format!("t{i}");
-            spool.append(&done(&id));
-            spool.mark_sent(&id);
+            let seq = spool.append(&done(&id));
+            spool.mark_sent(&Outcome {
+                spool_seq: Some(seq),
+                ..done(&id)
+            });
         }
         assert!(spool.records() <= COMPACT_AFTER + 1, "{}", spool.records());
         assert_eq!(spool.depth(), 0);
@@ -377,7 +460,7 @@ mod tests {
     fn an_unwritable_state_dir_is_a_clear_error() {
         let file = temp_dir("notadir");
         std::fs::write(&file, "x").unwrap();
-        let err = Spool::open(&file, "w").unwrap_err();
+        let err = Spool::open(&file).unwrap_err();
         assert!(err.to_string().contains("STATE_DIR"), "{err}");
     }
 }

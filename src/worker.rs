@@ -164,7 +164,7 @@ impl Worker {
 
         let (spool, mut left) = match &config.state_dir {
             Some(dir) => {
-                let (spool, left) = Spool::open(dir, &config.worker_id)?;
+                let (spool, left) = Spool::open(dir)?;
                 (Some(spool), left)
             }
             None => (None, Vec::new()),
@@ -365,8 +365,15 @@ fn still_running(done: &Receiver<()>, limit: Duration) -> bool {
 /// One try to deliver a spooled outcome at start; true when it is settled.
 fn deliver_once(client: &ApiClient, outcome: &Outcome, spool: &Spool) -> bool {
     match client.report(&outcome.task_id, outcome.kind, &outcome.body) {
-        Ok(Delivery::Delivered) | Ok(Delivery::Gone(_)) => {
-            spool.mark_sent(&outcome.task_id);
+        Ok(delivery) => {
+            if let Delivery::Gone(status) = delivery {
+                log::warn!(
+                    "task {} ({}): spooled report dropped: the server answered {status}, the task is no longer ours",
+                    outcome.task_id,
+                    outcome.task_type
+                );
+            }
+            spool.mark_sent(outcome);
             true
         }
         Err(e) => {

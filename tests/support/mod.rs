@@ -350,5 +350,6 @@ pub fn status_kb(pid: &str, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} in {path}"))
 }
 
+pub mod fake;
 pub mod faulty;
 pub mod worker;

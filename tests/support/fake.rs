@@ -1,0 +1,130 @@
+//! A scripted task API on `tiny_http` for answers the reference server never
+//! gives (heartbeats refused, reports refused, oversized claims): the test
+//! decides each answer, and every request is recorded with its time.
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// One request the fake received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// When it arrived.
+    pub at: Instant,
+    /// The path, such as `/tasks/claim`.
+    pub path: String,
+    /// The body parsed as JSON (`Null` when it is not).
+    pub body: Value,
+    /// The status answered.
+    pub status: u16,
+}
+
+/// The answer function: path and body in, status and body out.
+pub type Answer = dyn Fn(&str, &Value) -> (u16, String) + Send + Sync;
+
+/// A fake task API on `127.0.0.1:0`; stops when dropped.
+pub struct FakeApi {
+    server: Arc<tiny_http::Server>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakeApi {
+    /// Serves every request with `answer`, each on its own thread.
+    pub fn start(
+        answer: impl Fn(&str, &Value) -> (u16, String) + Send + Sync + 'static,
+    ) -> FakeApi {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("fake binds"));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let answer: Arc<Answer> = Arc::new(answer);
+        let (srv, log) = (server.clone(), seen.clone());
+        let thread = std::thread::spawn(move || {
+            while let Ok(mut req) = srv.recv() {
+                let (answer, log) = (answer.clone(), log.clone());
+                std::thread::spawn(move || {
+                    let at = Instant::now();
+                    let mut text = String::new();
+                    let _ = req.as_reader().read_to_string(&mut text);
+                    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+                    let path = req.url().to_string();
+                    let (status, reply) = answer(&path, &body);
+                    log.lock().unwrap().push(Seen {
+                        at,
+                        path,
+                        body,
+                        status,
+                    });
+                    let header = tiny_http::Header::from_bytes("Content-Type", "application/json")
+                        .expect("header");
+                    let _ = req.respond(
+                        tiny_http::Response::from_string(reply)
+                            .with_status_code(status)
+                            .with_header(header),
+                    );
+                });
+            }
+        });
+        FakeApi {
+            server,
+            seen,
+            thread: Some(thread),
+        }
+    }
+
+    /// The base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.server.server_addr())
+    }
+
+    /// Every request so far whose path ends with `suffix`.
+    pub fn seen(&self, suffix: &str) -> Vec<Seen> {
+        let mut seen: Vec<Seen> = self
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.path.ends_with(suffix))
+            .cloned()
+            .collect();
+        seen.sort_by_key(|s| s.at);
+        seen
+    }
+}
+
+impl Drop for FakeApi {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A claimed task object of `task_type`; with `lease`, it carries
+/// `claimed_at` and `lease_expires_at` that far apart.
+pub fn task(id: &str, task_type: &str, parameters: Value, lease: Option<Duration>) -> Value {
+    let now = std::time::SystemTime::now();
+    let mut t = json!({"id": id, "type": task_type, "parameters": parameters});
+    if let Some(lease) = lease {
+        t["claimed_at"] = json!(taskworker::timestamp::format(now));
+        t["lease_expires_at"] = json!(taskworker::timestamp::format(now + lease));
+    }
+    t
+}
+
+/// A claim answer with `tasks` (the batch form).
+pub fn claimed(tasks: Vec<Value>) -> (u16, String) {
+    (200, json!({ "tasks": tasks }).to_string())
+}
+
+/// "No task now".
+pub fn nothing() -> (u16, String) {
+    (204, String::new())
+}
+
+/// 200 `{}`.
+pub fn ok() -> (u16, String) {
+    (200, "{}".into())
+}
