@@ -25,6 +25,7 @@ use super::capture::{last_line, tail_text, PipeReader};
 use super::options::Options;
 use super::process_group::ProcessGroup;
 use super::{cancelled, result_from_output, Handler, HandlerEnv};
+use crate::config::SECRET_VARS;
 use crate::context::{CancelReason, Context};
 use crate::error::{error_type, Error, TaskError};
 use crate::task::Task;
@@ -38,9 +39,6 @@ pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
 
 /// How much of stderr's end goes into `traceback`.
 const STDERR_TAIL: usize = 4096;
-
-/// Variables that never reach a command, whatever `secret_vars` says.
-const ALWAYS_SCRUBBED: [&str; 3] = ["API_KEY", "API_KEY_FILE", "CREDENTIALS_DIRECTORY"];
 
 /// How long the output pipes may stay open once the group is gone: only a
 /// process that left the group (`setsid`) can hold them longer.
@@ -98,7 +96,8 @@ impl ExecHandler {
         };
         let timeout = opts.duration("timeout")?;
         let max_output = opts.size("max_output", DEFAULT_MAX_OUTPUT)?;
-        let mut scrubbed: Vec<String> = ALWAYS_SCRUBBED.iter().map(|s| s.to_string()).collect();
+        // The secrets that never reach a command, whatever `secret_vars` says.
+        let mut scrubbed: Vec<String> = SECRET_VARS.iter().map(|s| s.to_string()).collect();
         scrubbed.extend(env.secret_vars.iter().cloned());
         Ok(ExecHandler {
             program,
