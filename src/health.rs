@@ -14,6 +14,7 @@ use tiny_http::{Header, Method, Response, Server};
 use crate::connectivity::ApiState;
 use crate::error::Error;
 use crate::liveness::Liveness;
+use crate::metrics::{family, labels, Kind};
 use crate::poller::REPORT_BACKLOG_LIMIT;
 use crate::worker::WorkerState;
 
@@ -208,10 +209,25 @@ fn status(view: &HealthView) -> Value {
 
 fn metrics(view: &HealthView) -> String {
     let mut text = view.state.stats.render();
-    let up = u8::from(view.state.connectivity.state() == ApiState::Up);
-    text.push_str(&format!(
-        "# HELP taskworker_api_up Whether the task API answered the last call.\n# TYPE taskworker_api_up gauge\ntaskworker_api_up {up}\n"
-    ));
+    let up = u64::from(view.state.connectivity.state() == ApiState::Up);
+    family(
+        &mut text,
+        "taskworker_api_up",
+        Kind::Gauge,
+        "Whether the task API answered the last call.",
+        &[(String::new(), up)],
+    );
+    let info = labels(&[
+        ("version", env!("CARGO_PKG_VERSION")),
+        ("worker_id", &view.state.worker_id),
+    ]);
+    family(
+        &mut text,
+        "taskworker_info",
+        Kind::Gauge,
+        "Always 1; the labels name this worker and its version.",
+        &[(info, 1)],
+    );
     text
 }
 
