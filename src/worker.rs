@@ -70,6 +70,8 @@ pub struct WorkerState {
     pub shutdown: Shutdown,
     /// This worker's id.
     pub worker_id: Arc<str>,
+    /// Outcomes the reporters hold, and whether their sends fail.
+    pub reports: Arc<Backlog>,
 }
 
 impl Worker {
@@ -141,12 +143,14 @@ impl Worker {
         let worker_id: Arc<str> = config.worker_id.as_str().into();
         let liveness = Arc::new(Liveness::default());
         let notifier = Notifier::from_env();
+        let reports = Arc::new(Backlog::default());
         let state = WorkerState {
             stats: stats.clone(),
             connectivity: connectivity.clone(),
             inflight: inflight.clone(),
             shutdown: shutdown.clone(),
             worker_id: worker_id.clone(),
+            reports: reports.clone(),
         };
         // Bound before any work starts, so that a port in use fails the start.
         let health = match &config.health_addr {
@@ -188,7 +192,6 @@ impl Worker {
         let (finish_tx, finish_rx) = bounded(reporters);
         let (done_tx, done_rx) = bounded::<()>(0);
         let (poller_done_tx, poller_done_rx) = bounded::<()>(0);
-        let reports = Arc::new(Backlog::default());
         let claim_in_flight = Arc::new(ClaimInFlight::default());
 
         let processors = Arc::new(Processors {
