@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Proves that the static binary needs nothing from the system: in an empty
 # root holding only the binary, /etc/hosts and a few empty directories, it
-# runs the reference server and the worker, and the worker completes 20 echo
-# tasks. The checks run from outside over loopback (a chroot shares the
-# network), since the empty root has no curl.
+# runs the reference server and the worker, the worker completes 20 echo
+# tasks, and its health server answers /health and /metrics. The checks run
+# from outside over loopback (a chroot shares the network), since the empty
+# root has no curl.
 #
 #   packaging/check-static.sh [BINARY]   # default: build with build-static.sh
 #
@@ -149,8 +150,9 @@ timeout 30 env -i "${in_root[@]}" enqueue --api-url "$api" --type echo --count "
 echo "ok: $tasks echo tasks enqueued"
 
 # 4. The worker. WORKER_ID is set because its default needs the host name,
-# which a container has and a bare chroot has not; the health server is off.
-env -i API_URL="$api" HEALTH_ADDR= WORKER_ID=check-static \
+# which a container has and a bare chroot has not.
+health=127.0.0.1:$(free_port)
+env -i API_URL="$api" HEALTH_ADDR="$health" WORKER_ID=check-static \
     STATE_DIR=/var/lib/taskworker CONCURRENT_TASKS=4 LOG_LEVEL=info \
     "${in_root[@]}" run --config /etc/taskworker/config.json >"$work/run.log" 2>&1 &
 pids+=($!)
@@ -166,7 +168,16 @@ while :; do
 done
 echo "ok: the worker completed $done_count tasks"
 
-# 5. An idle worker drains and exits 0 on SIGTERM.
+# 5. Its health server, without /proc: /health counts the tasks, /metrics
+# has the claim counters (and no RSS sample, which needs /proc).
+body=$(http_get "http://$health/health") || fail "no answer from http://$health/health"
+grep -q "\"tasks_processed\":$tasks" <<<"$body" || fail "/health: $body"
+body=$(http_get "http://$health/metrics") || fail "no answer from http://$health/metrics"
+grep -q '^taskworker_claims_total{result="tasks"} [1-9]' <<<"$body" ||
+    fail "/metrics has no claims: $body"
+echo "ok: /health and /metrics answer on $health"
+
+# 6. An idle worker drains and exits 0 on SIGTERM.
 status=0
 stop "$worker" 10 || status=$?
 pids=("$server")

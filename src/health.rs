@@ -11,15 +11,13 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tiny_http::{Header, Method, Response, Server};
 
+use crate::client::CLAIM_MARGIN;
 use crate::connectivity::ApiState;
 use crate::error::Error;
 use crate::liveness::Liveness;
+use crate::metrics::{family, labels, Kind};
 use crate::poller::REPORT_BACKLOG_LIMIT;
 use crate::worker::WorkerState;
-
-/// `/ready` turns 503 when the API has not answered for this long beyond
-/// the long-poll time (a long poll is an answer that takes a while).
-const READY_API_SILENCE: Duration = Duration::from_secs(60);
 
 /// A running health server; dropping it stops its thread.
 pub struct HealthServer {
@@ -35,7 +33,8 @@ pub struct HealthView {
     pub state: WorkerState,
     /// Thread liveness.
     pub liveness: Arc<Liveness>,
-    /// Long-poll seconds, to judge API silence.
+    /// Long-poll seconds: the first claim may take this long (plus a margin)
+    /// before the API has said anything.
     pub wait_seconds: u64,
     /// The number of processors configured.
     pub processors: usize,
@@ -145,36 +144,44 @@ pub fn health(view: &HealthView) -> (bool, Value) {
     (healthy, body)
 }
 
-/// Readiness: the API answered lately and the worker takes new work.
+/// Readiness: the worker takes new work and the API answered its last call.
+///
+/// Every call to the API has a timeout, and a call that fails or times out
+/// turns the state to `Down` (or `Unauthorized`), so "the last call was
+/// answered" is also "the API answered lately": the longest call, a long
+/// poll, ends within `wait_seconds` plus a margin. Before the first answer
+/// the worker counts as ready for that long, since its first claim may be a
+/// long poll still open.
 pub fn ready(view: &HealthView) -> (bool, Value) {
-    let silence_limit = READY_API_SILENCE + Duration::from_secs(view.wait_seconds);
-    let reason = if view.state.shutdown.is_stopping() {
-        Some("draining")
-    } else if view.state.shutdown.is_quiet() {
-        Some("quiet")
-    } else if !api_answered_lately(view, silence_limit) {
-        Some("task API has not answered lately")
-    } else if view.state.stats.reports_pending.load(Relaxed) > REPORT_BACKLOG_LIMIT {
-        Some("reports are backing up")
-    } else {
-        None
-    };
-    match reason {
+    match not_ready_because(view) {
         None => (true, json!({"ready": true})),
         Some(why) => (false, json!({"ready": false, "reason": why})),
     }
 }
 
-/// Whether the API answered within `limit`; a worker younger than that whose
-/// first long poll is still open has not been answered yet, and that is fine.
-fn api_answered_lately(view: &HealthView, limit: Duration) -> bool {
-    let connectivity = &view.state.connectivity;
-    match connectivity.since_last_ok() {
-        Some(since) => since < limit && connectivity.state() == ApiState::Up,
-        None => {
-            connectivity.state() == ApiState::Unknown && view.state.stats.started.elapsed() < limit
-        }
+/// Why the worker is not ready, or `None` when it is.
+fn not_ready_because(view: &HealthView) -> Option<&'static str> {
+    let state = &view.state;
+    if state.shutdown.is_stopping() {
+        return Some("draining");
     }
+    if state.shutdown.is_quiet() {
+        return Some("quiet");
+    }
+    let first_claim_limit = Duration::from_secs(view.wait_seconds) + CLAIM_MARGIN;
+    match state.connectivity.state() {
+        ApiState::Down => return Some("task API unreachable"),
+        ApiState::Unauthorized => return Some("task API refused the credentials"),
+        ApiState::Unknown if state.stats.started.elapsed() >= first_claim_limit => {
+            return Some("task API has not answered yet")
+        }
+        ApiState::Unknown | ApiState::Up => {}
+    }
+    // As the poller judges it: many reports held while their sends fail.
+    if state.reports.is_retrying() && state.reports.held() > REPORT_BACKLOG_LIMIT {
+        return Some("reports are backing up");
+    }
+    None
 }
 
 fn status(view: &HealthView) -> Value {
@@ -202,16 +209,36 @@ fn status(view: &HealthView) -> Value {
         "draining": view.state.shutdown.is_stopping(),
         "quiet": view.state.shutdown.is_quiet(),
         "api": api_state_name(view.state.connectivity.state()),
+        "api_answered_ms_ago": view
+            .state
+            .connectivity
+            .since_last_ok()
+            .map(|d| d.as_millis() as u64),
         "running": running,
     })
 }
 
 fn metrics(view: &HealthView) -> String {
     let mut text = view.state.stats.render();
-    let up = u8::from(view.state.connectivity.state() == ApiState::Up);
-    text.push_str(&format!(
-        "# HELP taskworker_api_up Whether the task API answered the last call.\n# TYPE taskworker_api_up gauge\ntaskworker_api_up {up}\n"
-    ));
+    let up = u64::from(view.state.connectivity.state() == ApiState::Up);
+    family(
+        &mut text,
+        "taskworker_api_up",
+        Kind::Gauge,
+        "Whether the task API answered the last call.",
+        &[(String::new(), up)],
+    );
+    let info = labels(&[
+        ("version", env!("CARGO_PKG_VERSION")),
+        ("worker_id", &view.state.worker_id),
+    ]);
+    family(
+        &mut text,
+        "taskworker_info",
+        Kind::Gauge,
+        "Always 1; the labels name this worker and its version.",
+        &[(info, 1)],
+    );
     text
 }
 

@@ -1,20 +1,21 @@
 //! Whether the worker's essential threads live: the poller and reporter say
-//! so while they run (a guard clears the flag when they end, panics too), and
+//! so while they run (a guard counts them out when they end, panics too), and
 //! the supervisor ticks. `/health` and the systemd watchdog read this.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long the supervisor may go without a tick before the worker is hung.
 pub const TICK_LIMIT: Duration = Duration::from_secs(10);
 
-/// The liveness flags.
+/// The liveness counts: how many threads of each role run (there may be
+/// more than one reporter).
 #[derive(Debug)]
 pub struct Liveness {
     started: Instant,
-    poller: AtomicBool,
-    reporter: AtomicBool,
+    poller: AtomicUsize,
+    reporter: AtomicUsize,
     supervisor_tick_ms: AtomicU64,
 }
 
@@ -22,14 +23,14 @@ impl Default for Liveness {
     fn default() -> Liveness {
         Liveness {
             started: Instant::now(),
-            poller: AtomicBool::new(false),
-            reporter: AtomicBool::new(false),
+            poller: AtomicUsize::new(0),
+            reporter: AtomicUsize::new(0),
             supervisor_tick_ms: AtomicU64::new(0),
         }
     }
 }
 
-/// Clears its flag when dropped, whether the thread returned or panicked.
+/// Counts its thread out when dropped, whether the thread returned or panicked.
 #[derive(Debug)]
 pub struct AliveGuard {
     liveness: Arc<Liveness>,
@@ -46,16 +47,16 @@ pub enum Thread {
 }
 
 impl Liveness {
-    fn flag(&self, which: Thread) -> &AtomicBool {
+    fn count(&self, which: Thread) -> &AtomicUsize {
         match which {
             Thread::Poller => &self.poller,
             Thread::Reporter => &self.reporter,
         }
     }
 
-    /// Marks `which` alive until the guard drops.
+    /// Counts a thread of role `which` alive until the guard drops.
     pub fn alive(self: &Arc<Self>, which: Thread) -> AliveGuard {
-        self.flag(which).store(true, Ordering::SeqCst);
+        self.count(which).fetch_add(1, Ordering::SeqCst);
         AliveGuard {
             liveness: self.clone(),
             which,
@@ -68,9 +69,9 @@ impl Liveness {
             .store(self.started.elapsed().as_millis() as u64, Ordering::SeqCst);
     }
 
-    /// Whether the poller and reporter run.
+    /// Whether the poller and at least one reporter run.
     pub fn workers_alive(&self) -> bool {
-        self.poller.load(Ordering::SeqCst) && self.reporter.load(Ordering::SeqCst)
+        self.poller.load(Ordering::SeqCst) > 0 && self.reporter.load(Ordering::SeqCst) > 0
     }
 
     /// Whether the supervisor ticked lately.
@@ -83,8 +84,8 @@ impl Liveness {
 impl Drop for AliveGuard {
     fn drop(&mut self) {
         self.liveness
-            .flag(self.which)
-            .store(false, Ordering::SeqCst);
+            .count(self.which)
+            .fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -93,9 +94,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn guards_clear_flags_even_on_panic() {
+    fn guards_count_threads_out_even_on_panic() {
         let l = Arc::new(Liveness::default());
         let g1 = l.alive(Thread::Poller);
+        let second_reporter = l.alive(Thread::Reporter);
+        drop(l.alive(Thread::Reporter));
+        assert!(l.workers_alive(), "one reporter of two ended");
+        drop(second_reporter);
         let l2 = l.clone();
         let _ = std::thread::spawn(move || {
             let _g = l2.alive(Thread::Reporter);

@@ -152,131 +152,192 @@ impl Stats {
     /// The Prometheus text exposition of every counter.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let mut counter = |name: &str, help: &str, samples: &[(&str, u64)]| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for (labels, v) in samples {
-                let _ = writeln!(out, "{name}{labels} {v}");
-            }
-        };
-        counter(
+        let one = |v: u64| vec![(String::new(), v)];
+        let claims = [
+            ("tasks", &self.claims_tasks),
+            ("empty", &self.claims_empty),
+            ("error", &self.claims_error),
+        ]
+        .map(|(result, n)| (labels(&[("result", result)]), n.load(Relaxed)));
+        family(
+            &mut out,
             "taskworker_claims_total",
-            "Claims by result.",
-            &[
-                ("{result=\"tasks\"}", self.claims_tasks.load(Relaxed)),
-                ("{result=\"empty\"}", self.claims_empty.load(Relaxed)),
-                ("{result=\"error\"}", self.claims_error.load(Relaxed)),
-            ],
-        );
-        counter(
-            "taskworker_tasks_malformed_total",
-            "Claimed objects without a usable id.",
-            &[("", self.tasks_malformed.load(Relaxed))],
-        );
-        counter(
-            "taskworker_task_retries_total",
-            "Local retries of retryable errors.",
-            &[("", self.task_retries.load(Relaxed))],
-        );
-        counter(
-            "taskworker_heartbeats_total",
-            "Heartbeats sent.",
-            &[("", self.heartbeats.load(Relaxed))],
-        );
-        counter(
-            "taskworker_leases_lost_total",
-            "Leases the server took back.",
-            &[("", self.leases_lost.load(Relaxed))],
-        );
-        counter(
-            "taskworker_report_retries_total",
-            "Report sends tried again.",
-            &[("", self.report_retries.load(Relaxed))],
-        );
-        counter(
-            "taskworker_reports_gone_total",
-            "Reports dropped: task no longer ours.",
-            &[("", self.reports_gone.load(Relaxed))],
+            Kind::Counter,
+            "Claims by result (tasks, empty, error).",
+            &claims,
         );
         let outcomes: Vec<(String, u64)> = self
             .outcomes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|(k, v)| (format!("{{error_type=\"{}\"}}", escape_label(k)), *v))
+            .map(|(k, v)| (labels(&[("error_type", k)]), *v))
             .collect();
-        let outcome_refs: Vec<(&str, u64)> =
-            outcomes.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-        counter(
+        family(
+            &mut out,
             "taskworker_outcomes_total",
+            Kind::Counter,
             "Finished tasks by error_type (ok: completed).",
-            &outcome_refs,
+            &outcomes,
         );
+        let counters = [
+            (
+                "taskworker_tasks_malformed_total",
+                "Claimed objects without a usable id.",
+                &self.tasks_malformed,
+            ),
+            (
+                "taskworker_task_retries_total",
+                "Local retries of retryable errors.",
+                &self.task_retries,
+            ),
+            (
+                "taskworker_heartbeats_total",
+                "Heartbeats sent.",
+                &self.heartbeats,
+            ),
+            (
+                "taskworker_leases_lost_total",
+                "Leases the server took back.",
+                &self.leases_lost,
+            ),
+            (
+                "taskworker_report_retries_total",
+                "Report sends that failed and were tried again.",
+                &self.report_retries,
+            ),
+            (
+                "taskworker_reports_gone_total",
+                "Reports dropped because the task was no longer ours.",
+                &self.reports_gone,
+            ),
+        ];
+        for (name, help, n) in counters {
+            family(&mut out, name, Kind::Counter, help, &one(n.load(Relaxed)));
+        }
         self.claim_latency.render(
             &mut out,
             "taskworker_claim_latency_seconds",
-            "Claim round-trip time.",
+            "Claim round-trip time, long-poll wait included.",
         );
         self.task_duration.render(
             &mut out,
             "taskworker_task_duration_seconds",
-            "Handler running time.",
+            "Handler running time, local retries included.",
         );
         let busy = self.in_flight.load(Relaxed);
         let idle = self.processors.load(Relaxed).saturating_sub(busy);
-        let mut gauge = |name: &str, help: &str, samples: &[(&str, u64)]| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-            for (labels, v) in samples {
-                let _ = writeln!(out, "{name}{labels} {v}");
-            }
-        };
-        gauge(
+        family(
+            &mut out,
             "taskworker_processors",
-            "Processor threads by state.",
+            Kind::Gauge,
+            "Processor threads by state (busy, idle).",
             &[
-                ("{state=\"busy\"}", busy as u64),
-                ("{state=\"idle\"}", idle as u64),
+                (labels(&[("state", "busy")]), busy as u64),
+                (labels(&[("state", "idle")]), idle as u64),
             ],
         );
-        gauge(
-            "taskworker_stuck_threads",
-            "Threads whose handler ignored a cancel.",
-            &[("", self.stuck_threads.load(Relaxed) as u64)],
-        );
-        gauge(
-            "taskworker_reports_pending",
-            "Reports waiting for delivery.",
-            &[("", self.reports_pending.load(Relaxed) as u64)],
-        );
-        gauge(
-            "taskworker_spool_depth",
-            "Outcomes in the spool not yet sent.",
-            &[("", self.spool_depth.load(Relaxed) as u64)],
-        );
-        gauge(
+        let gauges = [
+            (
+                "taskworker_stuck_threads",
+                "Processor threads given up on because their handler ignored a cancel.",
+                &self.stuck_threads,
+            ),
+            (
+                "taskworker_reports_pending",
+                "Reports waiting for delivery.",
+                &self.reports_pending,
+            ),
+            (
+                "taskworker_spool_depth",
+                "Outcomes in the spool not yet delivered.",
+                &self.spool_depth,
+            ),
+        ];
+        for (name, help, n) in gauges {
+            family(
+                &mut out,
+                name,
+                Kind::Gauge,
+                help,
+                &one(n.load(Relaxed) as u64),
+            );
+        }
+        // No sample rather than a false 0 where /proc is missing (a bare chroot).
+        let rss: Vec<(String, u64)> = rss_bytes()
+            .map(|b| (String::new(), b))
+            .into_iter()
+            .collect();
+        family(
+            &mut out,
             "taskworker_resident_memory_bytes",
-            "Resident set size.",
-            &[("", rss_bytes().unwrap_or(0))],
+            Kind::Gauge,
+            "Resident set size of the worker process.",
+            &rss,
         );
-        gauge(
+        family(
+            &mut out,
             "taskworker_uptime_seconds",
-            "Seconds since start.",
-            &[("", self.started.elapsed().as_secs())],
+            Kind::Gauge,
+            "Seconds since the worker started.",
+            &one(self.started.elapsed().as_secs()),
         );
         out
     }
 }
 
-fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// The `# TYPE` of a metric family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Only goes up (the name ends in `_total`).
+    Counter,
+    /// Goes up and down.
+    Gauge,
 }
 
-/// This process's resident set size, from `/proc/self/statm`.
+/// Writes one metric family: its `# HELP` and `# TYPE` lines, then one line
+/// per sample, each a label set (from [`labels`], or empty) and a value.
+pub fn family(out: &mut String, name: &str, kind: Kind, help: &str, samples: &[(String, u64)]) {
+    let kind = match kind {
+        Kind::Counter => "counter",
+        Kind::Gauge => "gauge",
+    };
+    let help = help.replace('\\', "\\\\").replace('\n', "\\n");
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, v) in samples {
+        let _ = writeln!(out, "{name}{labels} {v}");
+    }
+}
+
+/// A label set, `{name="value",...}`, with each value escaped as the text
+/// format wants (backslash, double quote and line feed).
+pub fn labels(pairs: &[(&str, &str)]) -> String {
+    let inner: Vec<String> = pairs
+        .iter()
+        .map(|(name, value)| {
+            let value = value
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            format!("{name}=\"{value}\"")
+        })
+        .collect();
+    format!("{{{}}}", inner.join(","))
+}
+
+/// This process's resident set size, from `VmRSS` in `/proc/self/status`
+/// (in kB there whatever the page size, unlike `statm`); `None` without /proc.
 pub fn rss_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
 }
 
 #[cfg(test)]
@@ -299,5 +360,20 @@ mod tests {
         assert!(text.contains("taskworker_claim_latency_seconds_count 1"));
         assert_eq!(s.tasks_processed(), 2);
         assert!(rss_bytes().unwrap() > 0);
+    }
+
+    #[test]
+    fn escapes_label_values() {
+        assert_eq!(labels(&[]), "{}");
+        assert_eq!(
+            labels(&[("a", "x"), ("b", "say \"hi\"\\n\nnext")]),
+            r#"{a="x",b="say \"hi\"\\n\nnext"}"#
+        );
+        let mut out = String::new();
+        family(&mut out, "m_total", Kind::Counter, "Line\nbreak.", &[]);
+        assert_eq!(
+            out,
+            "# HELP m_total Line\\nbreak.\n# TYPE m_total counter\n"
+        );
     }
 }

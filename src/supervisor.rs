@@ -20,8 +20,8 @@ use crate::shutdown::{StopHandle, StopReason};
 
 /// How long a handler may run past a cancel before its thread is replaced.
 pub const STUCK_GRACE: Duration = Duration::from_secs(2);
-/// The longest the supervisor sleeps between checks.
-const TICK: Duration = Duration::from_millis(500);
+/// The longest the supervisor sleeps between checks (and between watchdog pings).
+pub const TICK: Duration = Duration::from_millis(500);
 
 /// The supervisor's inputs.
 pub struct Supervisor {

@@ -42,7 +42,7 @@ use crate::reporter::{Backlog, Outbox, Reporter};
 use crate::running::InFlight;
 use crate::shutdown::{self, Shutdown, StopReason};
 use crate::spool::Spool;
-use crate::supervisor::{cancel_for_shutdown, Supervisor};
+use crate::supervisor::{self, cancel_for_shutdown, Supervisor};
 
 /// How long undelivered reports are still tried after the drain.
 pub const REPORT_GRACE: Duration = Duration::from_secs(5);
@@ -70,6 +70,8 @@ pub struct WorkerState {
     pub shutdown: Shutdown,
     /// This worker's id.
     pub worker_id: Arc<str>,
+    /// Outcomes the reporters hold, and whether their sends fail.
+    pub reports: Arc<Backlog>,
 }
 
 impl Worker {
@@ -141,12 +143,24 @@ impl Worker {
         let worker_id: Arc<str> = config.worker_id.as_str().into();
         let liveness = Arc::new(Liveness::default());
         let notifier = Notifier::from_env();
+        if notifier
+            .watchdog_interval()
+            .is_some_and(|i| i < supervisor::TICK)
+        {
+            log::warn!(
+                "WATCHDOG_USEC is below {} ms: the watchdog is pinged only every {} ms; set WatchdogSec= to 1s or more",
+                2 * supervisor::TICK.as_millis(),
+                supervisor::TICK.as_millis()
+            );
+        }
+        let reports = Arc::new(Backlog::default());
         let state = WorkerState {
             stats: stats.clone(),
             connectivity: connectivity.clone(),
             inflight: inflight.clone(),
             shutdown: shutdown.clone(),
             worker_id: worker_id.clone(),
+            reports: reports.clone(),
         };
         // Bound before any work starts, so that a port in use fails the start.
         let health = match &config.health_addr {
@@ -188,7 +202,6 @@ impl Worker {
         let (finish_tx, finish_rx) = bounded(reporters);
         let (done_tx, done_rx) = bounded::<()>(0);
         let (poller_done_tx, poller_done_rx) = bounded::<()>(0);
-        let reports = Arc::new(Backlog::default());
         let claim_in_flight = Arc::new(ClaimInFlight::default());
 
         let processors = Arc::new(Processors {
@@ -282,12 +295,14 @@ impl Worker {
             config.api_url
         );
         notifier.ready();
+        notifier.status(&status_line(&stats, "ready"));
         started(&state);
 
         // Wait for the stop; then drain.
         let _ = shutdown.stopped().recv();
         let drain_started = Instant::now();
         notifier.stopping();
+        notifier.status(&status_line(&stats, "draining"));
         log::info!(
             "draining: no new claims; waiting up to {} ms for running tasks",
             config.shutdown_timeout.as_millis()
@@ -387,8 +402,12 @@ fn deliver_once(client: &ApiClient, outcome: &Outcome, spool: &Spool) -> bool {
     }
 }
 
-/// The supervisor's tick: records liveness, pings the systemd watchdog at
-/// half its interval while the poller and reporter live, and posts a status line.
+/// The supervisor's tick: records liveness, pings the systemd watchdog while
+/// the poller and reporter live, and refreshes the status line now and then.
+///
+/// The ping is due at half the watchdog timeout; it goes out on the last tick
+/// before that, not the first after, since the next tick may be a whole
+/// supervisor tick away.
 fn ticker(
     liveness: Arc<Liveness>,
     notifier: Notifier,
@@ -399,24 +418,42 @@ fn ticker(
     let mut last_status = Instant::now();
     move || {
         liveness.tick();
-        let interval = notifier.watchdog_interval();
-        if interval.is_some_and(|i| last_ping.elapsed() >= i)
-            && (liveness.workers_alive() || shutdown.is_stopping())
-        {
+        let ping_due = notifier
+            .watchdog_interval()
+            .is_some_and(|i| watchdog_due(last_ping.elapsed(), i));
+        if ping_due && (liveness.workers_alive() || shutdown.is_stopping()) {
             notifier.watchdog();
             last_ping = Instant::now();
         }
         if notifier.is_enabled() && last_status.elapsed() >= STATUS_EVERY {
             last_status = Instant::now();
-            notifier.status(&format!(
-                "{} completed, {} failed, {} running, {} reports pending",
-                stats.tasks_completed.load(Relaxed),
-                stats.tasks_failed.load(Relaxed),
-                stats.in_flight.load(Relaxed),
-                stats.reports_pending.load(Relaxed)
-            ));
+            let phase = if shutdown.is_stopping() {
+                "draining"
+            } else if shutdown.is_quiet() {
+                "quiet"
+            } else {
+                "working"
+            };
+            notifier.status(&status_line(&stats, phase));
         }
     }
+}
+
+/// Whether a watchdog ping due every `interval` must go out now, `since` the
+/// last one: yes when the next supervisor tick would come too late for it.
+fn watchdog_due(since: Duration, interval: Duration) -> bool {
+    since + supervisor::TICK >= interval
+}
+
+/// The one line `systemctl status` shows: the phase and the counters.
+fn status_line(stats: &Stats, phase: &str) -> String {
+    format!(
+        "{phase}: {} completed, {} failed, {} running, {} reports pending",
+        stats.tasks_completed.load(Relaxed),
+        stats.tasks_failed.load(Relaxed),
+        stats.in_flight.load(Relaxed),
+        stats.reports_pending.load(Relaxed)
+    )
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, Error> {
@@ -424,4 +461,21 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
         .name(name.into())
         .spawn(f)
         .map_err(|e| Error::io(format!("starting {name}"), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watchdog_ping_goes_out_on_the_last_tick_before_it_is_due() {
+        let tick = supervisor::TICK;
+        let interval = Duration::from_secs(15);
+        assert!(!watchdog_due(Duration::from_secs(14), interval));
+        assert!(watchdog_due(interval - tick, interval));
+        assert!(watchdog_due(interval, interval));
+        // A watchdog of 1 s (pings every 500 ms) is pinged on every tick.
+        assert!(watchdog_due(tick, Duration::from_millis(500)));
+        assert!(watchdog_due(Duration::ZERO, Duration::from_millis(500)));
+    }
 }

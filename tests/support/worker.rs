@@ -117,6 +117,23 @@ impl WorkerProcess {
     pub fn wait_log(&self, needle: &str, within: Duration) -> bool {
         wait_until(within, || self.log().contains(needle))
     }
+
+    /// The health server's base URL (`http://127.0.0.1:PORT`), read from the
+    /// log line it writes on start; waits up to 10 s. For `HEALTH_ADDR=127.0.0.1:0`.
+    pub fn health_url(&self) -> String {
+        const LINE: &str = "health server on ";
+        assert!(
+            self.wait_log(LINE, Duration::from_secs(10)),
+            "no health server started; log:\n{}",
+            self.log()
+        );
+        let log = self.log();
+        let rest = &log[log.find(LINE).expect("line found") + LINE.len()..];
+        rest.split_whitespace()
+            .next()
+            .expect("an address")
+            .to_string()
+    }
 }
 
 impl Drop for WorkerProcess {
