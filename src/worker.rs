@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError};
+use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 
 use crate::client::{build_agent, ApiClient, Delivery};
 use crate::config::Config;
@@ -105,37 +105,7 @@ impl Worker {
         started: impl FnOnce(&WorkerState),
     ) -> Result<i32, Error> {
         let config = self.config;
-        if config.api_url.is_empty() {
-            return Err(Error::config(
-                "API_URL",
-                "is required: the base URL of the task API",
-            ));
-        }
-        let agent = build_agent(&config)?;
-        // Children must not see secrets, nor talk to systemd in our name.
-        let mut secret_vars = config.secret_vars();
-        secret_vars.extend(crate::notify::ENV_VARS.iter().map(|v| v.to_string()));
-        let env = HandlerEnv {
-            agent: agent.clone(),
-            secret_vars,
-        };
-        let mut registry = Registry::from_config(&config.handlers, &env)?;
-        registry.extend(self.extra);
-        if registry.is_empty() {
-            return Err(Error::config(
-                "handlers",
-                "no handler is configured, so there is nothing to claim",
-            ));
-        }
-        for warning in config.warnings() {
-            log::warn!("{warning}");
-        }
-        let client = ApiClient::new(
-            agent,
-            &config.api_url,
-            config.api_key.as_ref().map(|k| k.expose()),
-            &config.worker_id,
-        );
+        let (registry, client) = prepare(&config, self.extra)?;
         let stats = Arc::new(Stats::default());
         stats.processors.store(config.concurrent_tasks, Relaxed);
         let connectivity = Arc::new(Connectivity::default());
@@ -176,23 +146,7 @@ impl Worker {
             None => None,
         };
 
-        let (spool, mut left) = match &config.state_dir {
-            Some(dir) => {
-                let (spool, left) = Spool::open(dir)?;
-                (Some(spool), left)
-            }
-            None => (None, Vec::new()),
-        };
-        if let Some(spool) = &spool {
-            // Whatever an earlier run left is delivered before any claim; the
-            // first failure leaves the rest to the reporter's retries.
-            let delivered = left
-                .iter()
-                .take_while(|o| deliver_once(&client, o, spool))
-                .count();
-            left.drain(..delivered);
-            stats.spool_depth.store(spool.depth(), Relaxed);
-        }
+        let (spool, left) = open_spool(&config, &client, &stats)?;
 
         let (task_tx, task_rx) = bounded(config.concurrent_tasks);
         let (idle_tx, idle_rx) = unbounded();
@@ -307,29 +261,19 @@ impl Worker {
             "draining: no new claims; waiting up to {} ms for running tasks",
             config.shutdown_timeout.as_millis()
         );
-        end_long_poll(&client, &claim_in_flight, &poller_done_rx);
-        if still_running(&poller_done_rx, POLLER_JOIN_LIMIT) {
-            log::warn!("the last claim did not return in time; exiting without it");
-        } else {
-            let _ = poller_thread.join();
-        }
+        let threads = Threads {
+            poller: poller_thread,
+            poller_done: poller_done_rx,
+            claim_in_flight,
+            reporters: reporter_threads,
+            finish: finish_tx,
+            watchers: vec![supervisor_thread, heartbeat_thread],
+            done: done_tx,
+        };
         let grace = config
             .shutdown_timeout
             .saturating_sub(drain_started.elapsed());
-        if !inflight.wait_settled(grace) {
-            cancel_for_shutdown(&inflight, &outbox, &stats, &worker_id);
-        }
-        let report_deadline = Instant::now() + REPORT_GRACE;
-        for _ in 0..reporters {
-            let _ = finish_tx.send(report_deadline);
-        }
-        for thread in reporter_threads {
-            let _ = thread.join();
-        }
-
-        drop(done_tx);
-        let _ = supervisor_thread.join();
-        let _ = heartbeat_thread.join();
+        threads.drain(&client, &inflight, &outbox, &stats, &worker_id, grace);
         drop(health);
         let code = match shutdown.reason() {
             Some(StopReason::MemoryLimit) => 75,
@@ -342,6 +286,57 @@ impl Worker {
             stats.tasks_failed.load(Relaxed)
         );
         Ok(code)
+    }
+}
+
+/// The threads of a running worker, and what it takes to stop them in order.
+struct Threads {
+    poller: JoinHandle<()>,
+    /// Disconnects when the poller returns.
+    poller_done: Receiver<()>,
+    claim_in_flight: Arc<ClaimInFlight>,
+    reporters: Vec<JoinHandle<()>>,
+    /// One final deadline per reporter thread.
+    finish: Sender<Instant>,
+    /// The supervisor and the heartbeat thread.
+    watchers: Vec<JoinHandle<()>>,
+    /// Dropped to stop the watchers, which serve until the very end.
+    done: Sender<()>,
+}
+
+impl Threads {
+    /// The drain: no new claims (a long poll is cancelled), running tasks get
+    /// `grace` to finish and the rest are reported `SHUTDOWN`, then the
+    /// reporters deliver what is pending until [`REPORT_GRACE`] runs out.
+    fn drain(
+        self,
+        client: &ApiClient,
+        inflight: &InFlight,
+        outbox: &Outbox,
+        stats: &Stats,
+        worker_id: &str,
+        grace: Duration,
+    ) {
+        end_long_poll(client, &self.claim_in_flight, &self.poller_done);
+        if still_running(&self.poller_done, POLLER_JOIN_LIMIT) {
+            log::warn!("the last claim did not return in time; exiting without it");
+        } else {
+            let _ = self.poller.join();
+        }
+        if !inflight.wait_settled(grace) {
+            cancel_for_shutdown(inflight, outbox, stats, worker_id);
+        }
+        let report_deadline = Instant::now() + REPORT_GRACE;
+        for _ in 0..self.reporters.len() {
+            let _ = self.finish.send(report_deadline);
+        }
+        for thread in self.reporters {
+            let _ = thread.join();
+        }
+        drop(self.done);
+        for thread in self.watchers {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -375,6 +370,63 @@ fn end_long_poll(client: &ApiClient, claim: &ClaimInFlight, poller_done: &Receiv
 /// Waits up to `limit` for a thread's done channel to disconnect; true if it did not.
 fn still_running(done: &Receiver<()>, limit: Duration) -> bool {
     matches!(done.recv_timeout(limit), Err(RecvTimeoutError::Timeout))
+}
+
+/// Checks what `run` needs, builds the handlers and the API client.
+fn prepare(config: &Config, extra: Registry) -> Result<(Registry, ApiClient), Error> {
+    if config.api_url.is_empty() {
+        return Err(Error::config(
+            "API_URL",
+            "is required: the base URL of the task API",
+        ));
+    }
+    let agent = build_agent(config)?;
+    // Children must not see secrets, nor talk to systemd in our name.
+    let mut secret_vars = config.secret_vars();
+    secret_vars.extend(crate::notify::ENV_VARS.iter().map(|v| v.to_string()));
+    let env = HandlerEnv {
+        agent: agent.clone(),
+        secret_vars,
+    };
+    let mut registry = Registry::from_config(&config.handlers, &env)?;
+    registry.extend(extra);
+    if registry.is_empty() {
+        return Err(Error::config(
+            "handlers",
+            "no handler is configured, so there is nothing to claim",
+        ));
+    }
+    for warning in config.warnings() {
+        log::warn!("{warning}");
+    }
+    let client = ApiClient::new(
+        agent,
+        &config.api_url,
+        config.api_key.as_ref().map(|k| k.expose()),
+        &config.worker_id,
+    );
+    Ok((registry, client))
+}
+
+/// Opens the spool when a state directory is set, and delivers what an
+/// earlier run left before any claim; the first failure leaves the rest (in
+/// order) to the reporter's retries.
+fn open_spool(
+    config: &Config,
+    client: &ApiClient,
+    stats: &Stats,
+) -> Result<(Option<Spool>, Vec<Outcome>), Error> {
+    let Some(dir) = &config.state_dir else {
+        return Ok((None, Vec::new()));
+    };
+    let (spool, mut left) = Spool::open(dir)?;
+    let delivered = left
+        .iter()
+        .take_while(|o| deliver_once(client, o, &spool))
+        .count();
+    left.drain(..delivered);
+    stats.spool_depth.store(spool.depth(), Relaxed);
+    Ok((Some(spool), left))
 }
 
 /// One try to deliver a spooled outcome at start; true when it is settled.
