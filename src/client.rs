@@ -192,7 +192,7 @@ pub fn build_agent(config: &Config) -> Result<Agent, Error> {
     }
     Ok(Agent::with_parts(
         builder.build(),
-        ureq::unversioned::transport::DefaultConnector::default(),
+        crate::transport::connector(),
         crate::resolver::CachingResolver::default(),
     ))
 }
