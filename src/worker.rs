@@ -207,8 +207,16 @@ impl Worker {
         let mut reporter_threads = Vec::with_capacity(reporters);
         let mut left = Some(VecDeque::from(left));
         for index in 0..reporters {
+            // Each reporter has its own agent, so that they do not contend
+            // for one connection pool's lock on every report.
+            let own = ApiClient::new(
+                build_agent(&config)?,
+                &config.api_url,
+                config.api_key.as_ref().map(|k| k.expose()),
+                &config.worker_id,
+            );
             let reporter = Reporter {
-                client: client.clone(),
+                client: own,
                 outcomes: outcome_rx.clone(),
                 finish: finish_rx.clone(),
                 spool: spool.clone(),
