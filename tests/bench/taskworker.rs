@@ -4,7 +4,8 @@
 //! `cargo bench --bench taskworker`; prints a Markdown table.
 //!
 //! - (a) capacity: claim+complete cycles/s of the in-process server, driven by
-//!   4 threads of a minimal keep-alive HTTP/1.1 client.
+//!   4 threads of a minimal keep-alive HTTP/1.1 client; (a') the same through
+//!   the worker's own API client, which shows what its HTTP stack costs.
 //! - (b) throughput of the release binary (`taskworker run`, a child process)
 //!   on 20,000 `echo` tasks at `CONCURRENT_TASKS` 1, 4 and 16.
 //! - (c) pickup latency, enqueue to handler start, with and without long poll
@@ -14,7 +15,7 @@
 //! - (f) SIGTERM to exit, idle and with one 200 ms task running.
 //! - (g) the static binary's size.
 //!
-//! Rounds interleave (a) and (b) so that load from elsewhere on the machine
+//! Rounds interleave (a), (a') and (b) so that load from elsewhere on the machine
 //! hits both alike; the table shows medians.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -26,8 +27,10 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
+use taskworker::client::{build_agent, ApiClient, Claimed, Delivery, ReportKind};
 use taskworker::server::{Server, ServerConfig};
 use taskworker::shutdown::{self, StopReason};
+use taskworker::task::ClaimRequest;
 use taskworker::{Config, Context, Task, Worker};
 
 /// Rounds of (a) and (b); medians are reported.
@@ -54,11 +57,15 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 fn main() {
     let mut capacity = Vec::new();
+    let mut through_client = Vec::new();
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); CONCURRENCIES.len()];
     for round in 1..=ROUNDS {
         let rate = server_capacity();
         eprintln!("round {round}: (a) {rate:.0} cycles/s");
         capacity.push(rate);
+        let rate = client_capacity();
+        eprintln!("round {round}: (a') {rate:.0} cycles/s");
+        through_client.push(rate);
         for (i, &c) in CONCURRENCIES.iter().enumerate() {
             let run = worker_run(c);
             eprintln!(
@@ -81,6 +88,7 @@ fn main() {
     let (size, which) = binary_size();
 
     let capacity = median_f(&capacity);
+    let through_client = median_f(&through_client);
     let rate = |i: usize| median_f(&runs[i].iter().map(|r| r.rate).collect::<Vec<_>>());
     let cpu = |i: usize| median_d(&runs[i].iter().map(|r| r.cpu_per_task).collect::<Vec<_>>());
     let hwm = |i: usize| median_u(&runs[i].iter().map(|r| r.hwm).collect::<Vec<_>>());
@@ -97,12 +105,17 @@ fn main() {
     println!(
         "| (a) server capacity: claim+complete cycles/s, {CLIENTS} keep-alive clients | {capacity:.0} | |"
     );
+    println!(
+        "| (a') the same through the worker's own API client (its HTTP stack, not its threads) | {through_client:.0} ({:.0} % of (a)) | |",
+        100.0 * through_client / capacity
+    );
     for (i, &c) in CONCURRENCIES.iter().enumerate() {
         let target = if c == 4 { "≥ 70 % of (a)" } else { "" };
         println!(
-            "| (b) worker, {TASKS} echo tasks, CONCURRENT_TASKS={c}: tasks/s (of (a)) | {:.0} ({:.0} %) | {target} |",
+            "| (b) worker, {TASKS} echo tasks, CONCURRENT_TASKS={c}: tasks/s (% of (a); of (a')) | {:.0} ({:.0} %; {:.0} %) | {target} |",
             rate(i),
-            100.0 * rate(i) / capacity
+            100.0 * rate(i) / capacity,
+            100.0 * rate(i) / through_client
         );
     }
     println!(
@@ -150,34 +163,75 @@ fn main() {
 // ---------------------------------------------------------------------------
 // (a) the server's own capacity
 
-/// Claim+complete cycles per second of a fresh in-process server.
-fn server_capacity() -> f64 {
+/// Claim+complete cycles per second of a fresh in-process server, with
+/// `CLIENTS` threads each holding the client `connect` makes (from the
+/// server's address and the thread's number) and running `cycle` on it.
+fn capacity<C: Send>(connect: fn(&str, usize) -> C, cycle: fn(&mut C)) -> f64 {
     let server = start_server();
     let addr = server.addr().to_string();
     enqueue_many(&addr, "bench", CLIENTS * CYCLES_PER_CLIENT);
+    let clients: Vec<C> = (0..CLIENTS).map(|w| connect(&addr, w)).collect();
     let started = Instant::now();
-    let handles: Vec<_> = (0..CLIENTS)
-        .map(|w| {
-            let addr = addr.clone();
-            thread::spawn(move || {
-                let mut conn = Conn::open(&addr);
-                let claim = format!(r#"{{"worker_id":"bench-{w}"}}"#);
-                let complete = format!(r#"{{"result":{{"ok":true}},"worker_id":"bench-{w}"}}"#);
+    thread::scope(|scope| {
+        for mut client in clients {
+            scope.spawn(move || {
                 for _ in 0..CYCLES_PER_CLIENT {
-                    let (status, body) = conn.post("/tasks/claim", claim.as_bytes());
-                    assert_eq!(status, 200, "claim: {}", String::from_utf8_lossy(&body));
-                    let id = task_id(&body);
-                    let (status, body) =
-                        conn.post(&format!("/tasks/{id}/complete"), complete.as_bytes());
-                    assert_eq!(status, 200, "complete: {}", String::from_utf8_lossy(&body));
+                    cycle(&mut client);
                 }
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().expect("client thread");
-    }
+            });
+        }
+    });
     (CLIENTS * CYCLES_PER_CLIENT) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// (a): the minimal client, so that the server is the limit.
+fn server_capacity() -> f64 {
+    capacity(
+        |addr, w| (Conn::open(addr), format!("bench-{w}")),
+        |(conn, worker)| {
+            let claim = format!(r#"{{"worker_id":"{worker}"}}"#);
+            let (status, body) = conn.post("/tasks/claim", claim.as_bytes());
+            assert_eq!(status, 200, "claim: {}", String::from_utf8_lossy(&body));
+            let id = task_id(&body);
+            let complete = format!(r#"{{"result":{{"ok":true}},"worker_id":"{worker}"}}"#);
+            let (status, body) = conn.post(&format!("/tasks/{id}/complete"), complete.as_bytes());
+            assert_eq!(status, 200, "complete: {}", String::from_utf8_lossy(&body));
+        },
+    )
+}
+
+/// (a'): the worker's own API client (its HTTP stack, without its threads).
+fn client_capacity() -> f64 {
+    capacity(
+        |addr, w| {
+            let config = Config {
+                api_url: format!("http://{addr}"),
+                worker_id: format!("bench-{w}"),
+                ..Config::default()
+            };
+            let agent = build_agent(&config).expect("agent");
+            ApiClient::new(agent, &config.api_url, None, &config.worker_id)
+        },
+        |client| {
+            let request = ClaimRequest {
+                worker_id: client.worker_id().to_string(),
+                types: None,
+                max_tasks: None,
+                wait_seconds: None,
+                claim_id: None,
+            };
+            let Ok(Claimed::Tasks(tasks)) = client.claim(&request) else {
+                panic!("claim: no task");
+            };
+            let id = tasks[0]["id"].as_str().expect("task id");
+            let body = format!(
+                r#"{{"result":{{"ok":true}},"worker_id":"{}"}}"#,
+                client.worker_id()
+            );
+            let delivery = client.report(id, ReportKind::Complete, body.as_bytes());
+            assert_eq!(delivery, Ok(Delivery::Delivered));
+        },
+    )
 }
 
 /// The first `"id":"..."` of a claim answer (the task's; no JSON parse, so
@@ -466,24 +520,46 @@ fn sigterm_with_task() -> Duration {
 // ---------------------------------------------------------------------------
 // (g) binary size
 
-/// The static binary's size when `packaging/build-static.sh` has built one,
-/// else the release binary's; with which one it is.
-fn binary_size() -> (u64, &'static str) {
+/// How long the static build may take before the release binary's size is
+/// shown instead.
+const STATIC_BUILD_LIMIT: Duration = Duration::from_secs(300);
+
+/// The size of the binary `packaging/build-static.sh` builds (it prints the
+/// path last), or of the release binary when that build fails or takes too
+/// long; with which one it is.
+fn binary_size() -> (u64, String) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for (target, label) in [
-        ("x86_64-unknown-linux-musl", "static, musl"),
-        ("x86_64-unknown-linux-gnu", "static, glibc"),
-    ] {
-        let path = root.join("target").join(target).join("release/taskworker");
-        if let Ok(meta) = std::fs::metadata(&path) {
-            return (meta.len(), label);
-        }
-    }
-    let meta = std::fs::metadata(env!("CARGO_BIN_EXE_taskworker")).expect("the binary");
-    (
-        meta.len(),
-        "release, dynamic: run packaging/build-static.sh first",
-    )
+    let built = Command::new(root.join("packaging/build-static.sh"))
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()
+        .and_then(|mut child| {
+            let deadline = Instant::now() + STATIC_BUILD_LIMIT;
+            while child.try_wait().ok()?.is_none() {
+                if Instant::now() >= deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return None;
+                }
+                thread::sleep(Duration::from_millis(100));
+            }
+            let mut out = String::new();
+            child.stdout.take()?.read_to_string(&mut out).ok()?;
+            let path = root.join(out.lines().last()?.trim());
+            let size = std::fs::metadata(&path).ok()?.len();
+            let target = path.parent()?.parent()?.file_name()?.to_string_lossy();
+            Some((size, format!("static, {target}")))
+        });
+    built.unwrap_or_else(|| {
+        let meta = std::fs::metadata(env!("CARGO_BIN_EXE_taskworker")).expect("the binary");
+        (
+            meta.len(),
+            "release, dynamic: the static build failed or took too long".into(),
+        )
+    })
 }
 
 // ---------------------------------------------------------------------------
