@@ -87,35 +87,40 @@ fn main() {
     eprintln!("(f) with a 200 ms task: {busy:?}");
     let (size, which) = binary_size();
 
-    let capacity = median_f(&capacity);
-    let through_client = median_f(&through_client);
-    let rate = |i: usize| median_f(&runs[i].iter().map(|r| r.rate).collect::<Vec<_>>());
+    // Ratios are taken within a round (same load), then their median.
+    let ratio = |rates: &[f64], of: &[f64]| {
+        100.0 * median_f(&rates.iter().zip(of).map(|(r, o)| r / o).collect::<Vec<_>>())
+    };
+    let rates = |i: usize| runs[i].iter().map(|r| r.rate).collect::<Vec<_>>();
+    let client_share = ratio(&through_client, &capacity);
+    let rate = |i: usize| median_f(&rates(i));
     let cpu = |i: usize| median_d(&runs[i].iter().map(|r| r.cpu_per_task).collect::<Vec<_>>());
     let hwm = |i: usize| median_u(&runs[i].iter().map(|r| r.hwm).collect::<Vec<_>>());
     let idle_rss = median_u(&idle.iter().map(|(rss, _)| *rss).collect::<Vec<_>>());
     let idle_exit = median_d(&idle.iter().map(|(_, d)| *d).collect::<Vec<_>>());
 
     println!(
-        "taskworker benchmark: {} CPUs, {ROUNDS} rounds, medians",
+        "taskworker benchmark: {} CPUs, {ROUNDS} rounds, medians (ratios: per round, then the median)",
         thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!();
     println!("| figure | measured | target |");
     println!("|---|---:|---|");
     println!(
-        "| (a) server capacity: claim+complete cycles/s, {CLIENTS} keep-alive clients | {capacity:.0} | |"
+        "| (a) server capacity: claim+complete cycles/s, {CLIENTS} keep-alive clients | {:.0} | |",
+        median_f(&capacity)
     );
     println!(
-        "| (a') the same through the worker's own API client (its HTTP stack, not its threads) | {through_client:.0} ({:.0} % of (a)) | |",
-        100.0 * through_client / capacity
+        "| (a') the same through the worker's own API client (its HTTP stack, not its threads) | {:.0} ({client_share:.0} % of (a)) | |",
+        median_f(&through_client)
     );
     for (i, &c) in CONCURRENCIES.iter().enumerate() {
         let target = if c == 4 { "≥ 70 % of (a)" } else { "" };
         println!(
             "| (b) worker, {TASKS} echo tasks, CONCURRENT_TASKS={c}: tasks/s (% of (a); of (a')) | {:.0} ({:.0} %; {:.0} %) | {target} |",
             rate(i),
-            100.0 * rate(i) / capacity,
-            100.0 * rate(i) / through_client
+            ratio(&rates(i), &capacity),
+            ratio(&rates(i), &through_client)
         );
     }
     println!(
