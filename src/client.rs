@@ -192,7 +192,7 @@ pub fn build_agent(config: &Config) -> Result<Agent, Error> {
     }
     Ok(Agent::with_parts(
         builder.build(),
-        ureq::unversioned::transport::DefaultConnector::default(),
+        crate::transport::connector(),
         crate::resolver::CachingResolver::default(),
     ))
 }
@@ -206,6 +206,16 @@ impl ApiClient {
             auth: api_key.map(|k| format!("Bearer {k}").into()),
             worker_id: worker_id.into(),
         }
+    }
+
+    /// The client of the configured API, key and worker id, over `agent`.
+    pub fn for_config(agent: Agent, config: &Config) -> ApiClient {
+        ApiClient::new(
+            agent,
+            &config.api_url,
+            config.api_key.as_ref().map(|k| k.expose()),
+            &config.worker_id,
+        )
     }
 
     /// The worker id sent with every call.

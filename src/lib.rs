@@ -12,7 +12,8 @@
 //!
 //! What they share:
 //! - [`task`]: the protocol types of the task API, shared by worker and server.
-//! - [`client`]: the task API client over one keep-alive agent; [`resolver`] keeps it thread-free.
+//! - [`client`]: the task API client over one keep-alive agent; [`resolver`] keeps it
+//!   thread-free, [`transport`] sends each request in one write.
 
 //! - [`running`]: the executions in flight; [`outcome`]: what they produced.
 //! - [`metrics`], [`connectivity`]: counters and API reachability.
@@ -60,6 +61,7 @@ pub mod spool;
 pub mod supervisor;
 pub mod task;
 pub mod timestamp;
+pub mod transport;
 pub mod units;
 pub mod worker;
 

@@ -175,8 +175,11 @@ impl Worker {
         let mut reporter_threads = Vec::with_capacity(reporters);
         let mut left = Some(VecDeque::from(left));
         for index in 0..reporters {
+            // Each reporter has its own agent, so that they do not contend
+            // for one connection pool's lock on every report.
+            let own = ApiClient::for_config(build_agent(&config)?, &config);
             let reporter = Reporter {
-                client: client.clone(),
+                client: own,
                 outcomes: outcome_rx.clone(),
                 finish: finish_rx.clone(),
                 spool: spool.clone(),
@@ -399,12 +402,7 @@ fn prepare(config: &Config, extra: Registry) -> Result<(Registry, ApiClient), Er
     for warning in config.warnings() {
         log::warn!("{warning}");
     }
-    let client = ApiClient::new(
-        agent,
-        &config.api_url,
-        config.api_key.as_ref().map(|k| k.expose()),
-        &config.worker_id,
-    );
+    let client = ApiClient::for_config(agent, config);
     Ok((registry, client))
 }
 

@@ -15,12 +15,19 @@ const RUN_FOR: Duration = Duration::from_secs(3);
 const PRELOAD: usize = 100_000;
 const WAKEUPS: usize = 200;
 
+/// A keep-alive agent built as the worker builds its own: with a timeout set,
+/// ureq's default resolver starts a thread per request, which would make the
+/// client, not the server, the bottleneck.
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
+    let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
+        .build();
+    ureq::Agent::with_parts(
+        config,
+        ureq::unversioned::transport::DefaultConnector::default(),
+        taskworker::resolver::CachingResolver::default(),
+    )
 }
 
 fn post(agent: &ureq::Agent, url: &str, body: &Value) -> (u16, Value) {
