@@ -98,3 +98,24 @@ fn reports_a_permanent_error_exactly_once() {
     );
     assert!(tasks_with_status(&api, "queued").is_empty());
 }
+
+#[test]
+fn delivers_results_larger_than_the_write_buffer() {
+    // A 300 KiB result: the report body is written in several pieces.
+    let server = start_server(ServerConfig::default());
+    let api = Api::new(server.url());
+    let blob = "x".repeat(300 * 1024);
+    let id = api.enqueue("echo", json!({"blob": blob}));
+    let mut worker = WorkerSpec::new("large", &server.url(), builtin_handlers()).start();
+    assert!(
+        wait_for_status(&api, "completed", 1, Duration::from_secs(30)),
+        "log:\n{}",
+        worker.log()
+    );
+    assert_eq!(
+        api.task(&id)["result"]["blob"].as_str().map(str::len),
+        Some(300 * 1024)
+    );
+    worker.signal("TERM");
+    assert_eq!(worker.wait_exit(Duration::from_secs(10)), Some(0));
+}
