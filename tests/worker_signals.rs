@@ -140,7 +140,12 @@ fn quiet_mode_stops_claims_until_sigcont() {
     worker.signal("TSTP");
     assert!(worker.wait_log("quiet", Duration::from_secs(10)));
     // Let a long poll that was already open end, then enqueue.
-    std::thread::sleep(Duration::from_millis(1500));
+    assert!(wait_until(Duration::from_secs(30), || {
+        let (_, metrics) = api.get_text("/metrics");
+        metrics
+            .lines()
+            .any(|l| l == "taskworker_server_waiting_claims 0")
+    }));
     let id = api.enqueue("echo", json!({"q": 1}));
     std::thread::sleep(Duration::from_millis(1000));
     assert_eq!(api.task(&id)["status"], "queued", "no claims while quiet");
