@@ -123,6 +123,9 @@ impl Reporter {
         let mut deadline: Option<Instant> = None;
         let mut inputs_open = true;
         let mut counted_retrying = false;
+        // Whether the last failed pass found the API down (not a refusal of
+        // particular reports): then new outcomes wait for the retry too.
+        let mut api_down = false;
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
         loop {
             // Outcomes are delivered as soon as they are taken, so a
@@ -136,7 +139,9 @@ impl Reporter {
                     self.backlog.retrying.fetch_sub(1, Relaxed);
                 }
             }
-            let timer = if retrying { at(next_try) } else { never() };
+            // A retry waits for its time, but never past the drain's deadline.
+            let wake = deadline.map_or(next_try, |d| next_try.min(d));
+            let timer = if retrying { at(wake) } else { never() };
             let outcomes = if inputs_open && !retrying {
                 self.outcomes.clone()
             } else {
@@ -163,11 +168,17 @@ impl Reporter {
             } else {
                 BATCH
             };
-            for _ in 0..take {
+            let mut taken = 0;
+            while taken < take {
                 match self.outcomes.try_recv() {
                     Ok(outcome) => self.accept(&mut pending, outcome),
                     Err(_) => break,
                 }
+                taken += 1;
+            }
+            if taken > 0 && !api_down {
+                // New outcomes go out now; a refusal of older ones is no reason to wait.
+                next_try = Instant::now();
             }
             if deadline.is_some() && pending.is_empty() {
                 return;
@@ -177,8 +188,12 @@ impl Reporter {
                 return;
             }
             if Instant::now() >= next_try {
-                if let Some(delay) = self.deliver(&mut pending, &mut backoff) {
-                    next_try = Instant::now() + delay;
+                match self.deliver(&mut pending, &mut backoff) {
+                    Some((delay, outage)) => {
+                        next_try = Instant::now() + delay;
+                        api_down = outage;
+                    }
+                    None => api_down = false,
                 }
             }
             self.stats
@@ -201,12 +216,13 @@ impl Reporter {
 
     /// Sends pending reports in order. An outage stops the pass at once; a
     /// refusal of one report moves it to the back, so that it does not hold
-    /// up the others. When the pass stops, returns how long to wait.
+    /// up the others. When the pass stops, returns how long to wait and
+    /// whether the API was down.
     fn deliver(
         &mut self,
         pending: &mut VecDeque<Outcome>,
         backoff: &mut Backoff,
-    ) -> Option<Duration> {
+    ) -> Option<(Duration, bool)> {
         let mut refused = 0;
         while let Some(outcome) = pending.front() {
             if self.spool.as_ref().is_some_and(|s| !s.is_current(outcome)) {
@@ -261,7 +277,7 @@ impl Reporter {
                     let delay = backoff
                         .next_delay()
                         .max(err.retry_after().unwrap_or_default());
-                    return Some(delay);
+                    return Some((delay, outage));
                 }
             }
         }
