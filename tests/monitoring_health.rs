@@ -105,8 +105,7 @@ fn health_and_status_describe_the_worker_and_its_running_task() {
         2,
         Duration::from_secs(30)
     ));
-    worker.signal("TERM");
-    assert_eq!(worker.wait_exit(Duration::from_secs(10)), Some(0));
+    worker.stop(Duration::from_secs(10));
 }
 
 #[test]
@@ -173,8 +172,7 @@ fn ready_follows_the_api_down_and_back_up() {
         1,
         Duration::from_secs(30)
     ));
-    worker.signal("TERM");
-    assert_eq!(worker.wait_exit(Duration::from_secs(10)), Some(0));
+    worker.stop(Duration::from_secs(10));
 }
 
 #[test]
@@ -193,8 +191,7 @@ fn refused_credentials_make_the_worker_unready_and_unhealthy() {
     let body = wait_answer(&health, "/health", 503, Duration::from_secs(10));
     assert_eq!(body["status"], "unhealthy", "{body}");
     assert_eq!(body["api"], "unauthorized", "{body}");
-    worker.signal("TERM");
-    assert_eq!(worker.wait_exit(Duration::from_secs(10)), Some(0));
+    worker.stop(Duration::from_secs(10));
 }
 
 #[test]
@@ -219,6 +216,5 @@ fn unknown_paths_and_methods_are_refused() {
     let health = Api::new(worker.health_url());
     assert_eq!(health.get("/nothing").0, 404);
     assert_eq!(health.post_json("/health", &json!({})).0, 405);
-    worker.signal("TERM");
-    assert_eq!(worker.wait_exit(Duration::from_secs(10)), Some(0));
+    worker.stop(Duration::from_secs(10));
 }

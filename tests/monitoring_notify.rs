@@ -138,6 +138,5 @@ fn warns_about_a_watchdog_shorter_than_the_ticks() {
         "{}",
         worker.log()
     );
-    worker.signal("TERM");
-    assert_eq!(worker.wait_exit(Duration::from_secs(10)), Some(0));
+    worker.stop(Duration::from_secs(10));
 }

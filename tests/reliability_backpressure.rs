@@ -99,6 +99,5 @@ fn claiming_stops_while_reports_fail_and_resumes_after() {
         "after delivery came back, all {TOTAL} done in {} ms",
         resumed.elapsed().as_millis()
     );
-    worker.signal("TERM");
-    assert_eq!(worker.wait_exit(Duration::from_secs(10)), Some(0));
+    worker.stop(Duration::from_secs(10));
 }

@@ -48,8 +48,7 @@ fn an_8_mib_claim_answer_is_refused_and_the_worker_goes_on() {
         fake.seen("/tasks/small/complete")[0].body["result"],
         json!({"n": 1})
     );
-    worker.signal("TERM");
-    assert_eq!(worker.wait_exit(Duration::from_secs(10)), Some(0));
+    worker.stop(Duration::from_secs(10));
 }
 
 /// Reads one HTTP request from `stream`; returns its JSON body.
@@ -116,11 +115,5 @@ fn a_claim_that_never_answers_times_out_and_is_repeated_with_its_claim_id() {
         claims[0].1["claim_id"], claims[1].1["claim_id"],
         "the same claim id, so a server that has the extension hands back the same tasks"
     );
-    worker.signal("TERM");
-    assert_eq!(
-        worker.wait_exit(Duration::from_secs(15)),
-        Some(0),
-        "log:\n{}",
-        worker.log()
-    );
+    worker.stop(Duration::from_secs(15));
 }

@@ -48,8 +48,7 @@ fn heartbeats_keep_a_task_past_its_lease() {
         server_counter(&api, "taskworker_server_lease_expired_total"),
         0
     );
-    worker.signal("TERM");
-    assert_eq!(worker.wait_exit(Duration::from_secs(10)), Some(0));
+    worker.stop(Duration::from_secs(10));
 }
 
 #[test]
@@ -132,13 +131,7 @@ fn a_lost_lease_kills_the_process_group_and_drops_the_outcome() {
         fake.seen("/complete")
     );
     assert!(fake.seen("/fail").is_empty(), "{:?}", fake.seen("/fail"));
-    worker.signal("TERM");
-    assert_eq!(
-        worker.wait_exit(Duration::from_secs(10)),
-        Some(0),
-        "log:\n{}",
-        worker.log()
-    );
+    worker.stop(Duration::from_secs(10));
     assert!(fake.seen("/complete").is_empty() && fake.seen("/fail").is_empty());
 }
 

@@ -144,8 +144,7 @@ fn results_survive_an_api_outage_and_a_kill_9_and_no_task_runs_twice() {
         "{}",
         second.log()
     );
-    second.signal("TERM");
-    assert_eq!(second.wait_exit(Duration::from_secs(10)), Some(0));
+    second.stop(Duration::from_secs(10));
     assert!(spooled(&state).is_empty(), "{:?}", spooled(&state));
 }
 
@@ -177,8 +176,7 @@ fn a_torn_record_is_skipped_and_the_rest_is_delivered() {
     assert_eq!(api.task(&id)["result"], json!({"from": "spool"}));
     let log = worker.log();
     assert!(log.contains("line 2 is torn or corrupt"), "{log}");
-    worker.signal("TERM");
-    assert_eq!(worker.wait_exit(Duration::from_secs(10)), Some(0));
+    worker.stop(Duration::from_secs(10));
     assert!(spooled(&state).is_empty());
 }
 
@@ -233,8 +231,7 @@ fn a_redelivered_task_whose_outcome_is_spooled_is_not_run_again() {
     assert!(lines(&runs).is_empty(), "ran again: {:?}", lines(&runs));
     let log = worker.log();
     assert!(log.contains("redelivered"), "{log}");
-    worker.signal("TERM");
-    assert_eq!(worker.wait_exit(Duration::from_secs(10)), Some(0));
+    worker.stop(Duration::from_secs(10));
     assert!(spooled(&state).is_empty(), "{:?}", spooled(&state));
 }
 
@@ -256,8 +253,7 @@ fn the_spool_is_compacted_on_start() {
         100,
         Duration::from_secs(60)
     ));
-    worker.signal("TERM");
-    assert_eq!(worker.wait_exit(Duration::from_secs(10)), Some(0));
+    worker.stop(Duration::from_secs(10));
     let records = lines(&state.join(FILE_NAME)).len();
     assert!(records <= 200, "{records} records for 100 tasks");
     assert!(spooled(&state).is_empty());
@@ -272,8 +268,7 @@ fn the_spool_is_compacted_on_start() {
         0,
         "nothing left to send: rewritten empty"
     );
-    again.signal("TERM");
-    assert_eq!(again.wait_exit(Duration::from_secs(10)), Some(0));
+    again.stop(Duration::from_secs(10));
 }
 
 #[test]

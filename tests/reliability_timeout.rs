@@ -166,6 +166,5 @@ fn the_timeout_setting_applies_to_the_binary() {
     println!("TIMEOUT=1: reported {late} ms after the deadline");
     assert!(late < 5000, "{late} ms");
     assert!(worker.log().contains("TIMEOUT"), "{}", worker.log());
-    worker.signal("TERM");
-    assert_eq!(worker.wait_exit(Duration::from_secs(10)), Some(0));
+    worker.stop(Duration::from_secs(10));
 }

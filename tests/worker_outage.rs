@@ -44,6 +44,5 @@ fn keeps_trying_until_the_server_is_up() {
         "the outage is logged once:\n{log}"
     );
     assert!(log.contains("reachable again"), "{log}");
-    worker.signal("TERM");
-    assert_eq!(worker.wait_exit(Duration::from_secs(10)), Some(0));
+    worker.stop(Duration::from_secs(10));
 }

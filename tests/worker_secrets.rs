@@ -32,8 +32,7 @@ fn the_api_key_never_appears_in_the_log_at_trace_level() {
         "log:\n{}",
         worker.log()
     );
-    worker.signal("TERM");
-    assert_eq!(worker.wait_exit(Duration::from_secs(10)), Some(0));
+    worker.stop(Duration::from_secs(10));
     let log = worker.log();
     assert!(
         log.contains("DEBUG") || log.contains("TRACE"),
@@ -63,8 +62,7 @@ fn refused_credentials_are_logged_with_the_status_and_the_worker_stays_up() {
         None,
         "does not exit"
     );
-    worker.signal("TERM");
-    assert_eq!(worker.wait_exit(Duration::from_secs(10)), Some(0));
+    worker.stop(Duration::from_secs(10));
 }
 
 #[test]

@@ -23,13 +23,7 @@ fn drains_in_flight_task_on_sigterm() {
     let id = api.enqueue("sleep", json!({"ms": 1500}));
     let mut worker = WorkerSpec::new("drain", &server.url(), builtin_handlers()).start();
     assert!(wait_running(&api, &id));
-    worker.signal("TERM");
-    assert_eq!(
-        worker.wait_exit(Duration::from_secs(30)),
-        Some(0),
-        "log:\n{}",
-        worker.log()
-    );
+    worker.stop(Duration::from_secs(30));
     let task = api.task(&id);
     assert_eq!(
         task["status"], "completed",
@@ -49,13 +43,7 @@ fn reports_shutdown_for_a_task_longer_than_the_grace() {
         .start();
     assert!(wait_running(&api, &id));
     let sent = Instant::now();
-    worker.signal("TERM");
-    assert_eq!(
-        worker.wait_exit(Duration::from_secs(30)),
-        Some(0),
-        "log:\n{}",
-        worker.log()
-    );
+    worker.stop(Duration::from_secs(30));
     assert!(
         sent.elapsed() < Duration::from_secs(20),
         "did not wait for the task"
@@ -114,13 +102,7 @@ fn idle_worker_exits_fast_on_sigterm_even_in_a_long_poll() {
     assert!(worker.wait_log("started", Duration::from_secs(10)));
     std::thread::sleep(Duration::from_millis(300)); // the long poll is open now
     let sent = Instant::now();
-    worker.signal("TERM");
-    assert_eq!(
-        worker.wait_exit(Duration::from_secs(10)),
-        Some(0),
-        "log:\n{}",
-        worker.log()
-    );
+    worker.stop(Duration::from_secs(10));
     // Generous: the benchmark measures the real figure.
     assert!(
         sent.elapsed() < Duration::from_secs(5),
@@ -155,7 +137,6 @@ fn quiet_mode_stops_claims_until_sigcont() {
         "log:\n{}",
         worker.log()
     );
-    worker.signal("TERM");
-    assert_eq!(worker.wait_exit(Duration::from_secs(10)), Some(0));
+    worker.stop(Duration::from_secs(10));
     assert!(tasks_with_status(&api, "queued").is_empty());
 }

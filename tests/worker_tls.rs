@@ -117,13 +117,7 @@ fn works_over_tls_with_the_configured_root() {
         "log:\n{}",
         worker.log()
     );
-    worker.signal("TERM");
-    assert_eq!(
-        worker.wait_exit(Duration::from_secs(15)),
-        Some(0),
-        "log:\n{}",
-        worker.log()
-    );
+    worker.stop(Duration::from_secs(15));
     assert!(
         !worker.log().contains("clear text"),
         "https: no clear-text warning"
@@ -149,6 +143,5 @@ fn refuses_a_server_whose_certificate_is_not_trusted() {
         "queued",
         "nothing claimed through an untrusted connection"
     );
-    worker.signal("TERM");
-    assert_eq!(worker.wait_exit(Duration::from_secs(15)), Some(0));
+    worker.stop(Duration::from_secs(15));
 }

@@ -203,6 +203,12 @@ impl ServeProcess {
     pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
         wait_exit(&mut self.child, within)
     }
+
+    /// Sends SIGTERM and asserts a clean exit (0) within `within`.
+    pub fn stop(&mut self, within: Duration) {
+        self.signal("TERM");
+        assert_eq!(self.wait_exit(within), Some(0), "serve exits cleanly");
+    }
 }
 
 /// Sends `signal` (`TERM`, `INT`, `TSTP`, `KILL`, ...) to `child` with kill(1).

@@ -108,6 +108,13 @@ impl WorkerProcess {
         super::wait_exit(&mut self.child, within)
     }
 
+    /// Sends SIGTERM and asserts a clean exit (0) within `within`.
+    pub fn stop(&mut self, within: Duration) {
+        self.signal("TERM");
+        let code = self.wait_exit(within);
+        assert_eq!(code, Some(0), "log:\n{}", self.log());
+    }
+
     /// Everything it logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
