@@ -16,7 +16,7 @@ use crate::connectivity::ApiState;
 use crate::error::Error;
 use crate::liveness::Liveness;
 use crate::metrics::{family, labels, Kind};
-use crate::poller::REPORT_BACKLOG_LIMIT;
+use crate::poller::reports_backed_up;
 use crate::worker::WorkerState;
 
 /// A running health server; dropping it stops its thread.
@@ -178,7 +178,7 @@ fn not_ready_because(view: &HealthView) -> Option<&'static str> {
         ApiState::Unknown | ApiState::Up => {}
     }
     // As the poller judges it: many reports held while their sends fail.
-    if state.reports.is_retrying() && state.reports.held() > REPORT_BACKLOG_LIMIT {
+    if reports_backed_up(&state.reports, 0) {
         return Some("reports are backing up");
     }
     None

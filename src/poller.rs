@@ -24,6 +24,13 @@ use crate::task::{ClaimRequest, MalformedTask, Task};
 /// more tasks whose results cannot be delivered only grows the backlog.
 pub const REPORT_BACKLOG_LIMIT: usize = 64;
 
+/// Whether reports fail to go out while too many wait (those the reporters
+/// hold plus `queued` not yet taken): then claiming more work only grows what
+/// could be lost to a crash. The poller and `/ready` judge by this one rule.
+pub fn reports_backed_up(reports: &Backlog, queued: usize) -> bool {
+    reports.is_retrying() && reports.held() + queued > REPORT_BACKLOG_LIMIT
+}
+
 /// The claim in flight, so that shutdown can cancel a long poll from another thread.
 #[derive(Debug, Default)]
 pub struct ClaimInFlight(Mutex<Option<String>>);
@@ -89,7 +96,7 @@ impl Poller {
             if self.shutdown.is_stopping() {
                 return;
             }
-            if self.shutdown.is_quiet() || self.reports_backed_up() {
+            if self.shutdown.is_quiet() || reports_backed_up(&self.reports, self.outcomes.len()) {
                 // Quiet or backed up: wait for a change, re-checking the backlog now and then.
                 if !self.wait(Duration::from_millis(100), true) {
                     return;
@@ -169,13 +176,6 @@ impl Poller {
                 }
             }
         }
-    }
-
-    /// Whether reports fail to go out while too many wait: then claiming
-    /// more work only grows what could be lost to a crash.
-    fn reports_backed_up(&self) -> bool {
-        self.reports.is_retrying()
-            && self.reports.held() + self.outcomes.len() > REPORT_BACKLOG_LIMIT
     }
 
     /// Checks a claimed object; a task without a usable type is failed at once.
