@@ -138,10 +138,15 @@ impl Stats {
             .unwrap_or_default()
             .as_millis() as u64;
         self.last_task_at_ms.store(now, Relaxed);
+        let key = error_type.unwrap_or("ok");
         let mut outcomes = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
-        *outcomes
-            .entry(error_type.unwrap_or("ok").to_string())
-            .or_default() += 1;
+        // A key is allocated once, on its first outcome, not on every task.
+        match outcomes.get_mut(key) {
+            Some(count) => *count += 1,
+            None => {
+                outcomes.insert(key.to_string(), 1);
+            }
+        }
     }
 
     /// Tasks finished either way.
