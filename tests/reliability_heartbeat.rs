@@ -11,7 +11,7 @@ use support::fake::{self, FakeApi};
 use support::worker::{builtin_handlers, WorkerSpec};
 use support::{group_members, read_pid, start_server, temp_dir, wait_until, Api};
 use taskworker::server::ServerConfig;
-use taskworker::shutdown;
+use taskworker::worker::shutdown;
 use taskworker::{Config, Context, Task, TaskError, Worker};
 
 fn server_counter(api: &Api, name: &str) -> u64 {

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use support::worker::{builtin_handlers, WorkerSpec};
 use support::{start_server, wait_until, Api};
 use taskworker::server::ServerConfig;
-use taskworker::shutdown;
+use taskworker::worker::shutdown;
 use taskworker::{Config, Context, Task, TaskError, Worker};
 
 fn enqueue(api: &Api, body: Value) -> String {

@@ -11,7 +11,7 @@ use serde_json::json;
 use support::worker::wait_for_status;
 use support::{start_server, Api};
 use taskworker::server::ServerConfig;
-use taskworker::shutdown;
+use taskworker::worker::shutdown;
 use taskworker::{Config, Context, Task, TaskError, Worker};
 
 fn config(url: String) -> Config {

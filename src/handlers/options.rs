@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::config::units::{duration_from_json, size_from_json};
 use crate::error::Error;
-use crate::units::{duration_from_json, size_from_json};
 
 /// A handler entry's options object, checked against the options it knows.
 pub(crate) struct Options<'a> {

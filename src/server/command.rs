@@ -6,8 +6,8 @@ use std::io::Write;
 use lexopt::ValueExt;
 
 use super::{Server, ServerConfig};
+use crate::config::units::parse_duration;
 use crate::error::Error;
-use crate::units::parse_duration;
 
 /// The text of `taskworker serve --help`.
 pub const USAGE: &str = "\

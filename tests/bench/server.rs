@@ -26,7 +26,7 @@ fn agent() -> ureq::Agent {
     ureq::Agent::with_parts(
         config,
         ureq::unversioned::transport::DefaultConnector::default(),
-        taskworker::resolver::CachingResolver::default(),
+        taskworker::client::resolver::CachingResolver::default(),
     )
 }
 

@@ -29,8 +29,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use taskworker::client::{build_agent, ApiClient, Claimed, Delivery, ReportKind};
 use taskworker::server::{Server, ServerConfig};
-use taskworker::shutdown::{self, StopReason};
 use taskworker::task::ClaimRequest;
+use taskworker::worker::shutdown::{self, StopReason};
 use taskworker::{Config, Context, Task, Worker};
 
 /// Rounds of (a) and (b); medians are reported.

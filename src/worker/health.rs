@@ -12,11 +12,11 @@ use serde_json::{json, Value};
 use tiny_http::{Header, Method, Response, Server};
 
 use crate::client::CLAIM_MARGIN;
-use crate::connectivity::ApiState;
 use crate::error::Error;
-use crate::liveness::Liveness;
-use crate::metrics::{family, labels, Kind};
-use crate::poller::reports_backed_up;
+use crate::worker::connectivity::ApiState;
+use crate::worker::liveness::Liveness;
+use crate::worker::metrics::{family, labels, Kind};
+use crate::worker::poller::reports_backed_up;
 use crate::worker::WorkerState;
 
 /// A running health server; dropping it stops its thread.

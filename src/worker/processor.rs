@@ -15,11 +15,11 @@ use crate::backoff;
 use crate::context::Context;
 use crate::error::{error_type, Error, TaskError};
 use crate::handlers::{Handler, Registry};
-use crate::metrics::Stats;
-use crate::outcome::Outcome;
-use crate::reporter::Outbox;
-use crate::running::InFlight;
 use crate::task::Task;
+use crate::worker::inflight::InFlight;
+use crate::worker::metrics::Stats;
+use crate::worker::outcome::Outcome;
+use crate::worker::reporter::Outbox;
 
 /// First wait before a local retry; it doubles, with full jitter.
 const RETRY_BASE: Duration = Duration::from_millis(100);

@@ -11,12 +11,12 @@ use crossbeam_channel::{after, select, Receiver};
 
 use crate::context::CancelReason;
 use crate::error::{error_type, TaskError};
-use crate::metrics::{rss_bytes, Stats};
-use crate::outcome::Outcome;
-use crate::processor::Processors;
-use crate::reporter::Outbox;
-use crate::running::{InFlight, Running};
-use crate::shutdown::{StopHandle, StopReason};
+use crate::worker::inflight::{InFlight, Running};
+use crate::worker::metrics::{rss_bytes, Stats};
+use crate::worker::outcome::Outcome;
+use crate::worker::processor::Processors;
+use crate::worker::reporter::Outbox;
+use crate::worker::shutdown::{StopHandle, StopReason};
 
 /// How long a handler may run past a cancel before its thread is replaced.
 pub const STUCK_GRACE: Duration = Duration::from_secs(2);

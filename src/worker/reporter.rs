@@ -18,10 +18,10 @@ use crossbeam_channel::{at, never, select, Receiver, Sender};
 
 use crate::backoff::Backoff;
 use crate::client::{ApiClient, Delivery};
-use crate::connectivity::Connectivity;
-use crate::metrics::Stats;
-use crate::outcome::Outcome;
-use crate::spool::Spool;
+use crate::worker::connectivity::Connectivity;
+use crate::worker::metrics::Stats;
+use crate::worker::outcome::Outcome;
+use crate::worker::spool::Spool;
 
 /// The reporter's inputs.
 pub struct Reporter {

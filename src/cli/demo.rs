@@ -16,40 +16,40 @@ use serde_json::{json, Value};
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::metrics::Stats;
 use crate::server::{Server, ServerConfig};
-use crate::shutdown;
+use crate::worker::metrics::Stats;
+use crate::worker::shutdown;
 use crate::worker::Worker;
 
 /// The example handler scripts, carried in the binary so the demo runs anywhere.
 const SCRIPTS: [(&str, &str); 7] = [
     (
         "send-email",
-        include_str!("../packaging/examples/handlers/send-email"),
+        include_str!("../../packaging/examples/handlers/send-email"),
     ),
     (
         "process-image",
-        include_str!("../packaging/examples/handlers/process-image"),
+        include_str!("../../packaging/examples/handlers/process-image"),
     ),
     (
         "generate-report",
-        include_str!("../packaging/examples/handlers/generate-report"),
+        include_str!("../../packaging/examples/handlers/generate-report"),
     ),
     (
         "task.sh",
-        include_str!("../packaging/examples/handlers/task.sh"),
+        include_str!("../../packaging/examples/handlers/task.sh"),
     ),
     (
         "json.awk",
-        include_str!("../packaging/examples/handlers/json.awk"),
+        include_str!("../../packaging/examples/handlers/json.awk"),
     ),
     (
         "pnm.awk",
-        include_str!("../packaging/examples/handlers/pnm.awk"),
+        include_str!("../../packaging/examples/handlers/pnm.awk"),
     ),
     (
         "report.awk",
-        include_str!("../packaging/examples/handlers/report.awk"),
+        include_str!("../../packaging/examples/handlers/report.awk"),
     ),
 ];
 

@@ -17,6 +17,21 @@
 //! std::process::exit(code);
 //! ```
 
+pub mod connectivity;
+pub mod health;
+pub mod heartbeat;
+pub mod inflight;
+pub mod liveness;
+pub mod metrics;
+pub mod notify;
+pub mod outcome;
+pub mod poller;
+pub mod processor;
+pub mod reporter;
+pub mod shutdown;
+pub mod spool;
+pub mod supervisor;
+
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -25,24 +40,24 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 
+use self::connectivity::Connectivity;
+use self::health::{HealthServer, HealthView};
+use self::heartbeat::Heartbeats;
+use self::inflight::InFlight;
+use self::liveness::{Liveness, Thread};
+use self::metrics::Stats;
+use self::notify::Notifier;
+use self::outcome::Outcome;
+use self::poller::{ClaimInFlight, Poller};
+use self::processor::Processors;
+use self::reporter::{Backlog, Outbox, Reporter};
+use self::shutdown::{Shutdown, StopReason};
+use self::spool::Spool;
+use self::supervisor::{cancel_for_shutdown, Supervisor};
 use crate::client::{build_agent, ApiClient, Delivery};
 use crate::config::Config;
-use crate::connectivity::Connectivity;
 use crate::error::Error;
 use crate::handlers::{Handler, HandlerEnv, Registry};
-use crate::health::{HealthServer, HealthView};
-use crate::heartbeat::Heartbeats;
-use crate::liveness::{Liveness, Thread};
-use crate::metrics::Stats;
-use crate::notify::Notifier;
-use crate::outcome::Outcome;
-use crate::poller::{ClaimInFlight, Poller};
-use crate::processor::Processors;
-use crate::reporter::{Backlog, Outbox, Reporter};
-use crate::running::InFlight;
-use crate::shutdown::{self, Shutdown, StopReason};
-use crate::spool::Spool;
-use crate::supervisor::{self, cancel_for_shutdown, Supervisor};
 
 /// How long undelivered reports are still tried after the drain.
 pub const REPORT_GRACE: Duration = Duration::from_secs(5);
@@ -152,7 +167,7 @@ impl Worker {
         let (idle_tx, idle_rx) = unbounded();
         let (outcome_tx, outcome_rx) = unbounded();
         let outbox = Outbox::new(outcome_tx, spool.clone(), stats.clone());
-        let reporters = crate::reporter::threads_for(config.concurrent_tasks);
+        let reporters = crate::worker::reporter::threads_for(config.concurrent_tasks);
         let (finish_tx, finish_rx) = bounded(reporters);
         let (done_tx, done_rx) = bounded::<()>(0);
         let (poller_done_tx, poller_done_rx) = bounded::<()>(0);
@@ -386,7 +401,11 @@ fn prepare(config: &Config, extra: Registry) -> Result<(Registry, ApiClient), Er
     let agent = build_agent(config)?;
     // Children must not see secrets, nor talk to systemd in our name.
     let mut secret_vars = config.secret_vars();
-    secret_vars.extend(crate::notify::ENV_VARS.iter().map(|v| v.to_string()));
+    secret_vars.extend(
+        crate::worker::notify::ENV_VARS
+            .iter()
+            .map(|v| v.to_string()),
+    );
     let env = HandlerEnv {
         agent: agent.clone(),
         secret_vars,

@@ -2,6 +2,9 @@
 //! config file < `.env` < environment < flags, then validated into [`Config`]
 //! in one step. A bad value is an error that names the key as the user wrote it.
 
+pub mod dotenv;
+pub mod units;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -9,8 +12,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::config::units::{parse_duration, parse_size};
 use crate::error::Error;
-use crate::units::{parse_duration, parse_size};
 
 /// One configuration key under its three names.
 #[derive(Debug)]
@@ -227,7 +230,7 @@ impl Args {
     /// Call before any thread starts.
     pub fn export_dotenv(&self) -> Result<(), Error> {
         if let Some(path) = self.env_file_path() {
-            for (name, value) in crate::dotenv::read(&path)? {
+            for (name, value) in crate::config::dotenv::read(&path)? {
                 if std::env::var_os(&name).is_none() {
                     std::env::set_var(name, value);
                 }
@@ -257,7 +260,7 @@ impl RawConfig {
             raw.merge_file(&path)?;
         }
         if let Some(path) = args.env_file_path() {
-            for (name, value) in crate::dotenv::read(&path)? {
+            for (name, value) in crate::config::dotenv::read(&path)? {
                 // `.env` never overrides a variable that is already set.
                 if env(&name).is_none() {
                     raw.set_by_env_name(&name, value, Origin::DotEnv);

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::client::ReportKind;
 use crate::error::Error;
-use crate::outcome::Outcome;
+use crate::worker::outcome::Outcome;
 
 /// The spool file's name inside the state directory.
 pub const FILE_NAME: &str = "spool.jsonl";

@@ -2,6 +2,9 @@
 //! one keep-alive `ureq` agent. Statuses are read here, deliberately, and
 //! every answer body is read with a size cap.
 
+pub mod resolver;
+pub mod transport;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -192,8 +195,8 @@ pub fn build_agent(config: &Config) -> Result<Agent, Error> {
     }
     Ok(Agent::with_parts(
         builder.build(),
-        crate::transport::connector(),
-        crate::resolver::CachingResolver::default(),
+        crate::client::transport::connector(),
+        crate::client::resolver::CachingResolver::default(),
     ))
 }
 

@@ -1,6 +1,9 @@
 //! The command line: picks the subcommand, parses its flags, runs it, and
 //! maps its error to an exit code.
 
+pub mod demo;
+pub mod enqueue;
+
 use std::ffi::OsString;
 
 use lexopt::prelude::*;
@@ -57,9 +60,9 @@ fn dispatch(args: Vec<OsString>) -> Result<i32, Error> {
         }
         "run" => run(rest()),
         "serve" => crate::server::command::run(rest()).map(|()| 0),
-        "enqueue" => crate::enqueue::run(rest()).map(|()| 0),
+        "enqueue" => crate::cli::enqueue::run(rest()).map(|()| 0),
         "check-config" => check_config(rest()),
-        "demo" => crate::demo::command(rest()),
+        "demo" => crate::cli::demo::command(rest()),
 
         // `run` is the default: `taskworker --config F` runs the worker.
         _ if first.is_empty() || first.starts_with('-') => run(args),

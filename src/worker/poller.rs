@@ -10,15 +10,15 @@ use crossbeam_channel::{after, never, select, Receiver, Sender};
 
 use crate::backoff::Backoff;
 use crate::client::{ApiClient, ApiError, Claimed};
-use crate::connectivity::Connectivity;
 use crate::error::{error_type, TaskError};
-use crate::metrics::Stats;
-use crate::outcome::Outcome;
-use crate::reporter::{Backlog, Outbox};
-use crate::running::InFlight;
-use crate::shutdown::Shutdown;
-use crate::spool::Spool;
 use crate::task::{ClaimRequest, MalformedTask, Task};
+use crate::worker::connectivity::Connectivity;
+use crate::worker::inflight::InFlight;
+use crate::worker::metrics::Stats;
+use crate::worker::outcome::Outcome;
+use crate::worker::reporter::{Backlog, Outbox};
+use crate::worker::shutdown::Shutdown;
+use crate::worker::spool::Spool;
 
 /// Above this many undelivered reports the poller stops claiming: running
 /// more tasks whose results cannot be delivered only grows the backlog.

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{after, select, Receiver};
 
 use crate::client::{ApiClient, Beat};
-use crate::connectivity::Connectivity;
 use crate::context::CancelReason;
-use crate::metrics::Stats;
-use crate::running::InFlight;
+use crate::worker::connectivity::Connectivity;
+use crate::worker::inflight::InFlight;
+use crate::worker::metrics::Stats;
 
 /// The longest wait between checks for new leased tasks.
 const TICK: Duration = Duration::from_millis(250);
