@@ -57,11 +57,6 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.failures = 0;
     }
-
-    /// How many failures in a row.
-    pub fn failures(&self) -> u32 {
-        self.failures
-    }
 }
 
 /// A xorshift64* generator per thread, seeded from the clock and the thread:
@@ -122,7 +117,6 @@ mod tests {
         assert!(seen.len() > 10, "jitter spreads the waits");
         assert_eq!(b.max_delay(), Duration::from_secs(2));
         b.reset();
-        assert_eq!(b.failures(), 0);
         assert!(b.next_delay() <= Duration::from_millis(100));
     }
 }

@@ -32,22 +32,43 @@
 
 #![forbid(unsafe_code)]
 
-pub mod backoff;
-pub mod cli;
-pub mod client;
-pub mod config;
-pub mod context;
-pub mod error;
-pub mod handlers;
-pub mod logging;
-pub mod server;
-pub mod task;
-pub mod timestamp;
-pub mod worker;
+mod backoff;
+mod cli;
+mod client;
+mod config;
+mod context;
+mod error;
+mod handlers;
+mod logging;
+mod server;
+mod task;
+mod timestamp;
+mod worker;
 
-pub use config::Config;
+pub use config::{Config, LogFormat, Secret};
 pub use context::{CancelReason, Context};
 pub use error::{Error, TaskError};
 pub use handlers::{Handler, Registry};
-pub use task::Task;
-pub use worker::Worker;
+pub use server::{Server, ServerConfig};
+pub use task::{Priority, Task};
+pub use worker::shutdown::{install_signals, manual as manual_shutdown, Shutdown, StopHandle, StopReason};
+pub use worker::{Worker, WorkerState};
+
+/// Runs the `taskworker` command line; the binary's `main` only calls this.
+#[doc(hidden)]
+pub use cli::main as run_command_line;
+
+// Narrow doors for the project's own tests and benchmarks: hidden, and not
+// part of the API, so that moving an internal does not break a user.
+#[doc(hidden)]
+pub use client::{build_agent, resolver::CachingResolver, ApiClient, Claimed, Delivery, ReportKind};
+#[doc(hidden)]
+pub use handlers::{exec::ExecHandler, HandlerEnv};
+#[doc(hidden)]
+pub use task::{encode_path_segment, ClaimRequest};
+#[doc(hidden)]
+pub use timestamp::{format as format_timestamp, now as now_timestamp, parse as parse_timestamp};
+#[doc(hidden)]
+pub use worker::spool::FILE_NAME as SPOOL_FILE_NAME;
+#[doc(hidden)]
+pub use worker::poller::REPORT_BACKLOG_LIMIT;

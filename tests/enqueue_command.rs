@@ -5,7 +5,7 @@ mod support;
 use std::process::Command;
 
 use support::{bin, start_server, Api};
-use taskworker::server::ServerConfig;
+use taskworker::ServerConfig;
 
 #[test]
 fn enqueue_prints_one_id_per_task() {

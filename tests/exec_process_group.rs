@@ -10,8 +10,8 @@ use serde_json::json;
 use support::{
     ctx, group_members, handler, handler_env, read_pid, run, task, temp_dir, wait_until,
 };
-use taskworker::context::{CancelReason, Context};
-use taskworker::handlers::exec::ExecHandler;
+use taskworker::{CancelReason, Context};
+use taskworker::ExecHandler;
 use taskworker::Handler;
 
 const LIMIT: Duration = Duration::from_secs(30);

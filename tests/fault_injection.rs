@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use support::faulty::{Fault, FaultyProxy, Route};
 use support::worker::{builtin_handlers, WorkerProcess, WorkerSpec};
 use support::{start_server, status_kb, wait_until, Api};
-use taskworker::server::{Server, ServerConfig};
+use taskworker::{Server, ServerConfig};
 
 const LIMIT: Duration = Duration::from_secs(60);
 

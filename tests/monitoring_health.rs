@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use support::worker::{wait_for_status, WorkerProcess, WorkerSpec};
 use support::{start_server, temp_dir, wait_until, Api};
-use taskworker::server::{Server, ServerConfig};
+use taskworker::{Server, ServerConfig};
 
 /// Handlers: `echo`, and `gated`, which runs until the file its task names
 /// exists (or a minute has passed, so that no test leaves it behind).

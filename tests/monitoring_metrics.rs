@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 use support::worker::{wait_for_status, WorkerSpec};
 use support::{start_server, wait_until, Api};
-use taskworker::server::ServerConfig;
+use taskworker::ServerConfig;
 
 const KEY: &str = "metrics-test-KEY-5e1d9c";
 /// An error type that needs escaping in a label value.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use support::worker::{builtin_handlers, wait_for_status, WorkerSpec};
 use support::{start_server, temp_dir, Api};
-use taskworker::server::ServerConfig;
+use taskworker::ServerConfig;
 
 /// Lines received on the socket, one `KEY=value` per item, in order.
 fn listen(socket: UnixDatagram) -> Receiver<String> {

@@ -10,8 +10,7 @@ use serde_json::json;
 use support::fake::{self, FakeApi};
 use support::worker::{builtin_handlers, WorkerSpec};
 use support::{group_members, read_pid, start_server, temp_dir, wait_until, Api};
-use taskworker::server::ServerConfig;
-use taskworker::worker::shutdown;
+use taskworker::ServerConfig;
 use taskworker::{Config, Context, Task, TaskError, Worker};
 
 fn server_counter(api: &Api, name: &str) -> u64 {
@@ -70,7 +69,7 @@ fn a_lost_lease_kills_the_process_group_and_drops_the_outcome() {
             // The first heartbeat extends the lease; then another worker has it.
             p if p.ends_with("/heartbeat") && BEATS.fetch_add(1, SeqCst) == 0 => (
                 200,
-                json!({"lease_expires_at": taskworker::timestamp::now()}).to_string(),
+                json!({"lease_expires_at": taskworker::now_timestamp()}).to_string(),
             ),
             p if p.ends_with("/heartbeat") => (409, json!({"error": "not yours"}).to_string()),
             _ => fake::ok(),
@@ -150,7 +149,7 @@ fn no_heartbeats_to_a_core_only_server() {
         polling_interval: Duration::from_millis(50),
         ..Config::default()
     };
-    let (shutdown, stop) = shutdown::manual();
+    let (shutdown, stop) = taskworker::manual_shutdown();
     let (state_tx, state_rx) = crossbeam_channel::bounded(1);
     let worker = Worker::new(config).handler("slow", |task: &Task, ctx: &Context| {
         assert!(
@@ -182,6 +181,6 @@ fn no_heartbeats_to_a_core_only_server() {
     assert_eq!(stats.heartbeats.load(Relaxed), 0);
     assert_eq!(stats.leases_lost.load(Relaxed), 0);
     assert_eq!(stats.tasks_completed.load(Relaxed), 1);
-    stop.stop(shutdown::StopReason::Requested);
+    stop.stop(taskworker::StopReason::Requested);
     assert_eq!(thread.join().unwrap().unwrap(), 0);
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 use support::fake::{self, FakeApi};
 use support::worker::{builtin_handlers, tasks_with_status, WorkerSpec};
 use support::{start_server, temp_dir, Api};
-use taskworker::server::ServerConfig;
+use taskworker::ServerConfig;
 
 fn rss_bytes(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

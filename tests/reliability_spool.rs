@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 use support::fake::{self, FakeApi};
 use support::worker::{builtin_handlers, tasks_with_status, wait_for_status, WorkerSpec};
 use support::{start_server, temp_dir, wait_until, Api, ServeProcess};
-use taskworker::server::ServerConfig;
-use taskworker::worker::spool::FILE_NAME;
+use taskworker::ServerConfig;
+use taskworker::SPOOL_FILE_NAME as FILE_NAME;
 
 /// A `job` handler that appends its task id to `runs`, then waits for the
 /// file `go` before it answers `{"ok": true}`.

@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use support::worker::{builtin_handlers, WorkerSpec};
 use support::{start_server, wait_until, Api};
-use taskworker::server::ServerConfig;
-use taskworker::worker::shutdown;
+use taskworker::ServerConfig;
 use taskworker::{Config, Context, Task, TaskError, Worker};
 
 fn enqueue(api: &Api, body: Value) -> String {
@@ -23,7 +22,7 @@ fn enqueue(api: &Api, body: Value) -> String {
 }
 
 fn millis_between(from: &Value, to: &Value) -> i64 {
-    let parse = |v: &Value| taskworker::timestamp::parse(v.as_str().unwrap()).unwrap();
+    let parse = |v: &Value| taskworker::parse_timestamp(v.as_str().unwrap()).unwrap();
     match parse(to).duration_since(parse(from)) {
         Ok(d) => d.as_millis() as i64,
         Err(e) => -(e.duration().as_millis() as i64),
@@ -74,7 +73,7 @@ fn a_handler_that_ignores_its_cancel_is_timed_out_and_its_thread_replaced() {
             run.fetch_sub(1, SeqCst);
             Ok::<_, TaskError>(json!("worked"))
         });
-    let (shutdown, stop) = shutdown::manual();
+    let (shutdown, stop) = taskworker::manual_shutdown();
     let (state_tx, state_rx) = crossbeam_channel::bounded(1);
     let thread = std::thread::spawn(move || {
         worker.run_until(shutdown, |state| {
@@ -138,7 +137,7 @@ fn a_handler_that_ignores_its_cancel_is_timed_out_and_its_thread_replaced() {
     assert_eq!(task["history"].as_array().map(Vec::len), Some(2), "{task}");
     assert_eq!(stats.tasks_completed.load(SeqCst), 5);
 
-    stop.stop(shutdown::StopReason::Requested);
+    stop.stop(taskworker::StopReason::Requested);
     assert_eq!(thread.join().unwrap().unwrap(), 0);
 }
 

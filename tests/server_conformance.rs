@@ -4,9 +4,9 @@ mod support;
 
 use serde_json::json;
 use support::{start_server, Api};
-use taskworker::server::ServerConfig;
+use taskworker::ServerConfig;
 
-fn server() -> (taskworker::server::Server, Api) {
+fn server() -> (taskworker::Server, Api) {
     let s = start_server(ServerConfig::default());
     let api = Api::new(s.url());
     (s, api)
@@ -253,7 +253,7 @@ fn api_key_is_required_when_set() {
 #[test]
 fn a_port_in_use_is_a_clear_error() {
     let s = start_server(ServerConfig::default());
-    let err = taskworker::server::Server::start(ServerConfig {
+    let err = taskworker::Server::start(ServerConfig {
         listen: s.addr().to_string(),
         ..ServerConfig::default()
     })

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::{start_server, wait_until, Api};
-use taskworker::server::ServerConfig;
+use taskworker::ServerConfig;
 
 #[test]
 fn core_only_serves_only_the_core() {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::{start_server, temp_dir, Api, ServeProcess};
-use taskworker::server::ServerConfig;
+use taskworker::ServerConfig;
 
 #[test]
 fn acknowledged_changes_survive_kill_9() {

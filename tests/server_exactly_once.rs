@@ -8,7 +8,7 @@ use std::thread;
 
 use serde_json::json;
 use support::{start_server, Api};
-use taskworker::server::ServerConfig;
+use taskworker::ServerConfig;
 
 #[test]
 fn eight_threads_claim_ten_thousand_tasks_each_exactly_once() {

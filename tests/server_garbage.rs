@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::{start_server, Api};
-use taskworker::server::ServerConfig;
+use taskworker::ServerConfig;
 
 /// Sends raw bytes on a fresh connection; returns what came back (bounded).
 fn raw(addr: std::net::SocketAddr, bytes: &[u8]) -> String {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::{start_server, wait_until, Api};
-use taskworker::server::ServerConfig;
+use taskworker::ServerConfig;
 
 #[test]
 fn an_expired_lease_redelivers_then_fails() {

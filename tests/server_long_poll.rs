@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::{start_server, wait_until, Api};
-use taskworker::server::ServerConfig;
+use taskworker::ServerConfig;
 
 #[test]
 fn a_parked_claim_returns_soon_after_an_enqueue() {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 use support::worker::{builtin_handlers, tasks_with_status, wait_for_status, WorkerSpec};
 use support::{start_server, Api};
-use taskworker::server::ServerConfig;
+use taskworker::ServerConfig;
 
 fn processes_every_task(core_only: bool, name: &str) {
     let server = start_server(ServerConfig {

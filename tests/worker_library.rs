@@ -10,8 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 use support::worker::wait_for_status;
 use support::{start_server, Api};
-use taskworker::server::ServerConfig;
-use taskworker::worker::shutdown;
+use taskworker::ServerConfig;
 use taskworker::{Config, Context, Task, TaskError, Worker};
 
 fn config(url: String) -> Config {
@@ -37,7 +36,7 @@ fn native_handlers_retry_and_survive_panics() {
 
     let calls = Arc::new(AtomicU32::new(0));
     let counter = calls.clone();
-    let (shutdown, stop) = shutdown::manual();
+    let (shutdown, stop) = taskworker::manual_shutdown();
     let worker = Worker::new(config(server.url()))
         .handler("flaky", move |_: &Task, _: &Context| {
             if counter.fetch_add(1, Ordering::SeqCst) < 2 {
@@ -89,6 +88,6 @@ fn native_handlers_retry_and_survive_panics() {
             "threads live on after the panic"
         );
     }
-    stop.stop(shutdown::StopReason::Requested);
+    stop.stop(taskworker::StopReason::Requested);
     assert_eq!(thread.join().unwrap().unwrap(), 0);
 }

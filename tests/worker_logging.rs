@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use support::worker::{builtin_handlers, wait_for_status, WorkerSpec};
 use support::{start_server, Api};
-use taskworker::server::ServerConfig;
+use taskworker::ServerConfig;
 
 fn run_one_failing_task(name: &str, env: Vec<(&'static str, String)>) -> (String, String) {
     let server = start_server(ServerConfig::default());

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 use support::worker::{builtin_handlers, wait_for_status, WorkerSpec};
 use support::Api;
-use taskworker::server::{Server, ServerConfig};
+use taskworker::{Server, ServerConfig};
 
 #[test]
 fn keeps_trying_until_the_server_is_up() {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 use support::worker::{builtin_handlers, wait_for_status, WorkerSpec};
 use support::{start_server, Api};
-use taskworker::server::ServerConfig;
+use taskworker::ServerConfig;
 
 const KEY: &str = "tw-very-secret-key-7c1f";
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use support::worker::{builtin_handlers, tasks_with_status, wait_for_status, WorkerSpec};
 use support::{start_server, wait_until, Api};
-use taskworker::server::ServerConfig;
+use taskworker::ServerConfig;
 
 fn wait_running(api: &Api, id: &str) -> bool {
     wait_until(Duration::from_secs(30), || {

@@ -15,7 +15,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::json;
 use support::worker::{builtin_handlers, wait_for_status, WorkerSpec};
 use support::{start_server, Api};
-use taskworker::server::ServerConfig;
+use taskworker::ServerConfig;
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

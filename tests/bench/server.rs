@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use taskworker::server::{Server, ServerConfig};
+use taskworker::{Server, ServerConfig};
 
 const CLIENTS: usize = 4;
 const RUN_FOR: Duration = Duration::from_secs(3);
@@ -26,7 +26,7 @@ fn agent() -> ureq::Agent {
     ureq::Agent::with_parts(
         config,
         ureq::unversioned::transport::DefaultConnector::default(),
-        taskworker::client::resolver::CachingResolver::default(),
+        taskworker::CachingResolver::default(),
     )
 }
 

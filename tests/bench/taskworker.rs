@@ -27,10 +27,10 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use taskworker::client::{build_agent, ApiClient, Claimed, Delivery, ReportKind};
-use taskworker::server::{Server, ServerConfig};
-use taskworker::task::ClaimRequest;
-use taskworker::worker::shutdown::{self, StopReason};
+use taskworker::{build_agent, ApiClient, Claimed, Delivery, ReportKind};
+use taskworker::{Server, ServerConfig};
+use taskworker::ClaimRequest;
+use taskworker::StopReason;
 use taskworker::{Config, Context, Task, Worker};
 
 /// Rounds of (a) and (b); medians are reported.
@@ -422,7 +422,7 @@ fn pickup_latency(wait_seconds: u64, samples: usize, spread: Duration) -> (Durat
         let _ = started_tx.send(Instant::now());
         Ok(Value::Null)
     });
-    let (shutdown, stop) = shutdown::manual();
+    let (shutdown, stop) = taskworker::manual_shutdown();
     let running = thread::spawn(move || worker.run_until(shutdown, |_| {}));
     let mut rng = Rng::new();
     let mut conn = Conn::open(&addr);

@@ -108,8 +108,8 @@ pub fn task(id: &str, task_type: &str, parameters: Value, lease: Option<Duration
     let now = std::time::SystemTime::now();
     let mut t = json!({"id": id, "type": task_type, "parameters": parameters});
     if let Some(lease) = lease {
-        t["claimed_at"] = json!(taskworker::timestamp::format(now));
-        t["lease_expires_at"] = json!(taskworker::timestamp::format(now + lease));
+        t["claimed_at"] = json!(taskworker::format_timestamp(now));
+        t["lease_expires_at"] = json!(taskworker::format_timestamp(now + lease));
     }
     t
 }

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use taskworker::context::Context;
-use taskworker::handlers::HandlerEnv;
-use taskworker::server::{Server, ServerConfig};
+use taskworker::Context;
+use taskworker::HandlerEnv;
+use taskworker::{Server, ServerConfig};
 use taskworker::{Handler, Registry, Task, TaskError};
 
 /// Starts an in-process server; `listen` is forced to `127.0.0.1:0`.
@@ -150,7 +150,7 @@ impl Api {
     pub fn task(&self, id: &str) -> Value {
         let (status, body) = self.get(&format!(
             "/tasks/{}",
-            taskworker::task::encode_path_segment(id)
+            taskworker::encode_path_segment(id)
         ));
         assert_eq!(status, 200, "get {id}: {body}");
         body["task"].clone()
