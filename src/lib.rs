@@ -31,6 +31,7 @@
 //! - [`cli`]: the command line; `main.rs` only calls it.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod backoff;
 mod cli;
@@ -51,7 +52,9 @@ pub use error::{Error, TaskError};
 pub use handlers::{Handler, Registry};
 pub use server::{Server, ServerConfig};
 pub use task::{Priority, Task};
-pub use worker::shutdown::{install_signals, manual as manual_shutdown, Shutdown, StopHandle, StopReason};
+pub use worker::shutdown::{
+    install_signals, manual as manual_shutdown, Shutdown, StopHandle, StopReason,
+};
 pub use worker::{Worker, WorkerState};
 
 /// Runs the `taskworker` command line; the binary's `main` only calls this.
@@ -61,7 +64,9 @@ pub use cli::main as run_command_line;
 // Narrow doors for the project's own tests and benchmarks: hidden, and not
 // part of the API, so that moving an internal does not break a user.
 #[doc(hidden)]
-pub use client::{build_agent, resolver::CachingResolver, ApiClient, Claimed, Delivery, ReportKind};
+pub use client::{
+    build_agent, resolver::CachingResolver, ApiClient, Claimed, Delivery, ReportKind,
+};
 #[doc(hidden)]
 pub use handlers::{exec::ExecHandler, HandlerEnv};
 #[doc(hidden)]
@@ -69,6 +74,6 @@ pub use task::{encode_path_segment, ClaimRequest};
 #[doc(hidden)]
 pub use timestamp::{format as format_timestamp, now as now_timestamp, parse as parse_timestamp};
 #[doc(hidden)]
-pub use worker::spool::FILE_NAME as SPOOL_FILE_NAME;
-#[doc(hidden)]
 pub use worker::poller::REPORT_BACKLOG_LIMIT;
+#[doc(hidden)]
+pub use worker::spool::FILE_NAME as SPOOL_FILE_NAME;

@@ -10,9 +10,9 @@ use serde_json::json;
 use support::{
     ctx, group_members, handler, handler_env, read_pid, run, task, temp_dir, wait_until,
 };
-use taskworker::{CancelReason, Context};
 use taskworker::ExecHandler;
 use taskworker::Handler;
+use taskworker::{CancelReason, Context};
 
 const LIMIT: Duration = Duration::from_secs(30);
 

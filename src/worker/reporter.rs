@@ -95,11 +95,6 @@ impl Outbox {
     pub fn len(&self) -> usize {
         self.tx.len()
     }
-
-    /// Whether nothing is queued.
-    pub fn is_empty(&self) -> bool {
-        self.tx.is_empty()
-    }
 }
 
 /// How many waiting outcomes one reporter thread takes at a time: a batch

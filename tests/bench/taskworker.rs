@@ -27,11 +27,11 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use taskworker::{build_agent, ApiClient, Claimed, Delivery, ReportKind};
-use taskworker::{Server, ServerConfig};
 use taskworker::ClaimRequest;
 use taskworker::StopReason;
+use taskworker::{build_agent, ApiClient, Claimed, Delivery, ReportKind};
 use taskworker::{Config, Context, Task, Worker};
+use taskworker::{Server, ServerConfig};
 
 /// Rounds of (a) and (b); medians are reported.
 const ROUNDS: usize = 3;

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use taskworker::Context;
 use taskworker::HandlerEnv;
-use taskworker::{Server, ServerConfig};
 use taskworker::{Handler, Registry, Task, TaskError};
+use taskworker::{Server, ServerConfig};
 
 /// Starts an in-process server; `listen` is forced to `127.0.0.1:0`.
 pub fn start_server(config: ServerConfig) -> Server {
@@ -148,10 +148,7 @@ impl Api {
 
     /// `GET /tasks/{id}`'s task.
     pub fn task(&self, id: &str) -> Value {
-        let (status, body) = self.get(&format!(
-            "/tasks/{}",
-            taskworker::encode_path_segment(id)
-        ));
+        let (status, body) = self.get(&format!("/tasks/{}", taskworker::encode_path_segment(id)));
         assert_eq!(status, 200, "get {id}: {body}");
         body["task"].clone()
     }
