@@ -8,7 +8,7 @@ use std::ffi::OsString;
 
 use lexopt::prelude::*;
 
-use crate::config::{key_for_flag, Args, Config, KEYS};
+use crate::config::{Args, Config, Key, KEYS};
 use crate::error::Error;
 use crate::handlers::{HandlerEnv, Registry};
 use crate::worker::Worker;
@@ -86,13 +86,13 @@ fn worker_args(args: Vec<OsString>, command: &str) -> Result<Option<Args>, Error
             Long("env-file") => parsed.env_file = Some(parser.value()?.into()),
             Long(name) => {
                 let flag = format!("--{name}");
-                let Some(key) = key_for_flag(&flag) else {
+                let Some(key) = Key::from_flag(&flag) else {
                     return Err(Error::Usage(format!(
                         "unknown option {flag}; see taskworker {command} --help"
                     )));
                 };
                 let value = parser.value()?.string()?;
-                parsed.flags.push((key.env, value));
+                parsed.flags.push((key, value));
             }
             other => return Err(other.unexpected().into()),
         }
