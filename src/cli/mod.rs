@@ -132,10 +132,7 @@ fn check_config(args: Vec<OsString>) -> Result<i32, Error> {
     };
     let config = Config::load(&args)?;
     config.check_runnable()?;
-    let env = HandlerEnv {
-        agent: crate::client::build_agent(&config)?,
-        secret_vars: config.secret_vars(),
-    };
+    let env = HandlerEnv::for_config(&config, crate::client::build_agent(&config)?);
     Registry::from_config(&config.handlers, &env)?;
     for warning in config.warnings() {
         eprintln!("warning: {warning}");

@@ -311,15 +311,6 @@ impl Config {
         }
         out
     }
-
-    /// Environment variable names kept from child processes.
-    pub fn secret_vars(&self) -> Vec<String> {
-        SECRET_VARS
-            .iter()
-            .map(|s| s.to_string())
-            .chain(self.secret_env.iter().cloned())
-            .collect()
-    }
 }
 
 #[cfg(test)]

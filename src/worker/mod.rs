@@ -399,17 +399,7 @@ fn prepare(config: &Config, extra: Registry) -> Result<(Registry, ApiClient), Er
         ));
     }
     let agent = build_agent(config)?;
-    // Children must not see secrets, nor talk to systemd in our name.
-    let mut secret_vars = config.secret_vars();
-    secret_vars.extend(
-        crate::worker::notify::ENV_VARS
-            .iter()
-            .map(|v| v.to_string()),
-    );
-    let env = HandlerEnv {
-        agent: agent.clone(),
-        secret_vars,
-    };
+    let env = HandlerEnv::for_config(config, agent.clone());
     let mut registry = Registry::from_config(&config.handlers, &env)?;
     registry.extend(extra);
     if registry.is_empty() {
