@@ -121,8 +121,7 @@ fn run(args: Vec<OsString>) -> Result<i32, Error> {
     let config = Config::load(&args)?;
     args.export_dotenv()?;
     crate::logging::init(&config)?;
-
-    config.check_runnable()?;
+    // The worker checks what a run needs (Config::check_runnable) as it starts.
     Worker::new(config).run()
 }
 
@@ -131,9 +130,9 @@ fn check_config(args: Vec<OsString>) -> Result<i32, Error> {
         return Ok(0);
     };
     let config = Config::load(&args)?;
-    config.check_runnable()?;
     let env = HandlerEnv::for_config(&config, crate::client::build_agent(&config)?);
-    Registry::from_config(&config.handlers, &env)?;
+    let registry = Registry::from_config(&config.handlers, &env)?;
+    config.check_runnable(&registry)?;
     for warning in config.warnings() {
         eprintln!("warning: {warning}");
     }

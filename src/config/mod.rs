@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 pub use self::keys::{markdown_table, Config, Key, KeySpec, KEYS, SECRET_VARS};
 use crate::error::Error;
+use crate::handlers::Registry;
 
 /// A secret value: shown as `***` by `Debug` and `Display`.
 #[derive(Clone, PartialEq, Eq)]
@@ -251,15 +252,18 @@ impl Config {
         RawConfig::gather(args, &env)?.validate(&env)
     }
 
-    /// Checks what `run` needs beyond well-formed values.
-    pub fn check_runnable(&self) -> Result<(), Error> {
+    /// Checks what `run` needs beyond well-formed values: an API URL, and a
+    /// handler in `handlers`, the registry built from this configuration
+    /// (plus any native handlers). `run`, `check-config` and the library's
+    /// worker all ask here.
+    pub fn check_runnable(&self, handlers: &Registry) -> Result<(), Error> {
         if self.api_url.is_empty() {
             return Err(Error::config(
                 Key::ApiUrl.env(),
                 "is required: the base URL of the task API",
             ));
         }
-        if self.handlers.is_empty() {
+        if handlers.is_empty() {
             return Err(Error::config(
                 "handlers",
                 "no handler is configured, so there is nothing to claim; add a \"handlers\" map to the config file",
@@ -343,7 +347,25 @@ mod tests {
         assert_eq!(c.polling_interval, Duration::from_secs(5));
         assert_eq!(c.concurrent_tasks, 1);
         assert_eq!(c.health_addr.as_deref(), Some("127.0.0.1:8080"));
-        assert!(c.check_runnable().is_err());
+    }
+
+    #[test]
+    fn a_run_needs_an_api_url_and_a_handler() {
+        let mut handlers = Registry::new();
+        handlers.insert("echo", |_: &crate::Task, _: &crate::Context| {
+            Ok(serde_json::Value::Null)
+        });
+        let c = Config::default();
+        let err = c.check_runnable(&handlers).unwrap_err();
+        assert!(err.to_string().contains("API_URL"), "{err}");
+        let c = Config {
+            api_url: "http://127.0.0.1:9".into(),
+            ..Config::default()
+        };
+        let err = c.check_runnable(&Registry::new()).unwrap_err();
+        assert!(err.to_string().contains("handlers"), "{err}");
+        assert_eq!(err.exit_code(), 78);
+        c.check_runnable(&handlers).unwrap();
     }
 
     #[test]
@@ -370,7 +392,6 @@ mod tests {
         assert_eq!(c.max_retries, 4, "env over .env");
         assert_eq!(c.concurrent_tasks, 5, "flag over env");
         assert_eq!(c.handlers.len(), 1);
-        c.check_runnable().unwrap();
     }
 
     #[test]

@@ -392,22 +392,11 @@ fn still_running(done: &Receiver<()>, limit: Duration) -> bool {
 
 /// Checks what `run` needs, builds the handlers and the API client.
 fn prepare(config: &Config, extra: Registry) -> Result<(Registry, ApiClient), Error> {
-    if config.api_url.is_empty() {
-        return Err(Error::config(
-            "API_URL",
-            "is required: the base URL of the task API",
-        ));
-    }
     let agent = build_agent(config)?;
     let env = HandlerEnv::for_config(config, agent.clone());
     let mut registry = Registry::from_config(&config.handlers, &env)?;
     registry.extend(extra);
-    if registry.is_empty() {
-        return Err(Error::config(
-            "handlers",
-            "no handler is configured, so there is nothing to claim",
-        ));
-    }
+    config.check_runnable(&registry)?;
     for warning in config.warnings() {
         log::warn!("{warning}");
     }
