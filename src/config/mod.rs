@@ -100,8 +100,9 @@ impl Args {
 
     /// Puts the `.env` variables that are not already set into the process
     /// environment, so handler programs see them as they would with any
-    /// dotenv loader (secrets are still removed before a child starts).
-    /// Call before any thread starts.
+    /// dotenv loader. The secret variables and those named in `SECRET_ENV`
+    /// are still removed before a child starts (`HandlerEnv::for_config`);
+    /// any other `.env` variable reaches it. Call before any thread starts.
     pub fn export_dotenv(&self) -> Result<(), Error> {
         if let Some(path) = self.env_file_path() {
             for (name, value) in dotenv::read(&path)? {
@@ -246,7 +247,8 @@ impl RawConfig {
 }
 
 impl Config {
-    /// Loads and validates the configuration of `run` from every layer.
+    /// Loads and validates the configuration of `run` and `check-config`
+    /// from every layer.
     pub fn load(args: &Args) -> Result<Config, Error> {
         let env = |name: &str| std::env::var(name).ok();
         RawConfig::gather(args, &env)?.validate(&env)
