@@ -8,7 +8,7 @@ use std::ffi::OsString;
 
 use lexopt::prelude::*;
 
-use crate::config::{key_for_flag, Args, Config, KEYS};
+use crate::config::{Args, Config, Key, KEYS};
 use crate::error::Error;
 use crate::handlers::{HandlerEnv, Registry};
 use crate::worker::Worker;
@@ -86,13 +86,13 @@ fn worker_args(args: Vec<OsString>, command: &str) -> Result<Option<Args>, Error
             Long("env-file") => parsed.env_file = Some(parser.value()?.into()),
             Long(name) => {
                 let flag = format!("--{name}");
-                let Some(key) = key_for_flag(&flag) else {
+                let Some(key) = Key::from_flag(&flag) else {
                     return Err(Error::Usage(format!(
                         "unknown option {flag}; see taskworker {command} --help"
                     )));
                 };
                 let value = parser.value()?.string()?;
-                parsed.flags.push((key.env, value));
+                parsed.flags.push((key, value));
             }
             other => return Err(other.unexpected().into()),
         }
@@ -121,8 +121,7 @@ fn run(args: Vec<OsString>) -> Result<i32, Error> {
     let config = Config::load(&args)?;
     args.export_dotenv()?;
     crate::logging::init(&config)?;
-
-    config.check_runnable()?;
+    // The worker checks what a run needs (Config::check_runnable) as it starts.
     Worker::new(config).run()
 }
 
@@ -131,12 +130,9 @@ fn check_config(args: Vec<OsString>) -> Result<i32, Error> {
         return Ok(0);
     };
     let config = Config::load(&args)?;
-    config.check_runnable()?;
-    let env = HandlerEnv {
-        agent: crate::client::build_agent(&config)?,
-        secret_vars: config.secret_vars(),
-    };
-    Registry::from_config(&config.handlers, &env)?;
+    let env = HandlerEnv::for_config(&config, crate::client::build_agent(&config)?);
+    let registry = Registry::from_config(&config.handlers, &env)?;
+    config.check_runnable(&registry)?;
     for warning in config.warnings() {
         eprintln!("warning: {warning}");
     }

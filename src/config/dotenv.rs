@@ -1,6 +1,11 @@
 //! Reads a `.env` file: `KEY=value` lines, `#` comments, optional `export `,
-//! single or double quotes. Values are returned, never put into the process
-//! environment, so a secret in `.env` cannot leak into a child process.
+//! single or double quotes. This module only reads; what is done with the
+//! values is the caller's: the configuration takes its keys' values from
+//! them, and `run` also exports every variable not already set into the
+//! process environment (`Args::export_dotenv`), so handler programs see them.
+//! A secret in `.env` reaches a child process unless it is one of the secret
+//! variables or is named in `SECRET_ENV`: those are removed before a child
+//! starts.
 
 use std::path::Path;
 

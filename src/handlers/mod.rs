@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::config::{Config, SECRET_VARS};
 use crate::context::{CancelReason, Context};
 use crate::error::{error_type, Error, TaskError};
 use crate::task::Task;
@@ -40,6 +41,22 @@ pub struct HandlerEnv {
     pub agent: ureq::Agent,
     /// Environment variable names that must never reach a child process.
     pub secret_vars: Vec<String>,
+}
+
+impl HandlerEnv {
+    /// The environment of the handlers `config` describes, sharing `agent`.
+    /// A child program sees none of the secret variables ([`SECRET_VARS`]),
+    /// none of those `SECRET_ENV` names, and none of systemd's notify and
+    /// watchdog variables: it must not talk to systemd in the worker's name.
+    pub fn for_config(config: &Config, agent: ureq::Agent) -> HandlerEnv {
+        let secret_vars = SECRET_VARS
+            .iter()
+            .chain(&crate::worker::notify::ENV_VARS)
+            .map(|v| v.to_string())
+            .chain(config.secret_env.iter().cloned())
+            .collect();
+        HandlerEnv { agent, secret_vars }
+    }
 }
 
 /// Task type → handler.
@@ -190,6 +207,26 @@ mod tests {
             let err = Registry::from_config(bad.as_object().unwrap(), &env()).unwrap_err();
             assert!(err.to_string().contains(named), "{err}");
             assert_eq!(err.exit_code(), 78);
+        }
+    }
+
+    #[test]
+    fn handler_env_keeps_every_secret_from_children() {
+        let config = Config {
+            secret_env: vec!["DB_PASSWORD".into()],
+            ..Config::default()
+        };
+        let env = HandlerEnv::for_config(&config, ureq::Agent::new_with_defaults());
+        for var in [
+            "API_KEY",
+            "API_KEY_FILE",
+            "CREDENTIALS_DIRECTORY",
+            "NOTIFY_SOCKET",
+            "WATCHDOG_USEC",
+            "WATCHDOG_PID",
+            "DB_PASSWORD",
+        ] {
+            assert!(env.secret_vars.iter().any(|v| v == var), "{var}");
         }
     }
 

@@ -392,32 +392,11 @@ fn still_running(done: &Receiver<()>, limit: Duration) -> bool {
 
 /// Checks what `run` needs, builds the handlers and the API client.
 fn prepare(config: &Config, extra: Registry) -> Result<(Registry, ApiClient), Error> {
-    if config.api_url.is_empty() {
-        return Err(Error::config(
-            "API_URL",
-            "is required: the base URL of the task API",
-        ));
-    }
     let agent = build_agent(config)?;
-    // Children must not see secrets, nor talk to systemd in our name.
-    let mut secret_vars = config.secret_vars();
-    secret_vars.extend(
-        crate::worker::notify::ENV_VARS
-            .iter()
-            .map(|v| v.to_string()),
-    );
-    let env = HandlerEnv {
-        agent: agent.clone(),
-        secret_vars,
-    };
+    let env = HandlerEnv::for_config(config, agent.clone());
     let mut registry = Registry::from_config(&config.handlers, &env)?;
     registry.extend(extra);
-    if registry.is_empty() {
-        return Err(Error::config(
-            "handlers",
-            "no handler is configured, so there is nothing to claim",
-        ));
-    }
+    config.check_runnable(&registry)?;
     for warning in config.warnings() {
         log::warn!("{warning}");
     }
