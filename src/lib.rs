@@ -68,6 +68,8 @@ pub use client::{
     build_agent, resolver::CachingResolver, ApiClient, Claimed, Delivery, ReportKind,
 };
 #[doc(hidden)]
+pub use config::markdown_table as config_key_table;
+#[doc(hidden)]
 pub use handlers::{exec::ExecHandler, HandlerEnv};
 #[doc(hidden)]
 pub use task::{encode_path_segment, ClaimRequest};

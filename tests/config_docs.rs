@@ -24,7 +24,7 @@ fn operations_md_key_table_matches_the_key_definitions() {
     );
     // Blank lines around the table, so that no Markdown reader takes a
     // comment line for a row.
-    let expected = format!("\n{}\n", taskworker::config::markdown_table());
+    let expected = format!("\n{}\n", taskworker::config_key_table());
     if text[start..end] == expected {
         return;
     }

@@ -235,6 +235,8 @@ macro_rules! config_keys {
     )*) => {
         /// A configuration key. Its names and properties: [`Key::spec`].
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        // `ApiKey` is the key named API_KEY, not a key of keys.
+        #[allow(clippy::enum_variant_names)]
         pub enum Key {$(
             #[doc = concat!("`", $env, "`: ", $meaning, ".")]
             $Key,

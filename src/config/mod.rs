@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-pub use self::keys::{markdown_table, Config, Key, KeySpec, KEYS, SECRET_VARS};
+pub use self::keys::{markdown_table, Config, Key, KEYS, SECRET_VARS};
 use crate::error::Error;
 use crate::handlers::Registry;
 
