@@ -40,6 +40,7 @@ pub mod context;
 pub mod error;
 pub mod handlers;
 pub mod logging;
+mod prometheus;
 pub mod server;
 pub mod task;
 pub mod timestamp;
