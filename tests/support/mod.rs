@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use taskworker::context::Context;
 use taskworker::handlers::HandlerEnv;
 use taskworker::server::{Server, ServerConfig};
+use taskworker::task::EnqueueRequest;
 use taskworker::{Handler, Registry, Task, TaskError};
 
 /// Starts an in-process server; `listen` is forced to `127.0.0.1:0`.
@@ -129,10 +130,13 @@ impl Api {
 
     /// Enqueues a task; returns its id.
     pub fn enqueue(&self, task_type: &str, parameters: Value) -> String {
-        let (status, body) = self.post_json(
-            "/tasks",
-            &json!({"type": task_type, "parameters": parameters}),
-        );
+        let task = EnqueueRequest {
+            task_type: task_type.into(),
+            parameters: Some(parameters),
+            ..EnqueueRequest::default()
+        };
+        let body = serde_json::to_value(&task).expect("a task serializes");
+        let (status, body) = self.post_json("/tasks", &body);
         assert_eq!(status, 201, "enqueue: {body}");
         body["task"]["id"].as_str().expect("task id").to_string()
     }
