@@ -271,14 +271,6 @@ pub struct HeartbeatBody {
     pub worker_id: String,
 }
 
-/// `POST /tasks/{id}/heartbeat` answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HeartbeatResponse {
-    /// The new end of the lease.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lease_expires_at: Option<String>,
-}
-
 /// `POST /tasks` body (reference server).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EnqueueRequest {
@@ -414,8 +406,6 @@ mod tests {
         assert_eq!(cancel.claim_id, "edge-7-4312-000000000417");
         let hb: HeartbeatBody = round_trip(r#"{"worker_id": "w"}"#);
         assert_eq!(hb.worker_id, "w");
-        let hr: HeartbeatResponse = round_trip(r#"{"lease_expires_at": "2025-11-09T15:01:05Z"}"#);
-        assert!(hr.lease_expires_at.is_some());
     }
 
     #[test]

@@ -29,11 +29,6 @@ impl Clock {
         let elapsed = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.origin_ms.saturating_add(elapsed)
     }
-
-    /// How long from now until `at`, zero when it has passed.
-    pub fn until(&self, at: u64) -> Duration {
-        Duration::from_millis(at.saturating_sub(self.now()))
-    }
 }
 
 impl Default for Clock {

@@ -138,11 +138,6 @@ impl HttpServer {
         self.addr
     }
 
-    /// Whether the accept thread has ended (stopped, or failed for good).
-    pub fn is_finished(&self) -> bool {
-        self.acceptor.as_ref().map_or(true, |h| h.is_finished())
-    }
-
     /// Stops accepting, closes every connection and waits (bounded) for
     /// their threads to end.
     pub fn stop(&mut self) {

@@ -257,11 +257,6 @@ impl Service {
         }
     }
 
-    /// The clock the queue runs on.
-    pub fn clock(&self) -> &Clock {
-        &self.clock
-    }
-
     /// Expires leases and releases delayed tasks on time, until [`Service::stop`].
     pub fn run_timer(&self) {
         let mut q = self.lock();
