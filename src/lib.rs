@@ -41,6 +41,7 @@ pub mod error;
 pub mod handlers;
 pub mod logging;
 mod prometheus;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod task;
 pub mod timestamp;

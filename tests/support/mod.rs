@@ -11,11 +11,13 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use taskworker::context::Context;
 use taskworker::handlers::HandlerEnv;
+#[cfg(feature = "server")]
 use taskworker::server::{Server, ServerConfig};
 use taskworker::task::EnqueueRequest;
 use taskworker::{Handler, Registry, Task, TaskError};
 
 /// Starts an in-process server; `listen` is forced to `127.0.0.1:0`.
+#[cfg(feature = "server")]
 pub fn start_server(config: ServerConfig) -> Server {
     Server::start(ServerConfig {
         listen: "127.0.0.1:0".into(),
@@ -162,6 +164,7 @@ impl Api {
 }
 
 /// A `taskworker serve` child process, killed when dropped.
+#[cfg(feature = "server")]
 pub struct ServeProcess {
     /// The child.
     pub child: std::process::Child,
@@ -169,6 +172,7 @@ pub struct ServeProcess {
     pub url: String,
 }
 
+#[cfg(feature = "server")]
 impl ServeProcess {
     /// Starts `taskworker serve --listen 127.0.0.1:0` with `args`; waits for its address.
     pub fn start(args: &[&str]) -> ServeProcess {
@@ -237,6 +241,7 @@ pub fn wait_exit(child: &mut std::process::Child, within: Duration) -> Option<i3
     None
 }
 
+#[cfg(feature = "server")]
 impl Drop for ServeProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
