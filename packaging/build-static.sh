@@ -2,8 +2,14 @@
 # Builds taskworker as one static Linux binary, prints its path and size, and
 # checks that it needs no shared library.
 #
-#   packaging/build-static.sh            # prints the binary's path last
-#   packaging/build-static.sh --glibc    # skip musl even when it is there
+#   packaging/build-static.sh                # prints the binary's path last
+#   packaging/build-static.sh --glibc        # skip musl even when it is there
+#   packaging/build-static.sh --worker-only  # the worker alone (run,
+#                                            # check-config): no server,
+#                                            # enqueue or demo
+#
+# The worker-only build has a target directory of its own (target/worker-only),
+# so that it and the full build never overwrite each other's binary.
 #
 # Preferred: the musl target, which links statically by default and resolves
 # host names without any system file but /etc/resolv.conf and /etc/hosts.
@@ -22,11 +28,16 @@ cd "$(dirname "$0")/.."
 musl=x86_64-unknown-linux-musl
 gnu=x86_64-unknown-linux-gnu
 want_musl=yes
-case "${1:-}" in
-    "") ;;
-    --glibc) want_musl=no ;;
-    *) echo "usage: $0 [--glibc]" >&2; exit 64 ;;
-esac
+target_dir=target
+features=()
+for arg in "$@"; do
+    case "$arg" in
+        --glibc) want_musl=no ;;
+        --worker-only) target_dir=target/worker-only; features=(--no-default-features) ;;
+        *) echo "usage: $0 [--glibc] [--worker-only]" >&2; exit 64 ;;
+    esac
+done
+build=(cargo build --release --locked --target-dir "$target_dir" "${features[@]}")
 
 # Is the musl standard library installed? Ask rustup when there is one, else
 # look in the compiler's sysroot (a toolchain from a distribution package).
@@ -49,7 +60,7 @@ if [ "$want_musl" = yes ] && musl_target_installed && cc=$(musl_cc); then
     # The cc crate looks for x86_64-linux-musl-gcc; name musl-gcc explicitly
     # for systems that only have that name.
     CC_x86_64_unknown_linux_musl="${CC_x86_64_unknown_linux_musl:-$cc}" \
-        cargo build --release --locked --target "$target"
+        "${build[@]}" --target "$target"
 else
     target=$gnu
     echo "building for $target with a static C runtime" \
@@ -57,10 +68,10 @@ else
     # --target keeps the flag away from build scripts and proc macros, which
     # must stay dynamic host programs.
     RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static" \
-        cargo build --release --locked --target "$target"
+        "${build[@]}" --target "$target"
 fi
 
-bin="target/$target/release/taskworker"
+bin="$target_dir/$target/release/taskworker"
 [ -x "$bin" ] || { echo "error: $bin was not built" >&2; exit 1; }
 
 # Static? `file` says "statically linked" (or "static-pie linked"), `ldd`

@@ -7,6 +7,12 @@
 # root has no curl.
 #
 #   packaging/check-static.sh [BINARY]   # default: build with build-static.sh
+#   packaging/check-static.sh --worker-only [BINARY [SERVER]]
+#
+# With --worker-only, BINARY is a worker-only build (default: build-static.sh
+# --worker-only): it must say that it lacks `serve`, and it works against the
+# server and enqueue of SERVER, a full build (default: build-static.sh), in
+# the same empty root.
 #
 # Needs root (chroot); as another user it says it skipped and exits 0.
 set -euo pipefail
@@ -20,11 +26,26 @@ fi
 tasks=20
 chroot_bin=$(command -v chroot) || { echo "error: chroot not found" >&2; exit 1; }
 
+worker_only=no
+if [ "${1:-}" = --worker-only ]; then
+    worker_only=yes
+    shift
+fi
 bin=${1:-}
-if [ -z "$bin" ]; then
+server_bin=${2:-}
+if [ -z "$bin" ] && [ "$worker_only" = yes ]; then
+    bin=$(packaging/build-static.sh --worker-only | tail -n 1)
+elif [ -z "$bin" ]; then
     bin=$(packaging/build-static.sh | tail -n 1)
 fi
-[ -x "$bin" ] || { echo "error: $bin is not an executable" >&2; exit 1; }
+if [ "$worker_only" = no ]; then
+    server_bin=$bin
+elif [ -z "$server_bin" ]; then
+    server_bin=$(packaging/build-static.sh | tail -n 1)
+fi
+for b in "$bin" "$server_bin"; do
+    [ -x "$b" ] || { echo "error: $b is not an executable" >&2; exit 1; }
+done
 
 # Everything the check makes lives under $work and goes in cleanup, as do the
 # processes it starts, whatever way the script ends.
@@ -107,6 +128,11 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 # container image uses too. Always run through `env -i VAR=VALUE...`, so that
 # exactly the given environment goes in and none of this shell's leaks in.
 in_root=("$chroot_bin" --userspec=65532:65532 "$root" /taskworker)
+# What serves and enqueues: the same binary, or a full build beside a worker-only one.
+server_in_root=("${in_root[@]}")
+if [ "$worker_only" = yes ]; then
+    server_in_root=("$chroot_bin" --userspec=65532:65532 "$root" /taskworker-server)
+fi
 
 # The empty root: the binary, /etc/hosts for "localhost", a /tmp, the
 # configuration and a state directory for the result spool. No /proc, /dev,
@@ -115,6 +141,9 @@ mkdir -p "$root/etc/taskworker" "$root/tmp" "$root/var/lib/taskworker"
 chmod 1777 "$root/tmp"
 chown 65532:65532 "$root/var/lib/taskworker"
 cp "$bin" "$root/taskworker"
+if [ "$worker_only" = yes ]; then
+    cp "$server_bin" "$root/taskworker-server"
+fi
 printf '127.0.0.1\tlocalhost\n::1\tlocalhost\n' >"$root/etc/hosts"
 cat >"$root/etc/taskworker/config.json" <<'JSON'
 {
@@ -130,10 +159,19 @@ version=$(timeout 10 env -i "${in_root[@]}" --version) ||
     fail "taskworker --version does not run in the empty root"
 echo "ok: $version runs in the empty root"
 
+# 1b. A worker-only build says that it lacks the server, with a usage exit code.
+if [ "$worker_only" = yes ]; then
+    status=0
+    out=$(timeout 10 env -i "${in_root[@]}" serve 2>&1) || status=$?
+    [ "$status" -eq 64 ] && grep -q 'not in this build' <<<"$out" ||
+        fail "serve in the worker-only build: exit $status: $out"
+    echo "ok: the worker-only build lacks serve (exit 64)"
+fi
+
 # 2. The reference server.
 port=$(free_port)
 api=http://127.0.0.1:$port
-env -i "${in_root[@]}" serve --listen "127.0.0.1:$port" >"$work/serve.log" 2>&1 &
+env -i "${server_in_root[@]}" serve --listen "127.0.0.1:$port" >"$work/serve.log" 2>&1 &
 pids+=($!)
 server=$!
 deadline=$((SECONDS + 10))
@@ -145,7 +183,7 @@ done
 echo "ok: server answers on $api"
 
 # 3. The tasks.
-timeout 30 env -i "${in_root[@]}" enqueue --api-url "$api" --type echo --count "$tasks" \
+timeout 30 env -i "${server_in_root[@]}" enqueue --api-url "$api" --type echo --count "$tasks" \
     >"$work/enqueue.log" 2>&1 || fail "taskworker enqueue failed"
 echo "ok: $tasks echo tasks enqueued"
 
@@ -184,4 +222,8 @@ pids=("$server")
 [ "$status" -eq 0 ] || fail "taskworker run exited $status on SIGTERM, not 0"
 echo "ok: the worker stopped cleanly on SIGTERM"
 
-echo "PASS: the static binary serves, enqueues and works in an empty root"
+if [ "$worker_only" = yes ]; then
+    echo "PASS: the worker-only static binary works in an empty root against the full build's server"
+else
+    echo "PASS: the static binary serves, enqueues and works in an empty root"
+fi

@@ -41,6 +41,8 @@ mod context;
 mod error;
 mod handlers;
 mod logging;
+mod prometheus;
+#[cfg(feature = "server")]
 mod server;
 mod task;
 mod timestamp;
@@ -50,6 +52,7 @@ pub use config::{Config, LogFormat, Secret};
 pub use context::{CancelReason, Context};
 pub use error::{Error, TaskError};
 pub use handlers::{Handler, Registry};
+#[cfg(feature = "server")]
 pub use server::{Server, ServerConfig};
 pub use task::{Priority, Task};
 pub use worker::shutdown::{
@@ -72,7 +75,7 @@ pub use config::markdown_table as config_key_table;
 #[doc(hidden)]
 pub use handlers::{exec::ExecHandler, HandlerEnv};
 #[doc(hidden)]
-pub use task::{encode_path_segment, ClaimRequest};
+pub use task::{encode_path_segment, ClaimRequest, EnqueueRequest};
 #[doc(hidden)]
 pub use timestamp::{format as format_timestamp, now as now_timestamp, parse as parse_timestamp};
 #[doc(hidden)]

@@ -311,6 +311,7 @@ pub fn encode_path_segment(id: &str) -> String {
 }
 
 /// Decodes a percent-encoded path segment; `None` for bad escapes or non-UTF-8.
+#[cfg(any(feature = "server", test))]
 pub fn decode_path_segment(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());

@@ -18,6 +18,8 @@
 //! is checked too: attempts beyond one per task come only from leases that
 //! ran out.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use std::collections::HashMap;

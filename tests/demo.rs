@@ -1,6 +1,8 @@
 //! `taskworker demo`: the README's first command runs the server and the
 //! worker together, through the exec handler and the example scripts.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use std::process::Command;

@@ -1,5 +1,7 @@
 //! `taskworker enqueue` prints the ids it created; bad `--params` exits 64.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use std::process::Command;

@@ -4,6 +4,8 @@
 //! worker does not panic, goes on serving, and each task ends `completed` or
 //! `failed` at the server exactly once.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! running task, `/ready` through a drain, an API outage and refused
 //! credentials, and a health port already in use.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use std::path::Path;

@@ -2,6 +2,8 @@
 //! `WATCHDOG_USEC` says `READY=1` with a status line, pings the watchdog
 //! again and again, and says `STOPPING=1` on SIGTERM.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use std::os::unix::net::UnixDatagram;

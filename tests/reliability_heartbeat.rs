@@ -2,6 +2,8 @@
 //! of it; a lost lease (409) cancels the task, kills its process group and
 //! drops its outcome; a core-only server gets no heartbeats at all.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use std::time::{Duration, Instant};

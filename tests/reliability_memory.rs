@@ -1,6 +1,8 @@
 //! MEMORY_LIMIT: above it the worker stops claiming, drains as on SIGTERM
 //! (running tasks finish and are reported), and exits 75 for a restart.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};

@@ -3,6 +3,8 @@
 //! no task runs twice; a redelivered task whose outcome waits in the spool is
 //! not run again; a torn record is skipped; a bad state directory is exit 78.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use std::path::Path;

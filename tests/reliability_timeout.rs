@@ -3,6 +3,8 @@
 //! discarded, the stuck thread is replaced and counted, and later tasks still
 //! run at the configured concurrency.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};

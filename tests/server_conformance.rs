@@ -1,5 +1,7 @@
 //! Every endpoint and status of task-api.md against the reference server.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use serde_json::json;

@@ -1,5 +1,7 @@
 //! `--core-only`: one task per claim, no waiting, no extension fields or endpoints.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use std::time::{Duration, Instant};

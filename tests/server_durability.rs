@@ -1,6 +1,8 @@
 //! `serve --data`: everything acknowledged survives kill -9; a torn last
 //! journal line is skipped; SIGTERM exits 0.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use std::collections::HashMap;

@@ -1,5 +1,7 @@
 //! A claim hands a task to exactly one worker, under contention.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use std::collections::HashSet;

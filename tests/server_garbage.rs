@@ -1,5 +1,7 @@
 //! A burst of malformed requests does not stop the server from serving.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use std::io::{Read, Write};

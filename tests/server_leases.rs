@@ -1,6 +1,8 @@
 //! Leases run out: the task comes back with attempt + 1, and past
 //! max_attempts it fails with LEASE_EXPIRED.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! Long polls wake on enqueue, claim ids repeat, and claim cancel releases.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use std::thread;

@@ -1,6 +1,8 @@
 //! The worker binary processes tasks end to end against the reference
 //! server, and against a server that has only the core protocol.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use std::time::Duration;

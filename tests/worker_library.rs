@@ -1,6 +1,8 @@
 //! The crate as a library: native handlers registered in Rust run in the
 //! same worker; retryable errors are retried, panics are isolated.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use std::sync::atomic::{AtomicU32, Ordering};

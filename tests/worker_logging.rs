@@ -1,6 +1,8 @@
 //! Log formats: JSON lines, journald priority prefixes, LOG_FILE, and every
 //! line about a task naming its id and type.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use std::time::Duration;

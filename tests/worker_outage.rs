@@ -1,6 +1,8 @@
 //! A server that is down at start: the worker keeps trying, logs the outage
 //! once, and processes the tasks once the server is up.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use std::time::Duration;

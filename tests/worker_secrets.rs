@@ -1,6 +1,8 @@
 //! The API key never appears in the log, even at trace level, and refused
 //! credentials are logged naming the status without stopping the worker.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! Signals on the real binary: drain on SIGTERM, SHUTDOWN after the grace,
 //! exit 143 on a second SIGTERM, a fast idle exit, and quiet mode.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use std::time::{Duration, Instant};

@@ -2,6 +2,8 @@
 //! certificate is trusted through `API_CA_FILE`, and it refuses the same
 //! server when the certificate is not trusted.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use std::io::{Read, Write};

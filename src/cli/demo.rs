@@ -14,9 +14,11 @@ use std::time::{Duration, Instant};
 use lexopt::prelude::*;
 use serde_json::{json, Value};
 
+use crate::cli::enqueue;
 use crate::config::Config;
 use crate::error::Error;
 use crate::server::{Server, ServerConfig};
+use crate::task::EnqueueRequest;
 use crate::worker::metrics::Stats;
 use crate::worker::shutdown;
 use crate::worker::Worker;
@@ -144,24 +146,17 @@ pub fn run(options: &DemoOptions, progress: bool) -> Result<DemoSummary, Error> 
         retry_backoff_max: Duration::from_secs(1),
         ..ServerConfig::default()
     })?;
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
+    let agent = enqueue::agent(Duration::from_secs(10));
     let started = Instant::now();
     for i in 0..options.tasks {
         let (task_type, parameters) = sample_task(i, dir);
-        let body =
-            json!({"type": task_type, "parameters": parameters, "id": format!("demo-{i:05}")});
-        let resp = agent
-            .post(format!("{}/tasks", server.url()))
-            .send_json(&body);
-        match resp {
-            Ok(r) if r.status().is_success() => {}
-            Ok(r) => return Err(Error::Http(format!("enqueue answered {}", r.status()))),
-            Err(e) => return Err(Error::Http(format!("enqueue: {e}"))),
-        }
+        let task = EnqueueRequest {
+            task_type: task_type.into(),
+            parameters: Some(parameters),
+            id: Some(format!("demo-{i:05}")),
+            ..EnqueueRequest::default()
+        };
+        enqueue::post(&agent, &server.url(), None, &task)?;
     }
 
     let config = Config {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::error::Error;
-use crate::task::Priority;
+use crate::task::{EnqueueRequest, Priority};
 
 /// The text of `taskworker enqueue --help`.
 pub const USAGE: &str = "\
@@ -36,12 +36,8 @@ pub struct EnqueueArgs {
     pub api_url: String,
     /// Bearer token.
     pub api_key: Option<String>,
-    /// The task type.
-    pub task_type: String,
-    /// The task parameters.
-    pub params: Value,
-    /// The task priority.
-    pub priority: Priority,
+    /// The task to add, `count` times.
+    pub task: EnqueueRequest,
     /// How many tasks.
     pub count: u64,
 }
@@ -61,48 +57,57 @@ pub fn run(args: Vec<OsString>) -> Result<(), Error> {
 
 /// Adds `args.count` tasks; returns their ids in order.
 pub fn enqueue(args: &EnqueueArgs) -> Result<Vec<String>, Error> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    let agent = agent(Duration::from_secs(30));
+    (0..args.count)
+        .map(|_| post(&agent, &args.api_url, args.api_key.as_deref(), &args.task))
+        .collect()
+}
+
+/// An agent for `POST /tasks` that reads every status itself, each request
+/// bounded by `timeout`.
+pub fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
+        .timeout_global(Some(timeout))
         .build()
-        .into();
-    let url = format!("{}/tasks", args.api_url.trim_end_matches('/'));
-    let body = json!({
-        "type": args.task_type,
-        "parameters": args.params,
-        "priority": args.priority.as_str(),
-    });
-    let mut ids = Vec::new();
-    for _ in 0..args.count {
-        let mut req = agent.post(&url);
-        if let Some(key) = &args.api_key {
-            req = req.header("Authorization", format!("Bearer {key}"));
-        }
-        let mut resp = req
-            .send_json(&body)
-            .map_err(|e| Error::Http(format!("POST {url}: {e}")))?;
-        let status = resp.status().as_u16();
-        let text = resp
-            .body_mut()
-            .with_config()
-            .limit(1 << 20)
-            .read_to_string()
-            .map_err(|e| Error::Http(format!("POST {url}: reading the answer: {e}")))?;
-        if !(200..300).contains(&status) {
-            let head: String = text.chars().take(200).collect();
-            return Err(Error::Http(format!("POST {url}: status {status}: {head}")));
-        }
-        let id = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| {
-                v.pointer("/task/id")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            })
-            .ok_or_else(|| Error::Http(format!("POST {url}: answer has no task id: {text}")))?;
-        ids.push(id);
+        .into()
+}
+
+/// Adds one task at `api_url` (authenticated with `api_key` when given);
+/// returns its id.
+pub fn post(
+    agent: &ureq::Agent,
+    api_url: &str,
+    api_key: Option<&str>,
+    task: &EnqueueRequest,
+) -> Result<String, Error> {
+    let url = format!("{}/tasks", api_url.trim_end_matches('/'));
+    let mut req = agent.post(&url);
+    if let Some(key) = api_key {
+        req = req.header("Authorization", format!("Bearer {key}"));
     }
-    Ok(ids)
+    let mut resp = req
+        .send_json(task)
+        .map_err(|e| Error::Http(format!("POST {url}: {e}")))?;
+    let status = resp.status().as_u16();
+    let text = resp
+        .body_mut()
+        .with_config()
+        .limit(1 << 20)
+        .read_to_string()
+        .map_err(|e| Error::Http(format!("POST {url}: reading the answer: {e}")))?;
+    if !(200..300).contains(&status) {
+        let head: String = text.chars().take(200).collect();
+        return Err(Error::Http(format!("POST {url}: status {status}: {head}")));
+    }
+    serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/task/id")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .ok_or_else(|| Error::Http(format!("POST {url}: answer has no task id: {text}")))
 }
 
 /// Flags to arguments; `None` for `--help`.
@@ -151,9 +156,12 @@ fn parse(args: Vec<OsString>) -> Result<Option<EnqueueArgs>, Error> {
     Ok(Some(EnqueueArgs {
         api_url,
         api_key,
-        task_type,
-        params,
-        priority,
+        task: EnqueueRequest {
+            task_type,
+            parameters: Some(params),
+            priority: Some(priority),
+            ..EnqueueRequest::default()
+        },
         count,
     }))
 }
@@ -183,8 +191,9 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(a.count, 3);
-        assert_eq!(a.params, json!({"a": 1}));
-        assert_eq!(a.priority, Priority::High);
+        assert_eq!(a.task.task_type, "echo");
+        assert_eq!(a.task.parameters, Some(json!({"a": 1})));
+        assert_eq!(a.task.priority, Some(Priority::High));
         let e = parse(args(&[
             "--api-url",
             "http://x",

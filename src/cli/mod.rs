@@ -1,7 +1,9 @@
 //! The command line: picks the subcommand, parses its flags, runs it, and
 //! maps its error to an exit code.
 
+#[cfg(feature = "server")]
 pub mod demo;
+#[cfg(feature = "server")]
 pub mod enqueue;
 
 use std::ffi::OsString;
@@ -52,6 +54,9 @@ fn dispatch(args: Vec<OsString>) -> Result<i32, Error> {
     match first {
         "--help" | "-h" | "help" => {
             print!("{USAGE}");
+            if !cfg!(feature = "server") {
+                println!("\nThis build is the worker alone: it lacks serve, enqueue and demo.");
+            }
             Ok(0)
         }
         "--version" | "-V" => {
@@ -59,10 +64,18 @@ fn dispatch(args: Vec<OsString>) -> Result<i32, Error> {
             Ok(0)
         }
         "run" => run(rest()),
+        #[cfg(feature = "server")]
         "serve" => crate::server::command::run(rest()).map(|()| 0),
+        #[cfg(feature = "server")]
         "enqueue" => crate::cli::enqueue::run(rest()).map(|()| 0),
         "check-config" => check_config(rest()),
+        #[cfg(feature = "server")]
         "demo" => crate::cli::demo::command(rest()),
+        #[cfg(not(feature = "server"))]
+        "serve" | "enqueue" | "demo" => Err(Error::Usage(format!(
+            "`{first}` is not in this build: it is the worker alone \
+             (built without the `server` feature), with only `run` and `check-config`"
+        ))),
 
         // `run` is the default: `taskworker --config F` runs the worker.
         _ if first.is_empty() || first.starts_with('-') => run(args),

@@ -39,7 +39,8 @@ pub struct HttpHandler {
     timeout: Option<Duration>,
     /// Most bytes of an answer accepted.
     max_response: u64,
-    /// The worker's shared agent (keep-alive, TLS roots).
+    /// The worker's shared agent (keep-alive, TLS roots); each request sets
+    /// the status policy and time limit this handler needs on top of it.
     agent: ureq::Agent,
 }
 
@@ -72,11 +73,15 @@ impl HttpHandler {
             ));
         }
         let limit = self.timeout.map_or(left, |t| t.min(left));
+        // Statuses are read here, into retryable or permanent failures with
+        // the answer's text: they must not come back as `Error::StatusCode`,
+        // whatever agent the handler was given.
         let mut response = self
             .agent
             .post(&self.url)
             .header("Accept", "application/json")
             .config()
+            .http_status_as_error(false)
             .timeout_global(Some(limit))
             .build()
             .send_json(task)
@@ -212,6 +217,28 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn reads_statuses_itself_whatever_agent_it_is_given() {
+        // The test environment's agent has ureq's defaults, which turn a
+        // 4xx or 5xx answer into an error.
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", server.server_addr().to_ip().unwrap());
+        let answer = std::thread::spawn(move || {
+            let req = server.recv_timeout(Duration::from_secs(10)).unwrap();
+            let busy = tiny_http::Response::from_string("busy").with_status_code(503);
+            req.expect("a request within 10 s").respond(busy).unwrap();
+        });
+        let h = HttpHandler::from_config(&json!({"url": url, "timeout": 10}), "k", &env()).unwrap();
+        let ctx = Context::new(Duration::from_secs(10), 1, "w".into());
+        let err = h
+            .handle(&Task::new("t1", "t", json!({})), &ctx)
+            .unwrap_err();
+        answer.join().unwrap();
+        assert_eq!(err.message, format!("{url}: status 503: busy"));
+        assert_eq!(err.traceback.as_deref(), Some("busy"));
+        assert!(err.retryable);
     }
 
     #[test]

@@ -1,11 +1,10 @@
 //! `/health` and `/metrics`: the server's counts as JSON and as Prometheus text.
 
-use std::fmt::Write as _;
-
 use serde_json::{json, Map, Value};
 
 use super::record::Status;
 use super::service::Snapshot;
+use crate::prometheus::{family, labels, single, Kind};
 
 /// The `/health` body.
 pub fn health(s: &Snapshot) -> Value {
@@ -23,31 +22,19 @@ pub fn health(s: &Snapshot) -> Value {
 /// The `/metrics` body in the Prometheus text format, version 0.0.4.
 pub fn prometheus(s: &Snapshot) -> String {
     let mut out = String::with_capacity(2048);
-    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        for (labels, value) in samples {
-            let _ = writeln!(out, "{name}{labels} {value}");
-        }
-    };
     let by_status: Vec<(String, u64)> = Status::ALL
         .iter()
-        .map(|st| {
-            (
-                format!("{{status=\"{}\"}}", st.as_str()),
-                s.counts[st.index()],
-            )
-        })
+        .map(|st| (labels(&[("status", st.as_str())]), s.counts[st.index()]))
         .collect();
-    let by_status: Vec<(&str, u64)> = by_status.iter().map(|(l, v)| (l.as_str(), *v)).collect();
-    metric(
+    family(
+        &mut out,
         "taskworker_server_tasks",
-        "gauge",
+        Kind::Gauge,
         "Tasks by status.",
         &by_status,
     );
     let t = &s.totals;
-    let counters: [(&str, &str, u64); 9] = [
+    let counters: [(&str, &str, u64); 10] = [
         (
             "taskworker_server_enqueued_total",
             "Tasks created.",
@@ -93,31 +80,28 @@ pub fn prometheus(s: &Snapshot) -> String {
             "Claims answered with no task.",
             t.claims_empty,
         ),
+        (
+            "taskworker_server_claims_served_total",
+            "Claims answered with at least one task.",
+            t.claims_served,
+        ),
     ];
     for (name, help, value) in counters {
-        metric(name, "counter", help, &[("", value)]);
+        single(&mut out, name, Kind::Counter, help, value);
     }
-    metric(
-        "taskworker_server_claims_served_total",
-        "counter",
-        "Claims answered with at least one task.",
-        &[("", t.claims_served)],
-    );
-    metric(
+    single(
+        &mut out,
         "taskworker_server_waiting_claims",
-        "gauge",
+        Kind::Gauge,
         "Claims parked in a long poll.",
-        &[("", s.waiting as u64)],
+        s.waiting,
     );
-    let _ = writeln!(
-        out,
-        "# HELP taskworker_server_uptime_seconds Seconds since start."
-    );
-    let _ = writeln!(out, "# TYPE taskworker_server_uptime_seconds gauge");
-    let _ = writeln!(
-        out,
-        "taskworker_server_uptime_seconds {:.3}",
-        s.uptime_seconds
+    single(
+        &mut out,
+        "taskworker_server_uptime_seconds",
+        Kind::Gauge,
+        "Seconds since start.",
+        format!("{:.3}", s.uptime_seconds),
     );
     out
 }

@@ -2,10 +2,13 @@
 //! server: plain atomics on the hot path, rendered as Prometheus text on demand.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::prometheus::{histogram, single};
+// The health server adds its own families with these.
+pub(crate) use crate::prometheus::{family, labels, Kind};
 
 /// Upper bounds, in seconds, of the latency and duration histograms.
 const BUCKETS: [f64; 14] = [
@@ -33,20 +36,13 @@ impl Histogram {
     }
 
     fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (bound, count) in BUCKETS.iter().zip(&self.counts) {
-            cumulative += count.load(Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
-        }
-        let count = self.count.load(Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            out,
-            "{name}_sum {}",
-            self.sum_micros.load(Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "{name}_count {count}");
+        let buckets: Vec<(f64, u64)> = BUCKETS
+            .iter()
+            .zip(&self.counts)
+            .map(|(bound, n)| (*bound, n.load(Relaxed)))
+            .collect();
+        let sum = self.sum_micros.load(Relaxed) as f64 / 1e6;
+        histogram(out, name, help, &buckets, self.count.load(Relaxed), sum);
     }
 }
 
@@ -157,7 +153,6 @@ impl Stats {
     /// The Prometheus text exposition of every counter.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let one = |v: u64| vec![(String::new(), v)];
         let claims = [
             ("tasks", &self.claims_tasks),
             ("empty", &self.claims_empty),
@@ -218,7 +213,7 @@ impl Stats {
             ),
         ];
         for (name, help, n) in counters {
-            family(&mut out, name, Kind::Counter, help, &one(n.load(Relaxed)));
+            single(&mut out, name, Kind::Counter, help, n.load(Relaxed));
         }
         self.claim_latency.render(
             &mut out,
@@ -260,13 +255,7 @@ impl Stats {
             ),
         ];
         for (name, help, n) in gauges {
-            family(
-                &mut out,
-                name,
-                Kind::Gauge,
-                help,
-                &one(n.load(Relaxed) as u64),
-            );
+            single(&mut out, name, Kind::Gauge, help, n.load(Relaxed));
         }
         // No sample rather than a false 0 where /proc is missing (a bare chroot).
         let rss: Vec<(String, u64)> = rss_bytes()
@@ -280,54 +269,15 @@ impl Stats {
             "Resident set size of the worker process.",
             &rss,
         );
-        family(
+        single(
             &mut out,
             "taskworker_uptime_seconds",
             Kind::Gauge,
             "Seconds since the worker started.",
-            &one(self.started.elapsed().as_secs()),
+            self.started.elapsed().as_secs(),
         );
         out
     }
-}
-
-/// The `# TYPE` of a metric family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Only goes up (the name ends in `_total`).
-    Counter,
-    /// Goes up and down.
-    Gauge,
-}
-
-/// Writes one metric family: its `# HELP` and `# TYPE` lines, then one line
-/// per sample, each a label set (from [`labels`], or empty) and a value.
-pub fn family(out: &mut String, name: &str, kind: Kind, help: &str, samples: &[(String, u64)]) {
-    let kind = match kind {
-        Kind::Counter => "counter",
-        Kind::Gauge => "gauge",
-    };
-    let help = help.replace('\\', "\\\\").replace('\n', "\\n");
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    for (labels, v) in samples {
-        let _ = writeln!(out, "{name}{labels} {v}");
-    }
-}
-
-/// A label set, `{name="value",...}`, with each value escaped as the text
-/// format wants (backslash, double quote and line feed).
-pub fn labels(pairs: &[(&str, &str)]) -> String {
-    let inner: Vec<String> = pairs
-        .iter()
-        .map(|(name, value)| {
-            let value = value
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n");
-            format!("{name}=\"{value}\"")
-        })
-        .collect();
-    format!("{{{}}}", inner.join(","))
 }
 
 /// This process's resident set size, from `VmRSS` in `/proc/self/status`
@@ -365,20 +315,5 @@ mod tests {
         assert!(text.contains("taskworker_claim_latency_seconds_count 1"));
         assert_eq!(s.tasks_processed(), 2);
         assert!(rss_bytes().unwrap() > 0);
-    }
-
-    #[test]
-    fn escapes_label_values() {
-        assert_eq!(labels(&[]), "{}");
-        assert_eq!(
-            labels(&[("a", "x"), ("b", "say \"hi\"\\n\nnext")]),
-            r#"{a="x",b="say \"hi\"\\n\nnext"}"#
-        );
-        let mut out = String::new();
-        family(&mut out, "m_total", Kind::Counter, "Line\nbreak.", &[]);
-        assert_eq!(
-            out,
-            "# HELP m_total Line\\nbreak.\n# TYPE m_total counter\n"
-        );
     }
 }

@@ -9,12 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use taskworker::Context;
-use taskworker::HandlerEnv;
+use taskworker::EnqueueRequest;
+use taskworker::{Context, HandlerEnv};
 use taskworker::{Handler, Registry, Task, TaskError};
+#[cfg(feature = "server")]
 use taskworker::{Server, ServerConfig};
 
 /// Starts an in-process server; `listen` is forced to `127.0.0.1:0`.
+#[cfg(feature = "server")]
 pub fn start_server(config: ServerConfig) -> Server {
     Server::start(ServerConfig {
         listen: "127.0.0.1:0".into(),
@@ -129,10 +131,13 @@ impl Api {
 
     /// Enqueues a task; returns its id.
     pub fn enqueue(&self, task_type: &str, parameters: Value) -> String {
-        let (status, body) = self.post_json(
-            "/tasks",
-            &json!({"type": task_type, "parameters": parameters}),
-        );
+        let task = EnqueueRequest {
+            task_type: task_type.into(),
+            parameters: Some(parameters),
+            ..EnqueueRequest::default()
+        };
+        let body = serde_json::to_value(&task).expect("a task serializes");
+        let (status, body) = self.post_json("/tasks", &body);
         assert_eq!(status, 201, "enqueue: {body}");
         body["task"]["id"].as_str().expect("task id").to_string()
     }
@@ -155,6 +160,7 @@ impl Api {
 }
 
 /// A `taskworker serve` child process, killed when dropped.
+#[cfg(feature = "server")]
 pub struct ServeProcess {
     /// The child.
     pub child: std::process::Child,
@@ -162,6 +168,7 @@ pub struct ServeProcess {
     pub url: String,
 }
 
+#[cfg(feature = "server")]
 impl ServeProcess {
     /// Starts `taskworker serve --listen 127.0.0.1:0` with `args`; waits for its address.
     pub fn start(args: &[&str]) -> ServeProcess {
@@ -230,6 +237,7 @@ pub fn wait_exit(child: &mut std::process::Child, within: Duration) -> Option<i3
     None
 }
 
+#[cfg(feature = "server")]
 impl Drop for ServeProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
