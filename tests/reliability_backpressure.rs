@@ -11,7 +11,7 @@ use serde_json::json;
 use support::fake::{self, FakeApi};
 use support::wait_until;
 use support::worker::{builtin_handlers, WorkerSpec};
-use taskworker::worker::poller::REPORT_BACKLOG_LIMIT;
+use taskworker::worker::outbox::REPORT_BACKLOG_LIMIT;
 
 const CONCURRENCY: usize = 4;
 /// Tasks the fake hands out in all.

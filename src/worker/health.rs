@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::worker::connectivity::ApiState;
 use crate::worker::liveness::Liveness;
 use crate::worker::metrics::{family, labels, Kind};
-use crate::worker::poller::reports_backed_up;
+use crate::worker::outbox::reports_backed_up;
 use crate::worker::WorkerState;
 
 /// A running health server; dropping it stops its thread.

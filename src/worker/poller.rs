@@ -15,21 +15,10 @@ use crate::task::{ClaimRequest, MalformedTask, Task};
 use crate::worker::connectivity::Connectivity;
 use crate::worker::inflight::InFlight;
 use crate::worker::metrics::Stats;
+use crate::worker::outbox::{reports_backed_up, Backlog, Outbox};
 use crate::worker::outcome::Outcome;
-use crate::worker::reporter::{Backlog, Outbox};
 use crate::worker::shutdown::Shutdown;
 use crate::worker::spool::Spool;
-
-/// Above this many undelivered reports the poller stops claiming: running
-/// more tasks whose results cannot be delivered only grows the backlog.
-pub const REPORT_BACKLOG_LIMIT: usize = 64;
-
-/// Whether reports fail to go out while too many wait (those the reporters
-/// hold plus `queued` not yet taken): then claiming more work only grows what
-/// could be lost to a crash. The poller and `/ready` judge by this one rule.
-pub fn reports_backed_up(reports: &Backlog, queued: usize) -> bool {
-    reports.is_retrying() && reports.held() + queued > REPORT_BACKLOG_LIMIT
-}
 
 /// The claim in flight, so that shutdown can cancel a long poll from another thread.
 #[derive(Debug, Default)]

@@ -18,8 +18,8 @@ use crate::handlers::{Handler, Registry};
 use crate::task::Task;
 use crate::worker::inflight::InFlight;
 use crate::worker::metrics::Stats;
+use crate::worker::outbox::Outbox;
 use crate::worker::outcome::Outcome;
-use crate::worker::reporter::Outbox;
 
 /// First wait before a local retry; it doubles, with full jitter.
 const RETRY_BASE: Duration = Duration::from_millis(100);

@@ -9,17 +9,17 @@
 //! until they are delivered, so the others carry on.
 
 use std::collections::VecDeque;
-use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{at, never, select, Receiver, Sender};
+use crossbeam_channel::{at, never, select, Receiver};
 
 use crate::backoff::Backoff;
 use crate::client::{ApiClient, Delivery};
 use crate::worker::connectivity::Connectivity;
 use crate::worker::metrics::Stats;
+use crate::worker::outbox::Backlog;
 use crate::worker::outcome::Outcome;
 use crate::worker::spool::Spool;
 
@@ -42,66 +42,6 @@ pub struct Reporter {
     pub backlog: Arc<Backlog>,
 }
 
-/// The reporters' undelivered outcomes, shared with the poller: it stops
-/// claiming while reports fail and too many wait, and only then (a busy
-/// reporter that delivers is no reason to stop).
-#[derive(Debug, Default)]
-pub struct Backlog {
-    held: AtomicUsize,
-    retrying: AtomicUsize,
-}
-
-impl Backlog {
-    /// Outcomes taken from the channel and not yet delivered.
-    pub fn held(&self) -> usize {
-        self.held.load(Relaxed)
-    }
-
-    /// Whether some reporter thread waits to retry a failed send.
-    pub fn is_retrying(&self) -> bool {
-        self.retrying.load(Relaxed) > 0
-    }
-}
-
-/// Where every outcome goes: into the spool, synced, and then to the
-/// reporters. Whoever makes an outcome hands it over here, so once a handler
-/// has returned, a crash cannot lose its result (with a state directory).
-#[derive(Clone)]
-pub struct Outbox {
-    tx: Sender<Outcome>,
-    spool: Option<Spool>,
-    stats: Arc<Stats>,
-}
-
-impl Outbox {
-    /// An outbox feeding `tx`, keeping outcomes in `spool` when there is one.
-    pub fn new(tx: Sender<Outcome>, spool: Option<Spool>, stats: Arc<Stats>) -> Outbox {
-        Outbox { tx, spool, stats }
-    }
-
-    /// Makes `outcome` durable, then queues it for delivery. Concurrent
-    /// callers share fsyncs: a sync finds the others' appends already written.
-    pub fn send(&self, mut outcome: Outcome) {
-        if let Some(spool) = &self.spool {
-            let seq = spool.append(&outcome);
-            spool.sync();
-            outcome.spool_seq = Some(seq);
-            self.stats.spool_depth.store(spool.depth(), Relaxed);
-        }
-        let _ = self.tx.send(outcome);
-    }
-
-    /// Outcomes queued and not yet taken by a reporter.
-    pub fn len(&self) -> usize {
-        self.tx.len()
-    }
-
-    /// Whether nothing is queued.
-    pub fn is_empty(&self) -> bool {
-        self.tx.is_empty()
-    }
-}
-
 /// How many waiting outcomes one reporter thread takes at a time: a batch
 /// shares one fsync of the spool, and the rest are left to the other threads.
 const BATCH: usize = 8;
@@ -118,7 +58,7 @@ pub fn threads_for(concurrency: usize) -> usize {
 impl Reporter {
     /// The reporter loop. `pending` holds outcomes left from an earlier run.
     pub fn run(mut self, mut pending: VecDeque<Outcome>) {
-        self.backlog.held.fetch_add(pending.len(), Relaxed);
+        self.backlog.hold(pending.len());
         let mut next_try = Instant::now();
         let mut deadline: Option<Instant> = None;
         let mut inputs_open = true;
@@ -133,11 +73,7 @@ impl Reporter {
             let retrying = !pending.is_empty();
             if retrying != counted_retrying {
                 counted_retrying = retrying;
-                if retrying {
-                    self.backlog.retrying.fetch_add(1, Relaxed);
-                } else {
-                    self.backlog.retrying.fetch_sub(1, Relaxed);
-                }
+                self.backlog.set_retrying(retrying);
             }
             // A retry waits for its time, but never past the drain's deadline.
             let wake = deadline.map_or(next_try, |d| next_try.min(d));
@@ -209,7 +145,7 @@ impl Reporter {
             Some(older) => *older = outcome,
             None => {
                 pending.push_back(outcome);
-                self.backlog.held.fetch_add(1, Relaxed);
+                self.backlog.hold(1);
             }
         }
     }
@@ -233,7 +169,7 @@ impl Reporter {
                     outcome.task_type
                 );
                 pending.pop_front();
-                self.backlog.held.fetch_sub(1, Relaxed);
+                self.backlog.release();
                 continue;
             }
             match self
@@ -256,7 +192,7 @@ impl Reporter {
                         self.stats.spool_depth.store(spool.depth(), Relaxed);
                     }
                     pending.pop_front();
-                    self.backlog.held.fetch_sub(1, Relaxed);
+                    self.backlog.release();
                 }
                 Err(err) => {
                     self.stats.report_retries.fetch_add(1, Relaxed);

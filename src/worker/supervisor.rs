@@ -13,9 +13,9 @@ use crate::context::CancelReason;
 use crate::error::{error_type, TaskError};
 use crate::worker::inflight::{InFlight, Running};
 use crate::worker::metrics::{rss_bytes, Stats};
+use crate::worker::outbox::Outbox;
 use crate::worker::outcome::Outcome;
 use crate::worker::processor::Processors;
-use crate::worker::reporter::Outbox;
 use crate::worker::shutdown::{StopHandle, StopReason};
 
 /// How long a handler may run past a cancel before its thread is replaced.
