@@ -293,7 +293,7 @@ impl Worker {
         let grace = config
             .shutdown_timeout
             .saturating_sub(drain_started.elapsed());
-        threads.drain(&client, &inflight, &outbox, &stats, &worker_id, grace);
+        threads.drain(&client, &inflight, &outbox, &worker_id, grace);
         drop(health);
         let code = match shutdown.reason() {
             Some(StopReason::MemoryLimit) => 75,
@@ -333,7 +333,6 @@ impl Threads {
         client: &ApiClient,
         inflight: &InFlight,
         outbox: &Outbox,
-        stats: &Stats,
         worker_id: &str,
         grace: Duration,
     ) {
@@ -344,7 +343,7 @@ impl Threads {
             let _ = self.poller.join();
         }
         if !inflight.wait_settled(grace) {
-            cancel_for_shutdown(inflight, outbox, stats, worker_id);
+            cancel_for_shutdown(inflight, outbox, worker_id);
         }
         let report_deadline = Instant::now() + REPORT_GRACE;
         for _ in 0..self.reporters.len() {

@@ -5,9 +5,11 @@
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crossbeam_channel::Sender;
 
+use crate::worker::inflight::{InFlight, Running};
 use crate::worker::metrics::Stats;
 use crate::worker::outcome::Outcome;
 use crate::worker::spool::Spool;
@@ -89,6 +91,29 @@ impl Outbox {
             self.stats.spool_depth.store(spool.depth(), Relaxed);
         }
         let _ = self.tx.send(outcome);
+    }
+
+    /// Settles a task in flight with `outcome`: the one way an execution's
+    /// outcome leaves, whoever made it (its processor, or the supervisor in
+    /// its place). Only the party that wins [`InFlight::settle_with`] sends
+    /// and counts it, so a task is reported and counted once; true for it.
+    pub fn settle(
+        &self,
+        inflight: &InFlight,
+        running: &Running,
+        outcome: Outcome,
+        duration: Duration,
+    ) -> bool {
+        inflight.settle_with(running, || self.finish(outcome, duration))
+    }
+
+    /// Counts `outcome` as a finished task, then sends it. For a task that
+    /// never ran here (one claimed without a usable type) this is the whole
+    /// hand-off; a task in flight goes through [`Outbox::settle`].
+    pub fn finish(&self, outcome: Outcome, duration: Duration) {
+        self.stats
+            .record_outcome(outcome.error_type.as_deref(), duration);
+        self.send(outcome);
     }
 
     /// Outcomes queued and not yet taken by a reporter.

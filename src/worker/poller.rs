@@ -206,16 +206,10 @@ impl Poller {
                 log::warn!("task {id} (no type): missing or non-string type; reported failed as VALIDATION");
                 let err =
                     TaskError::permanent("task has no usable \"type\"", error_type::VALIDATION);
-                self.stats
-                    .record_outcome(Some(error_type::VALIDATION), Duration::ZERO);
-                self.outcomes.send(Outcome::failed(
-                    &id,
-                    "",
-                    &err,
-                    self.client.worker_id(),
-                    0,
+                self.outcomes.finish(
+                    Outcome::failed(&id, "", &err, self.client.worker_id(), 0, Duration::ZERO),
                     Duration::ZERO,
-                ));
+                );
                 None
             }
         }

@@ -115,11 +115,10 @@ impl Processors {
                 duration,
             ),
         };
-        let error_type = outcome.error_type.clone();
-        let handed = self.inflight.settle_with(&running, || {
-            self.outcomes.send(outcome);
-        });
-        if handed {
+        if self
+            .outcomes
+            .settle(&self.inflight, &running, outcome, duration)
+        {
             if let Some(err) = failure {
                 log::warn!(
                     "task {} ({}): failed after {tries} tries: {err}",
@@ -133,7 +132,6 @@ impl Processors {
                 task.task_type,
                 duration.as_millis()
             );
-            self.stats.record_outcome(error_type.as_deref(), duration);
         } else {
             log::info!(
                 "task {} ({}): late result discarded; it was already reported or taken back",

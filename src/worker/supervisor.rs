@@ -107,7 +107,6 @@ impl Supervisor {
             CancelReason::Timeout,
             &err,
             &self.outcomes,
-            &self.stats,
             worker_id,
         ) {
             log::warn!(
@@ -155,7 +154,7 @@ impl Supervisor {
 
 /// Settles every task still running as `SHUTDOWN`, retryable: the drain's
 /// grace is over. Their handlers are cancelled; late results are discarded.
-pub fn cancel_for_shutdown(inflight: &InFlight, outcomes: &Outbox, stats: &Stats, worker_id: &str) {
+pub fn cancel_for_shutdown(inflight: &InFlight, outcomes: &Outbox, worker_id: &str) {
     let err = TaskError::retryable(
         "worker shut down before the task finished",
         error_type::SHUTDOWN,
@@ -167,7 +166,6 @@ pub fn cancel_for_shutdown(inflight: &InFlight, outcomes: &Outbox, stats: &Stats
             CancelReason::Shutdown,
             &err,
             outcomes,
-            stats,
             worker_id,
         ) {
             let task = &running.task;
@@ -188,18 +186,11 @@ fn fail_in_place(
     reason: CancelReason,
     err: &TaskError,
     outcomes: &Outbox,
-    stats: &Stats,
     worker_id: &str,
 ) -> bool {
     running.ctx.cancel.cancel(reason);
     let duration = running.started.elapsed();
     let task = &running.task;
     let outcome = Outcome::failed(&task.id, &task.task_type, err, worker_id, 1, duration);
-    let settled = inflight.settle_with(running, || {
-        outcomes.send(outcome);
-    });
-    if settled {
-        stats.record_outcome(Some(&err.error_type), duration);
-    }
-    settled
+    outcomes.settle(inflight, running, outcome, duration)
 }
