@@ -11,35 +11,102 @@
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{at, never, select, Receiver};
+use crossbeam_channel::{at, bounded, never, select, Receiver, Sender};
 
 use crate::backoff::Backoff;
-use crate::client::{ApiClient, Delivery};
-use crate::worker::connectivity::Connectivity;
-use crate::worker::metrics::Stats;
-use crate::worker::outbox::Backlog;
+use crate::client::{build_agent, ApiClient, Delivery};
+use crate::error::Error;
+use crate::worker::liveness::Thread;
 use crate::worker::outcome::Outcome;
-use crate::worker::spool::Spool;
+use crate::worker::{spawn_thread, WorkerState};
 
-/// The reporter's inputs.
-pub struct Reporter {
-    /// The API.
-    pub client: ApiClient,
+/// The reporter threads, and what it takes to end them.
+pub(crate) struct Reporters {
+    threads: Vec<JoinHandle<()>>,
+    /// One final deadline per thread.
+    finish: Sender<Instant>,
+}
+
+impl Reporters {
+    /// Starts the reporter threads (`taskworker-reporter-N`, as many as
+    /// [`threads_for`] says), which deliver what comes on `outcomes`. The
+    /// first one delivers what an earlier run `left` before its thread
+    /// starts, so before any claim; what does not go out stays with it for
+    /// its retries.
+    pub(crate) fn spawn(
+        shared: &Arc<WorkerState>,
+        outcomes: Receiver<Outcome>,
+        left: Vec<Outcome>,
+    ) -> Result<Reporters, Error> {
+        let count = threads_for(shared.config.concurrent_tasks);
+        let (finish_tx, finish_rx) = bounded(count);
+        let mut left = Some(left);
+        let mut threads = Vec::with_capacity(count);
+        for index in 0..count {
+            // Each reporter has its own agent, so that they do not contend
+            // for one connection pool's lock on every report.
+            let client = ApiClient::for_config(build_agent(&shared.config)?, &shared.config);
+            let mut reporter = Reporter {
+                shared: shared.clone(),
+                client,
+                outcomes: outcomes.clone(),
+                finish: finish_rx.clone(),
+                pending: VecDeque::new(),
+                backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(30)),
+                next_try: Instant::now(),
+                api_down: false,
+            };
+            if let Some(left) = left.take().filter(|l| !l.is_empty()) {
+                for outcome in left {
+                    reporter.accept(outcome);
+                }
+                reporter.send_pending();
+            }
+            let name = format!("taskworker-reporter-{index}");
+            threads.push(spawn_thread(&name, move || {
+                let _alive = reporter.shared.liveness.alive(Thread::Reporter);
+                reporter.run()
+            })?);
+        }
+        Ok(Reporters {
+            threads,
+            finish: finish_tx,
+        })
+    }
+
+    /// Gives every thread the final `deadline` (deliver what is left until
+    /// then) and waits for them.
+    pub(crate) fn finish(self, deadline: Instant) {
+        for _ in 0..self.threads.len() {
+            let _ = self.finish.send(deadline);
+        }
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One reporter thread: the shared state, plus what only it holds.
+struct Reporter {
+    shared: Arc<WorkerState>,
+    /// Its own connection to the API.
+    client: ApiClient,
     /// Outcomes from the processors, the poller and the supervisor.
-    pub outcomes: Receiver<Outcome>,
-    /// Receives the final deadline when the drain is over (one message per
-    /// reporter thread): deliver what is left until then, then return.
-    pub finish: Receiver<Instant>,
-    /// Where outcomes are kept until delivered, when a state directory is set.
-    pub spool: Option<Spool>,
-    /// Counters.
-    pub stats: Arc<Stats>,
-    /// API reachability.
-    pub connectivity: Arc<Connectivity>,
-    /// What the poller reads for backpressure.
-    pub backlog: Arc<Backlog>,
+    outcomes: Receiver<Outcome>,
+    /// Receives the final deadline when the drain is over: deliver what is
+    /// left until then, then return.
+    finish: Receiver<Instant>,
+    /// Outcomes taken and not yet delivered, oldest first.
+    pending: VecDeque<Outcome>,
+    backoff: Backoff,
+    /// When the next send may go out.
+    next_try: Instant,
+    /// Whether the last failed pass found the API down (not a refusal of
+    /// particular reports): then new outcomes wait for the retry too.
+    api_down: bool,
 }
 
 /// How many waiting outcomes one reporter thread takes at a time: a batch
@@ -56,27 +123,22 @@ pub fn threads_for(concurrency: usize) -> usize {
 }
 
 impl Reporter {
-    /// The reporter loop. `pending` holds outcomes left from an earlier run.
-    pub fn run(mut self, mut pending: VecDeque<Outcome>) {
-        self.backlog.hold(pending.len());
-        let mut next_try = Instant::now();
+    /// The reporter loop; returns at the drain's deadline, or before it
+    /// once nothing is left to deliver.
+    fn run(mut self) {
         let mut deadline: Option<Instant> = None;
         let mut inputs_open = true;
         let mut counted_retrying = false;
-        // Whether the last failed pass found the API down (not a refusal of
-        // particular reports): then new outcomes wait for the retry too.
-        let mut api_down = false;
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
         loop {
             // Outcomes are delivered as soon as they are taken, so a
             // non-empty `pending` means a failed send waiting for its retry.
-            let retrying = !pending.is_empty();
+            let retrying = !self.pending.is_empty();
             if retrying != counted_retrying {
                 counted_retrying = retrying;
-                self.backlog.set_retrying(retrying);
+                self.shared.reports.set_retrying(retrying);
             }
             // A retry waits for its time, but never past the drain's deadline.
-            let wake = deadline.map_or(next_try, |d| next_try.min(d));
+            let wake = deadline.map_or(self.next_try, |d| self.next_try.min(d));
             let timer = if retrying { at(wake) } else { never() };
             let outcomes = if inputs_open && !retrying {
                 self.outcomes.clone()
@@ -90,7 +152,7 @@ impl Reporter {
             };
             select! {
                 recv(outcomes) -> msg => match msg {
-                    Ok(outcome) => self.accept(&mut pending, outcome),
+                    Ok(outcome) => self.accept(outcome),
                     Err(_) => inputs_open = false,
                 },
                 recv(finish) -> msg => deadline = Some(msg.unwrap_or_else(|_| Instant::now())),
@@ -107,46 +169,55 @@ impl Reporter {
             let mut taken = 0;
             while taken < take {
                 match self.outcomes.try_recv() {
-                    Ok(outcome) => self.accept(&mut pending, outcome),
+                    Ok(outcome) => self.accept(outcome),
                     Err(_) => break,
                 }
                 taken += 1;
             }
-            if taken > 0 && !api_down {
+            if taken > 0 && !self.api_down {
                 // New outcomes go out now; a refusal of older ones is no reason to wait.
-                next_try = Instant::now();
+                self.next_try = Instant::now();
             }
-            if deadline.is_some() && pending.is_empty() {
+            if deadline.is_some() && self.pending.is_empty() {
                 return;
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                self.give_up(&pending);
+                self.give_up();
                 return;
             }
-            if Instant::now() >= next_try {
-                match self.deliver(&mut pending, &mut backoff) {
-                    Some((delay, outage)) => {
-                        next_try = Instant::now() + delay;
-                        api_down = outage;
-                    }
-                    None => api_down = false,
-                }
+            if Instant::now() >= self.next_try {
+                self.send_pending();
             }
-            self.stats
-                .reports_pending
-                .store(self.backlog.held(), Relaxed);
+            let held = self.shared.reports.held();
+            self.shared.stats.reports_pending.store(held, Relaxed);
         }
     }
 
-    fn accept(&mut self, pending: &mut VecDeque<Outcome>, outcome: Outcome) {
+    fn accept(&mut self, outcome: Outcome) {
         // A newer outcome of the same task (a spooled one re-sent for a
         // redelivery) takes the older one's place.
-        match pending.iter_mut().find(|o| o.task_id == outcome.task_id) {
+        match self
+            .pending
+            .iter_mut()
+            .find(|o| o.task_id == outcome.task_id)
+        {
             Some(older) => *older = outcome,
             None => {
-                pending.push_back(outcome);
-                self.backlog.hold(1);
+                self.pending.push_back(outcome);
+                self.shared.reports.hold(1);
             }
+        }
+    }
+
+    /// One pass over the pending reports; when it stops on a failure, sets
+    /// when to try again.
+    fn send_pending(&mut self) {
+        match self.deliver() {
+            Some((delay, outage)) => {
+                self.next_try = Instant::now() + delay;
+                self.api_down = outage;
+            }
+            None => self.api_down = false,
         }
     }
 
@@ -154,14 +225,16 @@ impl Reporter {
     /// refusal of one report moves it to the back, so that it does not hold
     /// up the others. When the pass stops, returns how long to wait and
     /// whether the API was down.
-    fn deliver(
-        &mut self,
-        pending: &mut VecDeque<Outcome>,
-        backoff: &mut Backoff,
-    ) -> Option<(Duration, bool)> {
+    fn deliver(&mut self) -> Option<(Duration, bool)> {
+        let shared = &*self.shared;
+        let pending = &mut self.pending;
         let mut refused = 0;
         while let Some(outcome) = pending.front() {
-            if self.spool.as_ref().is_some_and(|s| !s.is_current(outcome)) {
+            if shared
+                .spool
+                .as_ref()
+                .is_some_and(|s| !s.is_current(outcome))
+            {
                 // A redelivery answered from the spool put a newer copy in the queue.
                 log::debug!(
                     "task {} ({}): superseded report skipped",
@@ -169,7 +242,7 @@ impl Reporter {
                     outcome.task_type
                 );
                 pending.pop_front();
-                self.backlog.release();
+                shared.reports.release();
                 continue;
             }
             match self
@@ -177,30 +250,30 @@ impl Reporter {
                 .report(&outcome.task_id, outcome.kind, &outcome.body)
             {
                 Ok(delivery) => {
-                    self.connectivity.success();
-                    backoff.reset();
+                    shared.connectivity.success();
+                    self.backoff.reset();
                     if let Delivery::Gone(status) = delivery {
-                        self.stats.reports_gone.fetch_add(1, Relaxed);
+                        shared.stats.reports_gone.fetch_add(1, Relaxed);
                         log::warn!(
                             "task {} ({}): report dropped: the server answered {status}, the task is no longer ours",
                             outcome.task_id,
                             outcome.task_type
                         );
                     }
-                    if let Some(spool) = &mut self.spool {
+                    if let Some(spool) = &shared.spool {
                         spool.mark_sent(outcome);
-                        self.stats.spool_depth.store(spool.depth(), Relaxed);
+                        shared.stats.spool_depth.store(spool.depth(), Relaxed);
                     }
                     pending.pop_front();
-                    self.backlog.release();
+                    shared.reports.release();
                 }
                 Err(err) => {
-                    self.stats.report_retries.fetch_add(1, Relaxed);
+                    shared.stats.report_retries.fetch_add(1, Relaxed);
                     let what = format!(
                         "report for task {} ({})",
                         outcome.task_id, outcome.task_type
                     );
-                    self.connectivity.failure(&what, &err);
+                    shared.connectivity.failure(&what, &err);
                     let outage = err.is_outage() || err.retry_after().is_some();
                     if !outage {
                         // A refusal of this one report: let the others go first.
@@ -210,7 +283,8 @@ impl Reporter {
                             continue;
                         }
                     }
-                    let delay = backoff
+                    let delay = self
+                        .backoff
                         .next_delay()
                         .max(err.retry_after().unwrap_or_default());
                     return Some((delay, outage));
@@ -220,13 +294,13 @@ impl Reporter {
         None
     }
 
-    fn give_up(&self, pending: &VecDeque<Outcome>) {
-        let kept = if self.spool.is_some() {
+    fn give_up(&self) {
+        let kept = if self.shared.spool.is_some() {
             "kept in the spool for the next start"
         } else {
             "lost: no STATE_DIR is set"
         };
-        for outcome in pending {
+        for outcome in &self.pending {
             log::error!(
                 "task {} ({}): report not delivered before exit; {kept}",
                 outcome.task_id,

@@ -5,50 +5,57 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{after, select, Receiver};
 
 use crate::context::CancelReason;
-use crate::error::{error_type, TaskError};
-use crate::worker::inflight::{InFlight, Running};
-use crate::worker::metrics::{rss_bytes, Stats};
-use crate::worker::outbox::Outbox;
+use crate::error::{error_type, Error, TaskError};
+use crate::worker::inflight::Running;
+use crate::worker::metrics::rss_bytes;
 use crate::worker::outcome::Outcome;
 use crate::worker::processor::Processors;
-use crate::worker::shutdown::{StopHandle, StopReason};
+use crate::worker::shutdown::StopReason;
+use crate::worker::{spawn_thread, WorkerState};
 
 /// How long a handler may run past a cancel before its thread is replaced.
 pub const STUCK_GRACE: Duration = Duration::from_secs(2);
 /// The longest the supervisor sleeps between checks (and between watchdog pings).
 pub const TICK: Duration = Duration::from_millis(500);
 
-/// The supervisor's inputs.
-pub struct Supervisor {
-    /// The running executions.
-    pub inflight: Arc<InFlight>,
+/// The supervisor: the shared state, plus what only it holds.
+pub(crate) struct Supervisor {
+    shared: Arc<WorkerState>,
     /// The processors, to start replacements.
-    pub processors: Arc<Processors>,
-    /// Outcomes to the reporter.
-    pub outcomes: Outbox,
-    /// Counters.
-    pub stats: Arc<Stats>,
-    /// To drain on the memory limit.
-    pub stop: StopHandle,
-    /// RSS in bytes above which the worker drains and exits 75.
-    pub memory_limit: Option<u64>,
+    processors: Arc<Processors>,
     /// Disconnects when the worker is done (after the drain, not at its start).
-    pub done: Receiver<()>,
-    /// This worker's id.
-    pub worker_id: Arc<str>,
+    done: Receiver<()>,
     /// Called on every tick, so a watchdog can see that this thread lives.
-    pub on_tick: Box<dyn FnMut() + Send>,
+    on_tick: Box<dyn FnMut() + Send>,
 }
 
 impl Supervisor {
+    /// Starts the supervisor thread (`taskworker-supervisor`), which serves
+    /// until `done` disconnects and calls `on_tick` on every tick.
+    pub(crate) fn spawn(
+        shared: &Arc<WorkerState>,
+        processors: Arc<Processors>,
+        done: Receiver<()>,
+        on_tick: impl FnMut() + Send + 'static,
+    ) -> Result<JoinHandle<()>, Error> {
+        let supervisor = Supervisor {
+            shared: shared.clone(),
+            processors,
+            done,
+            on_tick: Box::new(on_tick),
+        };
+        spawn_thread("taskworker-supervisor", move || supervisor.run())
+    }
+
     /// The supervisor loop; returns when `done` disconnects.
-    pub fn run(mut self) {
-        let mut next_index = self.stats.processors.load(Relaxed);
+    fn run(mut self) {
+        let mut next_index = self.shared.stats.processors.load(Relaxed);
         let mut memory_warned = false;
         // When each settled entry whose thread is still busy was first seen so.
         let mut settled_since: HashMap<u64, Instant> = HashMap::new();
@@ -57,8 +64,8 @@ impl Supervisor {
             let mut wake = now + TICK;
             // Planned before the snapshot: a task that starts after it and
             // is due before this wake-up sends a wake.
-            self.inflight.plan_wake(wake);
-            let snapshot = self.inflight.snapshot();
+            self.shared.inflight.plan_wake(wake);
+            let snapshot = self.shared.inflight.snapshot();
 
             settled_since.retain(|id, _| snapshot.iter().any(|r| r.id == *id));
             for running in &snapshot {
@@ -85,7 +92,7 @@ impl Supervisor {
                 .max(Duration::from_millis(1));
             select! {
                 recv(self.done) -> _ => return,
-                recv(self.inflight.started()) -> _ => {}
+                recv(self.shared.inflight.started()) -> _ => {}
                 recv(after(wait)) -> _ => {}
             }
         }
@@ -100,15 +107,8 @@ impl Supervisor {
             format!("task ran past its {} ms deadline", limit.as_millis()),
             error_type::TIMEOUT,
         );
-        let (task, worker_id) = (&running.task, &*self.worker_id);
-        if fail_in_place(
-            &self.inflight,
-            running,
-            CancelReason::Timeout,
-            &err,
-            &self.outcomes,
-            worker_id,
-        ) {
+        let task = &running.task;
+        if fail_in_place(&self.shared, running, CancelReason::Timeout, &err) {
             log::warn!(
                 "task {} ({}): timed out after {} ms; reported TIMEOUT",
                 task.id,
@@ -124,7 +124,7 @@ impl Supervisor {
         if !running.abandon() {
             return;
         }
-        self.stats.stuck_threads.fetch_add(1, Relaxed);
+        self.shared.stats.stuck_threads.fetch_add(1, Relaxed);
         log::error!(
             "task {} ({}): handler ignores its cancel; processor {} is abandoned and replaced",
             running.task.id,
@@ -138,36 +138,27 @@ impl Supervisor {
     }
 
     fn check_memory(&self, warned: &mut bool) {
-        let (Some(limit), Some(rss)) = (
-            self.memory_limit,
-            self.memory_limit.and_then(|_| rss_bytes()),
-        ) else {
+        let limit = self.shared.config.memory_limit;
+        let (Some(limit), Some(rss)) = (limit, limit.and_then(|_| rss_bytes())) else {
             return;
         };
         if rss > limit && !*warned {
             *warned = true;
             log::warn!("memory: RSS {rss} bytes is over MEMORY_LIMIT {limit}; draining and exiting 75 for a restart");
-            self.stop.stop(StopReason::MemoryLimit);
+            self.shared.shutdown.handle().stop(StopReason::MemoryLimit);
         }
     }
 }
 
 /// Settles every task still running as `SHUTDOWN`, retryable: the drain's
 /// grace is over. Their handlers are cancelled; late results are discarded.
-pub fn cancel_for_shutdown(inflight: &InFlight, outcomes: &Outbox, worker_id: &str) {
+pub(crate) fn cancel_for_shutdown(shared: &WorkerState) {
     let err = TaskError::retryable(
         "worker shut down before the task finished",
         error_type::SHUTDOWN,
     );
-    for running in inflight.unsettled() {
-        if fail_in_place(
-            inflight,
-            &running,
-            CancelReason::Shutdown,
-            &err,
-            outcomes,
-            worker_id,
-        ) {
+    for running in shared.inflight.unsettled() {
+        if fail_in_place(shared, &running, CancelReason::Shutdown, &err) {
             let task = &running.task;
             log::warn!(
                 "task {} ({}): still running at the end of the drain; reported SHUTDOWN",
@@ -181,16 +172,23 @@ pub fn cancel_for_shutdown(inflight: &InFlight, outcomes: &Outbox, worker_id: &s
 /// Cancels `running` and, unless its processor settled it first, reports it
 /// failed with `err` in the processor's place; true when it did.
 fn fail_in_place(
-    inflight: &InFlight,
+    shared: &WorkerState,
     running: &Running,
     reason: CancelReason,
     err: &TaskError,
-    outcomes: &Outbox,
-    worker_id: &str,
 ) -> bool {
     running.ctx.cancel.cancel(reason);
     let duration = running.started.elapsed();
     let task = &running.task;
-    let outcome = Outcome::failed(&task.id, &task.task_type, err, worker_id, 1, duration);
-    outcomes.settle(inflight, running, outcome, duration)
+    let outcome = Outcome::failed(
+        &task.id,
+        &task.task_type,
+        err,
+        &shared.worker_id,
+        1,
+        duration,
+    );
+    shared
+        .outbox
+        .settle(&shared.inflight, running, outcome, duration)
 }
