@@ -202,6 +202,15 @@ fn status(state: &WorkerState) -> Value {
 
 fn metrics(state: &WorkerState) -> String {
     let mut text = state.stats.render();
+    // Read from the spool itself, its one source.
+    let spool_depth = state.spool.as_ref().map_or(0, |s| s.depth());
+    family(
+        &mut text,
+        "taskworker_spool_depth",
+        Kind::Gauge,
+        "Outcomes in the spool not yet delivered.",
+        &[(String::new(), spool_depth as u64)],
+    );
     let up = u64::from(state.connectivity.state() == ApiState::Up);
     family(
         &mut text,

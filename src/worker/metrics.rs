@@ -89,8 +89,6 @@ pub struct Stats {
     pub reports_gone: AtomicU64,
     /// Reports waiting for delivery.
     pub reports_pending: AtomicUsize,
-    /// Outcomes in the spool not yet marked sent.
-    pub spool_depth: AtomicUsize,
     /// Processor threads given up on because their handler ignored a cancel.
     pub stuck_threads: AtomicUsize,
     /// Unix time in ms of the last finished task (0: none yet).
@@ -118,7 +116,6 @@ impl Default for Stats {
             report_retries: AtomicU64::new(0),
             reports_gone: AtomicU64::new(0),
             reports_pending: AtomicUsize::new(0),
-            spool_depth: AtomicUsize::new(0),
             stuck_threads: AtomicUsize::new(0),
             last_task_at_ms: AtomicU64::new(0),
         }
@@ -252,11 +249,6 @@ impl Stats {
                 "taskworker_reports_pending",
                 "Reports waiting for delivery.",
                 &self.reports_pending,
-            ),
-            (
-                "taskworker_spool_depth",
-                "Outcomes in the spool not yet delivered.",
-                &self.spool_depth,
             ),
         ];
         for (name, help, n) in gauges {

@@ -88,7 +88,6 @@ impl Outbox {
             let seq = spool.append(&outcome);
             spool.sync();
             outcome.spool_seq = Some(seq);
-            self.stats.spool_depth.store(spool.depth(), Relaxed);
         }
         let _ = self.tx.send(outcome);
     }

@@ -262,7 +262,6 @@ impl Reporter {
                     }
                     if let Some(spool) = &shared.spool {
                         spool.mark_sent(outcome);
-                        shared.stats.spool_depth.store(spool.depth(), Relaxed);
                     }
                     pending.pop_front();
                     shared.reports.release();
