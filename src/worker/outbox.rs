@@ -125,3 +125,26 @@ impl Outbox {
         self.tx.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_back_up_only_while_sends_fail_and_too_many_wait() {
+        let backlog = Backlog::default();
+        backlog.hold(REPORT_BACKLOG_LIMIT + 2);
+        assert!(
+            !reports_backed_up(&backlog, 0),
+            "a busy reporter that delivers is no reason to stop"
+        );
+        backlog.set_retrying(true);
+        assert!(reports_backed_up(&backlog, 0));
+        backlog.release();
+        backlog.release();
+        assert!(!reports_backed_up(&backlog, 0), "at the limit, not past it");
+        assert!(reports_backed_up(&backlog, 1), "queued outcomes count too");
+        backlog.set_retrying(false);
+        assert!(!reports_backed_up(&backlog, 1));
+    }
+}
