@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{at, bounded, never, select, Receiver, Sender};
 
 use crate::backoff::Backoff;
-use crate::client::{build_agent, ApiClient, Delivery};
+use crate::client::{build_agent, ApiClient, ApiError, Delivery};
 use crate::error::Error;
 use crate::worker::liveness::Thread;
 use crate::worker::outcome::Outcome;
@@ -56,8 +56,7 @@ impl Reporters {
                 finish: finish_rx.clone(),
                 pending: VecDeque::new(),
                 backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(30)),
-                next_try: Instant::now(),
-                api_down: false,
+                schedule: Schedule::new(Instant::now()),
             };
             if let Some(left) = left.take().filter(|l| !l.is_empty()) {
                 for outcome in left {
@@ -102,16 +101,121 @@ struct Reporter {
     /// Outcomes taken and not yet delivered, oldest first.
     pending: VecDeque<Outcome>,
     backoff: Backoff,
-    /// When the next send may go out.
-    next_try: Instant,
-    /// Whether the last failed pass found the API down (not a refusal of
-    /// particular reports): then new outcomes wait for the retry too.
-    api_down: bool,
+    schedule: Schedule,
 }
 
 /// How many waiting outcomes one reporter thread takes at a time: a batch
 /// shares one fsync of the spool, and the rest are left to the other threads.
 const BATCH: usize = 8;
+
+/// When a reporter thread sends and when it stops, apart from its channels
+/// and its socket: time is passed in, so each rule is tested on its own.
+#[derive(Debug, Clone)]
+struct Schedule {
+    /// When the next send may go out.
+    next_try: Instant,
+    /// The drain's final deadline, once it is given.
+    deadline: Option<Instant>,
+    /// Whether the last failed pass found the API down (not a refusal of
+    /// particular reports): then new outcomes wait for the retry too.
+    api_down: bool,
+}
+
+/// What a reporter does once it has taken what it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    /// Send what is pending.
+    Send,
+    /// Wait for the retry, new outcomes or the deadline.
+    Wait,
+    /// The drain is over and everything is delivered: return.
+    Finish,
+    /// The drain's deadline passed with reports undelivered: log them, return.
+    GiveUp,
+}
+
+impl Schedule {
+    fn new(now: Instant) -> Schedule {
+        Schedule {
+            next_try: now,
+            deadline: None,
+            api_down: false,
+        }
+    }
+
+    /// When a failed send is tried again: at its time, but never past the
+    /// drain's deadline.
+    fn wake(&self) -> Instant {
+        self.deadline
+            .map_or(self.next_try, |d| self.next_try.min(d))
+    }
+
+    /// How many queued outcomes to take now: a batch; none while a failed
+    /// send waits (the other threads carry on meanwhile); at the end of the
+    /// drain, all that is left.
+    fn batch(&self, retrying: bool) -> usize {
+        if self.deadline.is_some() {
+            usize::MAX
+        } else if retrying {
+            0
+        } else {
+            BATCH
+        }
+    }
+
+    /// New outcomes were taken: they go out now, unless the API is down (a
+    /// refusal of older ones is no reason for them to wait).
+    fn took_new(&mut self, now: Instant) {
+        if !self.api_down {
+            self.next_try = now;
+        }
+    }
+
+    /// What to do now, with `pending` outcomes undelivered.
+    fn turn(&self, pending: usize, now: Instant) -> Turn {
+        match self.deadline {
+            Some(_) if pending == 0 => Turn::Finish,
+            Some(deadline) if now >= deadline => Turn::GiveUp,
+            _ if now >= self.next_try => Turn::Send,
+            _ => Turn::Wait,
+        }
+    }
+
+    /// A pass delivered all it had.
+    fn delivered(&mut self) {
+        self.api_down = false;
+    }
+
+    /// A pass stopped on a failure at `now`.
+    fn failed(&mut self, now: Instant, retry: Retry) {
+        self.next_try = now + retry.delay;
+        self.api_down = retry.outage;
+    }
+}
+
+/// What a failed send means for the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Retry {
+    /// How long to wait before the next pass.
+    delay: Duration,
+    /// Whether the API is down or asked us to wait (`Retry-After`): then the
+    /// pass stops, where a refusal of one report lets the others go first.
+    outage: bool,
+}
+
+/// Whether a failed send stops the whole pass: the API is down, or asked us
+/// to wait (`Retry-After`). A refusal of one report lets the others go first.
+fn stops_the_pass(err: &ApiError) -> bool {
+    err.is_outage() || err.retry_after().is_some()
+}
+
+/// How long to wait after a pass stopped on `err`: the backoff's next wait,
+/// never shorter than the server's `Retry-After`.
+fn retry_delay(err: &ApiError, backoff: &mut Backoff) -> Duration {
+    backoff
+        .next_delay()
+        .max(err.retry_after().unwrap_or_default())
+}
 
 /// How many reporter threads a pool of `concurrency` processors gets: up to
 /// 4, to overlap round trips to a distant API, but no more than the CPUs
@@ -126,7 +230,6 @@ impl Reporter {
     /// The reporter loop; returns at the drain's deadline, or before it
     /// once nothing is left to deliver.
     fn run(mut self) {
-        let mut deadline: Option<Instant> = None;
         let mut inputs_open = true;
         let mut counted_retrying = false;
         loop {
@@ -137,15 +240,17 @@ impl Reporter {
                 counted_retrying = retrying;
                 self.shared.reports.set_retrying(retrying);
             }
-            // A retry waits for its time, but never past the drain's deadline.
-            let wake = deadline.map_or(self.next_try, |d| self.next_try.min(d));
-            let timer = if retrying { at(wake) } else { never() };
+            let timer = if retrying {
+                at(self.schedule.wake())
+            } else {
+                never()
+            };
             let outcomes = if inputs_open && !retrying {
                 self.outcomes.clone()
             } else {
                 never()
             };
-            let finish = if deadline.is_none() {
+            let finish = if self.schedule.deadline.is_none() {
                 self.finish.clone()
             } else {
                 never()
@@ -155,17 +260,12 @@ impl Reporter {
                     Ok(outcome) => self.accept(outcome),
                     Err(_) => inputs_open = false,
                 },
-                recv(finish) -> msg => deadline = Some(msg.unwrap_or_else(|_| Instant::now())),
+                recv(finish) -> msg => {
+                    self.schedule.deadline = Some(msg.unwrap_or_else(|_| Instant::now()));
+                }
                 recv(timer) -> _ => {}
             }
-            // At the end of the drain every thread takes all that is left.
-            let take = if deadline.is_some() {
-                usize::MAX
-            } else if retrying {
-                0
-            } else {
-                BATCH
-            };
+            let take = self.schedule.batch(retrying);
             let mut taken = 0;
             while taken < take {
                 match self.outcomes.try_recv() {
@@ -174,19 +274,17 @@ impl Reporter {
                 }
                 taken += 1;
             }
-            if taken > 0 && !self.api_down {
-                // New outcomes go out now; a refusal of older ones is no reason to wait.
-                self.next_try = Instant::now();
+            if taken > 0 {
+                self.schedule.took_new(Instant::now());
             }
-            if deadline.is_some() && self.pending.is_empty() {
-                return;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                self.give_up();
-                return;
-            }
-            if Instant::now() >= self.next_try {
-                self.send_pending();
+            match self.schedule.turn(self.pending.len(), Instant::now()) {
+                Turn::Finish => return,
+                Turn::GiveUp => {
+                    self.give_up();
+                    return;
+                }
+                Turn::Send => self.send_pending(),
+                Turn::Wait => {}
             }
             let held = self.shared.reports.held();
             self.shared.stats.reports_pending.store(held, Relaxed);
@@ -213,19 +311,15 @@ impl Reporter {
     /// when to try again.
     fn send_pending(&mut self) {
         match self.deliver() {
-            Some((delay, outage)) => {
-                self.next_try = Instant::now() + delay;
-                self.api_down = outage;
-            }
-            None => self.api_down = false,
+            Some(retry) => self.schedule.failed(Instant::now(), retry),
+            None => self.schedule.delivered(),
         }
     }
 
     /// Sends pending reports in order. An outage stops the pass at once; a
     /// refusal of one report moves it to the back, so that it does not hold
-    /// up the others. When the pass stops, returns how long to wait and
-    /// whether the API was down.
-    fn deliver(&mut self) -> Option<(Duration, bool)> {
+    /// up the others. When the pass stops, returns when to try again.
+    fn deliver(&mut self) -> Option<Retry> {
         let shared = &*self.shared;
         let pending = &mut self.pending;
         let mut refused = 0;
@@ -273,7 +367,7 @@ impl Reporter {
                         outcome.task_id, outcome.task_type
                     );
                     shared.connectivity.failure(&what, &err);
-                    let outage = err.is_outage() || err.retry_after().is_some();
+                    let outage = stops_the_pass(&err);
                     if !outage {
                         // A refusal of this one report: let the others go first.
                         refused += 1;
@@ -282,11 +376,8 @@ impl Reporter {
                             continue;
                         }
                     }
-                    let delay = self
-                        .backoff
-                        .next_delay()
-                        .max(err.retry_after().unwrap_or_default());
-                    return Some((delay, outage));
+                    let delay = retry_delay(&err, &mut self.backoff);
+                    return Some(Retry { delay, outage });
                 }
             }
         }
@@ -306,5 +397,97 @@ impl Reporter {
                 outcome.task_type
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn status(status: u16, retry_after: Option<Duration>) -> ApiError {
+        ApiError::Status {
+            status,
+            retry_after,
+            body: String::new(),
+        }
+    }
+
+    #[test]
+    fn takes_a_batch_none_while_a_send_waits_and_all_at_the_drain() {
+        let now = Instant::now();
+        let mut schedule = Schedule::new(now);
+        assert_eq!(schedule.batch(false), BATCH);
+        assert_eq!(schedule.batch(true), 0);
+        schedule.deadline = Some(now + 5 * SECOND);
+        assert_eq!(schedule.batch(true), usize::MAX);
+    }
+
+    #[test]
+    fn new_outcomes_go_out_at_once_after_a_refusal_but_wait_out_an_outage() {
+        let now = Instant::now();
+        let mut schedule = Schedule::new(now);
+        assert_eq!(schedule.turn(1, now), Turn::Send);
+        let refusal = Retry {
+            delay: 5 * SECOND,
+            outage: false,
+        };
+        schedule.failed(now, refusal);
+        assert_eq!(schedule.turn(1, now + SECOND), Turn::Wait);
+        schedule.took_new(now + SECOND);
+        assert_eq!(schedule.turn(2, now + SECOND), Turn::Send);
+
+        let outage = Retry {
+            delay: 5 * SECOND,
+            outage: true,
+        };
+        schedule.failed(now, outage);
+        schedule.took_new(now + SECOND);
+        assert_eq!(schedule.turn(2, now + SECOND), Turn::Wait);
+        assert_eq!(schedule.wake(), now + 5 * SECOND);
+        assert_eq!(schedule.turn(2, now + 5 * SECOND), Turn::Send);
+        schedule.delivered();
+        schedule.took_new(now + 6 * SECOND);
+        assert_eq!(schedule.turn(1, now + 6 * SECOND), Turn::Send);
+    }
+
+    #[test]
+    fn at_the_drain_a_retry_never_sleeps_past_the_deadline_and_then_gives_up() {
+        let now = Instant::now();
+        let mut schedule = Schedule::new(now);
+        schedule.failed(
+            now,
+            Retry {
+                delay: 30 * SECOND,
+                outage: true,
+            },
+        );
+        assert_eq!(schedule.wake(), now + 30 * SECOND);
+        schedule.deadline = Some(now + 5 * SECOND);
+        assert_eq!(schedule.wake(), now + 5 * SECOND);
+        assert_eq!(schedule.turn(3, now + SECOND), Turn::Wait);
+        assert_eq!(schedule.turn(3, now + 5 * SECOND), Turn::GiveUp);
+        assert_eq!(schedule.turn(0, now + SECOND), Turn::Finish);
+        assert_eq!(schedule.turn(0, now + 5 * SECOND), Turn::Finish);
+    }
+
+    #[test]
+    fn an_outage_stops_the_pass_and_retry_after_is_honoured() {
+        assert!(stops_the_pass(&ApiError::Transport("refused".into())));
+        assert!(stops_the_pass(&status(502, None)));
+        assert!(
+            !stops_the_pass(&status(422, None)),
+            "one report refused: the others go on"
+        );
+        let slow_down = status(429, Some(40 * SECOND));
+        assert!(
+            stops_the_pass(&slow_down),
+            "Retry-After holds every report back"
+        );
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
+        assert!(retry_delay(&status(503, None), &mut backoff) <= Duration::from_millis(100));
+        assert!(retry_delay(&slow_down, &mut backoff) >= 40 * SECOND);
+        assert_eq!(backoff.failures(), 2, "each stopped pass backs off further");
     }
 }
