@@ -2,7 +2,7 @@
 //! (liveness), `/ready` (fit for work), `/status` (what each processor runs)
 //! and `/metrics` (Prometheus text). It only reads shared state.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -22,7 +22,6 @@ use crate::worker::WorkerState;
 pub struct HealthServer {
     server: Arc<Server>,
     thread: Option<JoinHandle<()>>,
-    addr: SocketAddr,
 }
 
 impl HealthServer {
@@ -57,13 +56,7 @@ impl HealthServer {
         Ok(HealthServer {
             server,
             thread: Some(thread),
-            addr,
         })
-    }
-
-    /// The bound address (useful with port 0).
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
     }
 }
 

@@ -116,13 +116,8 @@ impl Outbox {
     }
 
     /// Outcomes queued and not yet taken by a reporter.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.tx.len()
-    }
-
-    /// Whether nothing is queued.
-    pub fn is_empty(&self) -> bool {
-        self.tx.is_empty()
     }
 }
 

@@ -119,11 +119,11 @@ fn after_claim(
 
 /// The claim in flight, so that shutdown can cancel a long poll from another thread.
 #[derive(Debug, Default)]
-pub struct ClaimInFlight(Mutex<Option<String>>);
+struct ClaimInFlight(Mutex<Option<String>>);
 
 impl ClaimInFlight {
     /// The claim id of the request on the wire, if any.
-    pub fn current(&self) -> Option<String> {
+    fn current(&self) -> Option<String> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 

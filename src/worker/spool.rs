@@ -199,7 +199,8 @@ impl Spool {
     }
 
     /// Whether an outcome for `task_id` waits in the spool.
-    pub fn contains(&self, task_id: &str) -> bool {
+    #[cfg(test)]
+    fn contains(&self, task_id: &str) -> bool {
         self.lock().by_task.contains_key(task_id)
     }
 
@@ -228,7 +229,8 @@ impl Spool {
     }
 
     /// Records in the file now (for tests of compaction).
-    pub fn records(&self) -> usize {
+    #[cfg(test)]
+    fn records(&self) -> usize {
         self.lock().records
     }
 }
