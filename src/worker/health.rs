@@ -98,7 +98,7 @@ fn answer(method: &Method, url: &str, state: &WorkerState) -> (u16, &'static str
 /// Liveness: 200 while the essential threads live and the credentials work.
 pub fn health(state: &WorkerState) -> (bool, Value) {
     let stats = &state.stats;
-    let alive = state.liveness.workers_alive() && state.liveness.supervisor_alive();
+    let alive = state.liveness.poller_and_reporter_alive() && state.liveness.supervisor_alive();
     let auth_ok = state.connectivity.state() != ApiState::Unauthorized;
     let healthy = (alive || state.shutdown.is_stopping()) && auth_ok;
     let last = stats.last_task_at_ms.load(Relaxed);
@@ -110,12 +110,12 @@ pub fn health(state: &WorkerState) -> (bool, Value) {
         "tasks_processed": stats.tasks_processed(),
         "last_task_at": last_task_at,
         "tasks_failed": stats.tasks_failed.load(Relaxed),
-        "in_flight": stats.in_flight.load(Relaxed),
+        "in_flight": stats.inflight.load(Relaxed),
         "worker_id": &*state.worker_id,
         "version": env!("CARGO_PKG_VERSION"),
         "api": api_state_name(state.connectivity.state()),
         "threads": {
-            "poller_and_reporter": state.liveness.workers_alive(),
+            "poller_and_reporter": state.liveness.poller_and_reporter_alive(),
             "supervisor": state.liveness.supervisor_alive(),
         },
     });

@@ -53,27 +53,27 @@ impl Heartbeats {
                 .filter(|r| r.lease.is_some())
                 .collect();
             next_beat.retain(|id, _| leased.iter().any(|r| r.id == *id));
-            for running in leased {
-                let interval = running.lease.unwrap_or(TICK) / 3;
+            for entry in leased {
+                let interval = entry.lease.unwrap_or(TICK) / 3;
                 let due = *next_beat
-                    .entry(running.id)
-                    .or_insert(running.started + interval);
+                    .entry(entry.id)
+                    .or_insert(entry.started + interval);
                 if now < due {
                     wake = wake.min(due);
                     continue;
                 }
-                let task = &running.task;
+                let task = &entry.task;
                 shared.stats.heartbeats.fetch_add(1, Relaxed);
                 match shared.client.heartbeat(&task.id) {
                     Ok(Beat::Extended(_)) => {
                         shared.connectivity.success();
-                        next_beat.insert(running.id, Instant::now() + interval);
+                        next_beat.insert(entry.id, Instant::now() + interval);
                     }
                     Ok(Beat::Lost(status)) => {
                         shared.connectivity.success();
-                        running.ctx.cancel.cancel(CancelReason::LeaseLost);
+                        entry.ctx.cancel.cancel(CancelReason::LeaseLost);
                         // The outcome is dropped: the task is no longer ours to report.
-                        if shared.inflight.settle_with(&running, || {}) {
+                        if shared.inflight.settle_with(&entry, || {}) {
                             shared.stats.leases_lost.fetch_add(1, Relaxed);
                             log::warn!(
                                 "task {} ({}): lease lost (heartbeat answered {status}); cancelled, its outcome will not be reported",
@@ -89,7 +89,7 @@ impl Heartbeats {
                         );
                         // Try again soon, but well within the lease.
                         next_beat.insert(
-                            running.id,
+                            entry.id,
                             Instant::now() + (interval / 3).max(Duration::from_millis(100)),
                         );
                     }

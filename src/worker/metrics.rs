@@ -77,8 +77,8 @@ pub struct Stats {
     pub task_duration: Histogram,
     /// Processor threads configured.
     pub processors: AtomicUsize,
-    /// Tasks running now.
-    pub in_flight: AtomicUsize,
+    /// Tasks in flight now.
+    pub inflight: AtomicUsize,
     /// Heartbeats sent.
     pub heartbeats: AtomicU64,
     /// Leases the server took back.
@@ -110,7 +110,7 @@ impl Default for Stats {
             outcomes: Mutex::new(BTreeMap::new()),
             task_duration: Histogram::default(),
             processors: AtomicUsize::new(0),
-            in_flight: AtomicUsize::new(0),
+            inflight: AtomicUsize::new(0),
             heartbeats: AtomicU64::new(0),
             leases_lost: AtomicU64::new(0),
             report_retries: AtomicU64::new(0),
@@ -227,7 +227,7 @@ impl Stats {
             "taskworker_task_duration_seconds",
             "Handler running time, local retries included.",
         );
-        let busy = self.in_flight.load(Relaxed);
+        let busy = self.inflight.load(Relaxed);
         let idle = self.processors.load(Relaxed).saturating_sub(busy);
         family(
             &mut out,

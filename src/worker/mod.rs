@@ -356,7 +356,7 @@ fn ticker(shared: Arc<WorkerState>, notifier: Notifier) -> impl FnMut() + Send +
         let ping_due = notifier
             .watchdog_interval()
             .is_some_and(|i| watchdog_due(last_ping.elapsed(), i));
-        if ping_due && (liveness.workers_alive() || shutdown.is_stopping()) {
+        if ping_due && (liveness.poller_and_reporter_alive() || shutdown.is_stopping()) {
             notifier.watchdog();
             last_ping = Instant::now();
         }
@@ -386,7 +386,7 @@ fn status_line(stats: &Stats, phase: &str) -> String {
         "{phase}: {} completed, {} failed, {} running, {} reports pending",
         stats.tasks_completed.load(Relaxed),
         stats.tasks_failed.load(Relaxed),
-        stats.in_flight.load(Relaxed),
+        stats.inflight.load(Relaxed),
         stats.reports_pending.load(Relaxed)
     )
 }

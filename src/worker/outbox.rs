@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crossbeam_channel::Sender;
 
-use crate::worker::inflight::{InFlight, Running};
+use crate::worker::inflight::{InFlight, InFlightTask};
 use crate::worker::metrics::Stats;
 use crate::worker::outcome::Outcome;
 use crate::worker::spool::Spool;
@@ -99,11 +99,11 @@ impl Outbox {
     pub fn settle(
         &self,
         inflight: &InFlight,
-        running: &Running,
+        entry: &InFlightTask,
         outcome: Outcome,
         duration: Duration,
     ) -> bool {
-        inflight.settle_with(running, || self.finish(outcome, duration))
+        inflight.settle_with(entry, || self.finish(outcome, duration))
     }
 
     /// Counts `outcome` as a finished task, then sends it. For a task that

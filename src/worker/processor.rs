@@ -80,9 +80,9 @@ impl Processors {
             .unwrap_or(shared.config.timeout);
         let ctx = Context::new(timeout, task.attempt.unwrap_or(1), shared.worker_id.clone());
         let lease = lease_length(&task);
-        let running = shared.inflight.start(task, ctx, index, lease);
-        let (task, ctx) = (&running.task, &running.ctx);
-        shared.stats.in_flight.fetch_add(1, Relaxed);
+        let entry = shared.inflight.start(task, ctx, index, lease);
+        let (task, ctx) = (&entry.task, &entry.ctx);
+        shared.stats.inflight.fetch_add(1, Relaxed);
         log::debug!(
             "task {} ({}): started, attempt {}",
             task.id,
@@ -125,7 +125,7 @@ impl Processors {
         };
         if shared
             .outbox
-            .settle(&shared.inflight, &running, outcome, duration)
+            .settle(&shared.inflight, &entry, outcome, duration)
         {
             if let Some(err) = failure {
                 log::warn!(
@@ -147,9 +147,9 @@ impl Processors {
                 task.task_type
             );
         }
-        shared.inflight.finish(running.id);
-        shared.stats.in_flight.fetch_sub(1, Relaxed);
-        running.is_abandoned()
+        shared.inflight.finish(entry.id);
+        shared.stats.inflight.fetch_sub(1, Relaxed);
+        entry.is_abandoned()
     }
 }
 

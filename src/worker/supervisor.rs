@@ -12,7 +12,7 @@ use crossbeam_channel::{after, select, Receiver};
 
 use crate::context::CancelReason;
 use crate::error::{error_type, Error, TaskError};
-use crate::worker::inflight::Running;
+use crate::worker::inflight::InFlightTask;
 use crate::worker::metrics::rss_bytes;
 use crate::worker::outcome::Outcome;
 use crate::worker::processor::Processors;
@@ -68,18 +68,18 @@ impl Supervisor {
             let snapshot = self.shared.inflight.snapshot();
 
             settled_since.retain(|id, _| snapshot.iter().any(|r| r.id == *id));
-            for running in &snapshot {
-                if !running.is_settled() {
-                    if now >= running.ctx.deadline {
-                        self.time_out(running);
-                        settled_since.insert(running.id, now);
+            for entry in &snapshot {
+                if !entry.is_settled() {
+                    if now >= entry.ctx.deadline {
+                        self.time_out(entry);
+                        settled_since.insert(entry.id, now);
                     } else {
-                        wake = wake.min(running.ctx.deadline);
+                        wake = wake.min(entry.ctx.deadline);
                     }
-                } else if !running.is_abandoned() {
-                    let since = *settled_since.entry(running.id).or_insert(now);
+                } else if !entry.is_abandoned() {
+                    let since = *settled_since.entry(entry.id).or_insert(now);
                     if now >= since + STUCK_GRACE {
-                        self.replace(running, &mut next_index);
+                        self.replace(entry, &mut next_index);
                     } else {
                         wake = wake.min(since + STUCK_GRACE);
                     }
@@ -98,17 +98,14 @@ impl Supervisor {
         }
     }
 
-    fn time_out(&self, running: &Running) {
-        let limit = running
-            .ctx
-            .deadline
-            .saturating_duration_since(running.started);
+    fn time_out(&self, entry: &InFlightTask) {
+        let limit = entry.ctx.deadline.saturating_duration_since(entry.started);
         let err = TaskError::retryable(
             format!("task ran past its {} ms deadline", limit.as_millis()),
             error_type::TIMEOUT,
         );
-        let task = &running.task;
-        if fail_in_place(&self.shared, running, CancelReason::Timeout, &err) {
+        let task = &entry.task;
+        if fail_in_place(&self.shared, entry, CancelReason::Timeout, &err) {
             log::warn!(
                 "task {} ({}): timed out after {} ms; reported TIMEOUT",
                 task.id,
@@ -120,16 +117,16 @@ impl Supervisor {
 
     /// Gives up on a thread whose handler ignores its cancel and starts
     /// another, so the pool keeps its configured size.
-    fn replace(&self, running: &Running, next_index: &mut usize) {
-        if !running.abandon() {
+    fn replace(&self, entry: &InFlightTask, next_index: &mut usize) {
+        if !entry.abandon() {
             return;
         }
         self.shared.stats.stuck_threads.fetch_add(1, Relaxed);
         log::error!(
             "task {} ({}): handler ignores its cancel; processor {} is abandoned and replaced",
-            running.task.id,
-            running.task.task_type,
-            running.processor
+            entry.task.id,
+            entry.task.task_type,
+            entry.processor
         );
         match self.processors.spawn(*next_index) {
             Ok(_) => *next_index += 1,
@@ -157,9 +154,9 @@ pub(crate) fn cancel_for_shutdown(shared: &WorkerState) {
         "worker shut down before the task finished",
         error_type::SHUTDOWN,
     );
-    for running in shared.inflight.unsettled() {
-        if fail_in_place(shared, &running, CancelReason::Shutdown, &err) {
-            let task = &running.task;
+    for entry in shared.inflight.unsettled() {
+        if fail_in_place(shared, &entry, CancelReason::Shutdown, &err) {
+            let task = &entry.task;
             log::warn!(
                 "task {} ({}): still running at the end of the drain; reported SHUTDOWN",
                 task.id,
@@ -169,17 +166,17 @@ pub(crate) fn cancel_for_shutdown(shared: &WorkerState) {
     }
 }
 
-/// Cancels `running` and, unless its processor settled it first, reports it
+/// Cancels `entry` and, unless its processor settled it first, reports it
 /// failed with `err` in the processor's place; true when it did.
 fn fail_in_place(
     shared: &WorkerState,
-    running: &Running,
+    entry: &InFlightTask,
     reason: CancelReason,
     err: &TaskError,
 ) -> bool {
-    running.ctx.cancel.cancel(reason);
-    let duration = running.started.elapsed();
-    let task = &running.task;
+    entry.ctx.cancel.cancel(reason);
+    let duration = entry.started.elapsed();
+    let task = &entry.task;
     let outcome = Outcome::failed(
         &task.id,
         &task.task_type,
@@ -190,5 +187,5 @@ fn fail_in_place(
     );
     shared
         .outbox
-        .settle(&shared.inflight, running, outcome, duration)
+        .settle(&shared.inflight, entry, outcome, duration)
 }
