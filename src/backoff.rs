@@ -57,6 +57,12 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.failures = 0;
     }
+
+    /// How many failures in a row.
+    #[cfg(test)]
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
 }
 
 /// A xorshift64* generator per thread, seeded from the clock and the thread:

@@ -79,6 +79,6 @@ pub use task::{encode_path_segment, ClaimRequest, EnqueueRequest};
 #[doc(hidden)]
 pub use timestamp::{format as format_timestamp, now as now_timestamp, parse as parse_timestamp};
 #[doc(hidden)]
-pub use worker::poller::REPORT_BACKLOG_LIMIT;
+pub use worker::outbox::REPORT_BACKLOG_LIMIT;
 #[doc(hidden)]
 pub use worker::spool::FILE_NAME as SPOOL_FILE_NAME;

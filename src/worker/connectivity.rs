@@ -1,6 +1,6 @@
-//! Whether the task API answers, shared by the poller, reporter and
-//! supervisor: logs an outage once when it starts and once when it ends,
-//! never on every try, and tells `/ready` when the API last answered.
+//! Whether the task API answers, shared by the poller, the reporters and
+//! the heartbeat thread: logs an outage once when it starts and once when it
+//! ends, never on every try, and tells `/ready` when the API last answered.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -14,9 +14,8 @@ use tiny_http::{Header, Method, Response, Server};
 use crate::client::CLAIM_MARGIN;
 use crate::error::Error;
 use crate::worker::connectivity::ApiState;
-use crate::worker::liveness::Liveness;
 use crate::worker::metrics::{family, labels, Kind};
-use crate::worker::poller::reports_backed_up;
+use crate::worker::outbox::reports_backed_up;
 use crate::worker::WorkerState;
 
 /// A running health server; dropping it stops its thread.
@@ -25,23 +24,9 @@ pub struct HealthServer {
     thread: Option<JoinHandle<()>>,
 }
 
-/// What the health server reads.
-#[derive(Clone)]
-pub struct HealthView {
-    /// The worker's shared state.
-    pub state: WorkerState,
-    /// Thread liveness.
-    pub liveness: Arc<Liveness>,
-    /// Long-poll seconds: the first claim may take this long (plus a margin)
-    /// before the API has said anything.
-    pub wait_seconds: u64,
-    /// The number of processors configured.
-    pub processors: usize,
-}
-
 impl HealthServer {
     /// Binds `addr` and serves from a new thread. A port in use is an error naming the address.
-    pub fn start(addr: &str, view: HealthView) -> Result<HealthServer, Error> {
+    pub fn start(addr: &str, state: Arc<WorkerState>) -> Result<HealthServer, Error> {
         let listener = TcpListener::bind(addr)
             .map_err(|e| Error::io(format!("HEALTH_ADDR {addr}: cannot listen"), e))?;
         let addr = listener
@@ -56,7 +41,7 @@ impl HealthServer {
             .spawn(move || {
                 for request in serving.incoming_requests() {
                     let (status, content_type, body) =
-                        answer(request.method(), request.url(), &view);
+                        answer(request.method(), request.url(), &state);
                     let response = Response::from_string(body)
                         .with_status_code(status)
                         .with_header(
@@ -86,22 +71,22 @@ impl Drop for HealthServer {
 
 const JSON: &str = "application/json";
 
-fn answer(method: &Method, url: &str, view: &HealthView) -> (u16, &'static str, String) {
+fn answer(method: &Method, url: &str, state: &WorkerState) -> (u16, &'static str, String) {
     if *method != Method::Get && *method != Method::Head {
         return (405, JSON, json!({"error": "only GET"}).to_string());
     }
     let path = url.split('?').next().unwrap_or("");
     match path {
         "/health" | "/healthz" => {
-            let (healthy, body) = health(view);
+            let (healthy, body) = health(state);
             (if healthy { 200 } else { 503 }, JSON, body.to_string())
         }
         "/ready" | "/readyz" => {
-            let (ready, body) = ready(view);
+            let (ready, body) = ready(state);
             (if ready { 200 } else { 503 }, JSON, body.to_string())
         }
-        "/status" => (200, JSON, status(view).to_string()),
-        "/metrics" => (200, "text/plain; version=0.0.4", metrics(view)),
+        "/status" => (200, JSON, status(state).to_string()),
+        "/metrics" => (200, "text/plain; version=0.0.4", metrics(state)),
         _ => (
             404,
             JSON,
@@ -111,11 +96,11 @@ fn answer(method: &Method, url: &str, view: &HealthView) -> (u16, &'static str, 
 }
 
 /// Liveness: 200 while the essential threads live and the credentials work.
-pub fn health(view: &HealthView) -> (bool, Value) {
-    let stats = &view.state.stats;
-    let alive = view.liveness.workers_alive() && view.liveness.supervisor_alive();
-    let auth_ok = view.state.connectivity.state() != ApiState::Unauthorized;
-    let healthy = (alive || view.state.shutdown.is_stopping()) && auth_ok;
+pub fn health(state: &WorkerState) -> (bool, Value) {
+    let stats = &state.stats;
+    let alive = state.liveness.poller_and_reporter_alive() && state.liveness.supervisor_alive();
+    let auth_ok = state.connectivity.state() != ApiState::Unauthorized;
+    let healthy = (alive || state.shutdown.is_stopping()) && auth_ok;
     let last = stats.last_task_at_ms.load(Relaxed);
     let last_task_at = (last > 0)
         .then(|| crate::timestamp::format(std::time::UNIX_EPOCH + Duration::from_millis(last)));
@@ -125,13 +110,13 @@ pub fn health(view: &HealthView) -> (bool, Value) {
         "tasks_processed": stats.tasks_processed(),
         "last_task_at": last_task_at,
         "tasks_failed": stats.tasks_failed.load(Relaxed),
-        "in_flight": stats.in_flight.load(Relaxed),
-        "worker_id": &*view.state.worker_id,
+        "in_flight": stats.inflight.load(Relaxed),
+        "worker_id": &*state.worker_id,
         "version": env!("CARGO_PKG_VERSION"),
-        "api": api_state_name(view.state.connectivity.state()),
+        "api": api_state_name(state.connectivity.state()),
         "threads": {
-            "poller_and_reporter": view.liveness.workers_alive(),
-            "supervisor": view.liveness.supervisor_alive(),
+            "poller_and_reporter": state.liveness.poller_and_reporter_alive(),
+            "supervisor": state.liveness.supervisor_alive(),
         },
     });
     (healthy, body)
@@ -145,23 +130,22 @@ pub fn health(view: &HealthView) -> (bool, Value) {
 /// poll, ends within `wait_seconds` plus a margin. Before the first answer
 /// the worker counts as ready for that long, since its first claim may be a
 /// long poll still open.
-pub fn ready(view: &HealthView) -> (bool, Value) {
-    match not_ready_because(view) {
+pub fn ready(state: &WorkerState) -> (bool, Value) {
+    match not_ready_because(state) {
         None => (true, json!({"ready": true})),
         Some(why) => (false, json!({"ready": false, "reason": why})),
     }
 }
 
 /// Why the worker is not ready, or `None` when it is.
-fn not_ready_because(view: &HealthView) -> Option<&'static str> {
-    let state = &view.state;
+fn not_ready_because(state: &WorkerState) -> Option<&'static str> {
     if state.shutdown.is_stopping() {
         return Some("draining");
     }
     if state.shutdown.is_quiet() {
         return Some("quiet");
     }
-    let first_claim_limit = Duration::from_secs(view.wait_seconds) + CLAIM_MARGIN;
+    let first_claim_limit = Duration::from_secs(state.config.wait_seconds) + CLAIM_MARGIN;
     match state.connectivity.state() {
         ApiState::Down => return Some("task API unreachable"),
         ApiState::Unauthorized => return Some("task API refused the credentials"),
@@ -177,9 +161,8 @@ fn not_ready_because(view: &HealthView) -> Option<&'static str> {
     None
 }
 
-fn status(view: &HealthView) -> Value {
-    let running: Vec<Value> = view
-        .state
+fn status(state: &WorkerState) -> Value {
+    let running: Vec<Value> = state
         .inflight
         .snapshot()
         .iter()
@@ -195,15 +178,14 @@ fn status(view: &HealthView) -> Value {
         })
         .collect();
     json!({
-        "worker_id": &*view.state.worker_id,
-        "processors": view.processors,
+        "worker_id": &*state.worker_id,
+        "processors": state.config.concurrent_tasks,
         "busy": running.iter().filter(|r| r["stuck"] == false).count(),
-        "stuck_threads": view.state.stats.stuck_threads.load(Relaxed),
-        "draining": view.state.shutdown.is_stopping(),
-        "quiet": view.state.shutdown.is_quiet(),
-        "api": api_state_name(view.state.connectivity.state()),
-        "api_answered_ms_ago": view
-            .state
+        "stuck_threads": state.stats.stuck_threads.load(Relaxed),
+        "draining": state.shutdown.is_stopping(),
+        "quiet": state.shutdown.is_quiet(),
+        "api": api_state_name(state.connectivity.state()),
+        "api_answered_ms_ago": state
             .connectivity
             .since_last_ok()
             .map(|d| d.as_millis() as u64),
@@ -211,9 +193,18 @@ fn status(view: &HealthView) -> Value {
     })
 }
 
-fn metrics(view: &HealthView) -> String {
-    let mut text = view.state.stats.render();
-    let up = u64::from(view.state.connectivity.state() == ApiState::Up);
+fn metrics(state: &WorkerState) -> String {
+    let mut text = state.stats.render();
+    // Read from the spool itself, its one source.
+    let spool_depth = state.spool.as_ref().map_or(0, |s| s.depth());
+    family(
+        &mut text,
+        "taskworker_spool_depth",
+        Kind::Gauge,
+        "Outcomes in the spool not yet delivered.",
+        &[(String::new(), spool_depth as u64)],
+    );
+    let up = u64::from(state.connectivity.state() == ApiState::Up);
     family(
         &mut text,
         "taskworker_api_up",
@@ -223,7 +214,7 @@ fn metrics(view: &HealthView) -> String {
     );
     let info = labels(&[
         ("version", env!("CARGO_PKG_VERSION")),
-        ("worker_id", &view.state.worker_id),
+        ("worker_id", &state.worker_id),
     ]);
     family(
         &mut text,

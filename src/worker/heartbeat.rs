@@ -5,69 +5,76 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{after, select, Receiver};
 
-use crate::client::{ApiClient, Beat};
+use crate::client::Beat;
 use crate::context::CancelReason;
-use crate::worker::connectivity::Connectivity;
-use crate::worker::inflight::InFlight;
-use crate::worker::metrics::Stats;
+use crate::error::Error;
+use crate::worker::{spawn_thread, WorkerState};
 
 /// The longest wait between checks for new leased tasks.
 const TICK: Duration = Duration::from_millis(250);
 
-/// The heartbeat thread's inputs.
-pub struct Heartbeats {
-    /// The API.
-    pub client: ApiClient,
-    /// The running executions.
-    pub inflight: Arc<InFlight>,
-    /// Counters.
-    pub stats: Arc<Stats>,
-    /// API reachability.
-    pub connectivity: Arc<Connectivity>,
+/// The heartbeat thread: the shared state, and the channel that ends it.
+pub(crate) struct Heartbeats {
+    shared: Arc<WorkerState>,
     /// Disconnects when the worker is done.
-    pub done: Receiver<()>,
+    done: Receiver<()>,
 }
 
 impl Heartbeats {
+    /// Starts the heartbeat thread (`taskworker-heartbeat`), which serves
+    /// until `done` disconnects.
+    pub(crate) fn spawn(
+        shared: &Arc<WorkerState>,
+        done: Receiver<()>,
+    ) -> Result<JoinHandle<()>, Error> {
+        let heartbeats = Heartbeats {
+            shared: shared.clone(),
+            done,
+        };
+        spawn_thread("taskworker-heartbeat", move || heartbeats.run())
+    }
+
     /// The heartbeat loop; returns when `done` disconnects.
-    pub fn run(self) {
+    fn run(self) {
+        let shared = &*self.shared;
         let mut next_beat: HashMap<u64, Instant> = HashMap::new();
         loop {
             let now = Instant::now();
             let mut wake = now + TICK;
-            let leased: Vec<_> = self
+            let leased: Vec<_> = shared
                 .inflight
                 .unsettled()
                 .into_iter()
                 .filter(|r| r.lease.is_some())
                 .collect();
             next_beat.retain(|id, _| leased.iter().any(|r| r.id == *id));
-            for running in leased {
-                let interval = running.lease.unwrap_or(TICK) / 3;
+            for entry in leased {
+                let interval = entry.lease.unwrap_or(TICK) / 3;
                 let due = *next_beat
-                    .entry(running.id)
-                    .or_insert(running.started + interval);
+                    .entry(entry.id)
+                    .or_insert(entry.started + interval);
                 if now < due {
                     wake = wake.min(due);
                     continue;
                 }
-                let task = &running.task;
-                self.stats.heartbeats.fetch_add(1, Relaxed);
-                match self.client.heartbeat(&task.id) {
+                let task = &entry.task;
+                shared.stats.heartbeats.fetch_add(1, Relaxed);
+                match shared.client.heartbeat(&task.id) {
                     Ok(Beat::Extended(_)) => {
-                        self.connectivity.success();
-                        next_beat.insert(running.id, Instant::now() + interval);
+                        shared.connectivity.success();
+                        next_beat.insert(entry.id, Instant::now() + interval);
                     }
                     Ok(Beat::Lost(status)) => {
-                        self.connectivity.success();
-                        running.ctx.cancel.cancel(CancelReason::LeaseLost);
+                        shared.connectivity.success();
+                        entry.ctx.cancel.cancel(CancelReason::LeaseLost);
                         // The outcome is dropped: the task is no longer ours to report.
-                        if self.inflight.settle_with(&running, || {}) {
-                            self.stats.leases_lost.fetch_add(1, Relaxed);
+                        if shared.inflight.settle_with(&entry, || {}) {
+                            shared.stats.leases_lost.fetch_add(1, Relaxed);
                             log::warn!(
                                 "task {} ({}): lease lost (heartbeat answered {status}); cancelled, its outcome will not be reported",
                                 task.id,
@@ -76,13 +83,13 @@ impl Heartbeats {
                         }
                     }
                     Err(err) => {
-                        self.connectivity.failure(
+                        shared.connectivity.failure(
                             &format!("heartbeat for task {} ({})", task.id, task.task_type),
                             &err,
                         );
                         // Try again soon, but well within the lease.
                         next_beat.insert(
-                            running.id,
+                            entry.id,
                             Instant::now() + (interval / 3).max(Duration::from_millis(100)),
                         );
                     }

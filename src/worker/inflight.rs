@@ -1,6 +1,6 @@
-//! The tasks running now: one entry per execution, shared by the processor
-//! that runs it, the supervisor that watches its deadline and lease, and the
-//! health server. Exactly one party settles each entry (hands its outcome to
+//! The tasks in flight: one entry per execution, shared by the processor
+//! that runs it, the supervisor that watches its deadline, the heartbeat
+//! thread that keeps its lease, and the health server. Exactly one party settles each entry (hands its outcome to
 //! the reporter, or drops it when the lease is lost).
 
 use std::collections::BTreeMap;
@@ -17,9 +17,9 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use crate::context::Context;
 use crate::task::Task;
 
-/// One task execution.
+/// One task in flight: its execution, from start until its processor thread returns.
 #[derive(Debug)]
-pub struct Running {
+pub struct InFlightTask {
     /// Unique within this process.
     pub id: u64,
     /// The task being run.
@@ -37,7 +37,7 @@ pub struct Running {
     abandoned: AtomicBool,
 }
 
-impl Running {
+impl InFlightTask {
     /// Whether someone has taken the right to settle it (its outcome is
     /// being handed off, or already was).
     pub fn is_settled(&self) -> bool {
@@ -64,7 +64,7 @@ impl Running {
 
 #[derive(Debug, Default)]
 struct Table {
-    entries: BTreeMap<u64, Arc<Running>>,
+    entries: BTreeMap<u64, Arc<InFlightTask>>,
     /// Tasks handed to the processors but not yet started.
     reserved: usize,
 }
@@ -119,8 +119,8 @@ impl InFlight {
         ctx: Context,
         processor: usize,
         lease: Option<Duration>,
-    ) -> Arc<Running> {
-        let running = Arc::new(Running {
+    ) -> Arc<InFlightTask> {
+        let entry = Arc::new(InFlightTask {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             task,
             ctx,
@@ -132,13 +132,12 @@ impl InFlight {
         });
         let mut table = self.lock();
         table.reserved = table.reserved.saturating_sub(1);
-        table.entries.insert(running.id, running.clone());
+        table.entries.insert(entry.id, entry.clone());
         drop(table);
-        if self.ms_since_epoch(running.ctx.deadline) < self.planned_wake_ms.load(Ordering::Relaxed)
-        {
+        if self.ms_since_epoch(entry.ctx.deadline) < self.planned_wake_ms.load(Ordering::Relaxed) {
             let _ = self.wake_tx.try_send(());
         }
-        running
+        entry
     }
 
     /// The supervisor says when it will check next.
@@ -151,19 +150,19 @@ impl InFlight {
         t.saturating_duration_since(self.epoch).as_millis() as u64
     }
 
-    /// Takes the right to settle `running`: true for exactly one caller, who
+    /// Takes the right to settle `entry`: true for exactly one caller, who
     /// runs `hand_off` (makes the outcome durable and sends it to the
     /// reporter, or drops it). Until `hand_off` returns the entry does not
     /// count as settled, so a drain never tells the reporter to finish while
     /// an outcome is still on its way; and no lock is held meanwhile.
-    pub fn settle_with(&self, running: &Running, hand_off: impl FnOnce()) -> bool {
-        let won = running
+    pub fn settle_with(&self, entry: &InFlightTask, hand_off: impl FnOnce()) -> bool {
+        let won = entry
             .state
             .compare_exchange(RUNNING, SETTLING, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
         if won {
             hand_off();
-            running.state.store(SETTLED, Ordering::Release);
+            entry.state.store(SETTLED, Ordering::Release);
             // Under the lock, so a waiter between its check and its wait still wakes.
             let _table = self.lock();
             self.changed.notify_all();
@@ -178,7 +177,7 @@ impl InFlight {
     }
 
     /// Every entry: running, or settled with its thread still busy.
-    pub fn snapshot(&self) -> Vec<Arc<Running>> {
+    pub fn snapshot(&self) -> Vec<Arc<InFlightTask>> {
         self.lock().entries.values().cloned().collect()
     }
 
@@ -191,7 +190,7 @@ impl InFlight {
     }
 
     /// Entries not yet settled.
-    pub fn unsettled(&self) -> Vec<Arc<Running>> {
+    pub fn unsettled(&self) -> Vec<Arc<InFlightTask>> {
         self.lock()
             .entries
             .values()

@@ -70,7 +70,7 @@ impl Liveness {
     }
 
     /// Whether the poller and at least one reporter run.
-    pub fn workers_alive(&self) -> bool {
+    pub fn poller_and_reporter_alive(&self) -> bool {
         self.poller.load(Ordering::SeqCst) > 0 && self.reporter.load(Ordering::SeqCst) > 0
     }
 
@@ -99,16 +99,16 @@ mod tests {
         let g1 = l.alive(Thread::Poller);
         let second_reporter = l.alive(Thread::Reporter);
         drop(l.alive(Thread::Reporter));
-        assert!(l.workers_alive(), "one reporter of two ended");
+        assert!(l.poller_and_reporter_alive(), "one reporter of two ended");
         drop(second_reporter);
         let l2 = l.clone();
         let _ = std::thread::spawn(move || {
             let _g = l2.alive(Thread::Reporter);
-            assert!(l2.workers_alive());
+            assert!(l2.poller_and_reporter_alive());
             panic!("reporter dies");
         })
         .join();
-        assert!(!l.workers_alive());
+        assert!(!l.poller_and_reporter_alive());
         drop(g1);
         l.tick();
         assert!(l.supervisor_alive());

@@ -73,8 +73,8 @@ pub struct Stats {
     pub task_duration: Histogram,
     /// Processor threads configured.
     pub processors: AtomicUsize,
-    /// Tasks running now.
-    pub in_flight: AtomicUsize,
+    /// Tasks in flight now.
+    pub inflight: AtomicUsize,
     /// Heartbeats sent.
     pub heartbeats: AtomicU64,
     /// Leases the server took back.
@@ -85,8 +85,6 @@ pub struct Stats {
     pub reports_gone: AtomicU64,
     /// Reports waiting for delivery.
     pub reports_pending: AtomicUsize,
-    /// Outcomes in the spool not yet marked sent.
-    pub spool_depth: AtomicUsize,
     /// Processor threads given up on because their handler ignored a cancel.
     pub stuck_threads: AtomicUsize,
     /// Unix time in ms of the last finished task (0: none yet).
@@ -108,13 +106,12 @@ impl Default for Stats {
             outcomes: Mutex::new(BTreeMap::new()),
             task_duration: Histogram::default(),
             processors: AtomicUsize::new(0),
-            in_flight: AtomicUsize::new(0),
+            inflight: AtomicUsize::new(0),
             heartbeats: AtomicU64::new(0),
             leases_lost: AtomicU64::new(0),
             report_retries: AtomicU64::new(0),
             reports_gone: AtomicU64::new(0),
             reports_pending: AtomicUsize::new(0),
-            spool_depth: AtomicUsize::new(0),
             stuck_threads: AtomicUsize::new(0),
             last_task_at_ms: AtomicU64::new(0),
         }
@@ -225,7 +222,7 @@ impl Stats {
             "taskworker_task_duration_seconds",
             "Handler running time, local retries included.",
         );
-        let busy = self.in_flight.load(Relaxed);
+        let busy = self.inflight.load(Relaxed);
         let idle = self.processors.load(Relaxed).saturating_sub(busy);
         family(
             &mut out,
@@ -247,11 +244,6 @@ impl Stats {
                 "taskworker_reports_pending",
                 "Reports waiting for delivery.",
                 &self.reports_pending,
-            ),
-            (
-                "taskworker_spool_depth",
-                "Outcomes in the spool not yet delivered.",
-                &self.spool_depth,
             ),
         ];
         for (name, help, n) in gauges {

@@ -1,6 +1,7 @@
-//! The worker: wires the poller, the processors, the reporter, the
-//! supervisor and the heartbeat thread together, waits for a stop, drains,
-//! and picks the exit code. This is also the library's entry point.
+//! The worker: builds the state its threads share, starts each role from it
+//! (the poller, the processors, the reporters, the supervisor and the
+//! heartbeat thread), waits for a stop, drains, and picks the exit code.
+//! This is also the library's entry point.
 //!
 //! ```no_run
 //! use serde_json::json;
@@ -24,6 +25,7 @@ pub mod inflight;
 pub mod liveness;
 pub mod metrics;
 pub mod notify;
+pub mod outbox;
 pub mod outcome;
 pub mod poller;
 pub mod processor;
@@ -32,29 +34,29 @@ pub mod shutdown;
 pub mod spool;
 pub mod supervisor;
 
-use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
 use self::connectivity::Connectivity;
-use self::health::{HealthServer, HealthView};
+use self::health::HealthServer;
 use self::heartbeat::Heartbeats;
 use self::inflight::InFlight;
-use self::liveness::{Liveness, Thread};
+use self::liveness::Liveness;
 use self::metrics::Stats;
 use self::notify::Notifier;
+use self::outbox::{Backlog, Outbox};
 use self::outcome::Outcome;
-use self::poller::{ClaimInFlight, Poller};
+use self::poller::{Poller, PollerThread};
 use self::processor::Processors;
-use self::reporter::{Backlog, Outbox, Reporter};
+use self::reporter::Reporters;
 use self::shutdown::{Shutdown, StopReason};
 use self::spool::Spool;
 use self::supervisor::{cancel_for_shutdown, Supervisor};
-use crate::client::{build_agent, ApiClient, Delivery};
+use crate::client::{build_agent, ApiClient};
 use crate::config::Config;
 use crate::error::Error;
 use crate::handlers::{Handler, HandlerEnv, Registry};
@@ -63,8 +65,6 @@ use crate::handlers::{Handler, HandlerEnv, Registry};
 pub const REPORT_GRACE: Duration = Duration::from_secs(5);
 /// How often a `STATUS=` line goes to systemd.
 const STATUS_EVERY: Duration = Duration::from_secs(10);
-/// How long the drain waits for the poller's last claim to return.
-const POLLER_JOIN_LIMIT: Duration = Duration::from_secs(5);
 
 /// A worker: configuration plus handlers.
 pub struct Worker {
@@ -72,21 +72,72 @@ pub struct Worker {
     extra: Registry,
 }
 
-/// What a running worker exposes to the health server and to its owner.
-#[derive(Clone)]
+/// What the threads of a running worker share. Each role's `spawn` takes it
+/// and keeps only its own channels besides; the health server reads it; the
+/// owner of a worker gets it once every thread is up.
 pub struct WorkerState {
+    /// This worker's id.
+    pub worker_id: Arc<str>,
     /// Counters.
     pub stats: Arc<Stats>,
     /// API reachability.
-    pub connectivity: Arc<Connectivity>,
-    /// The running executions.
-    pub inflight: Arc<InFlight>,
+    pub connectivity: Connectivity,
+    /// The tasks in flight.
+    pub inflight: InFlight,
     /// Stop and quiet.
     pub shutdown: Shutdown,
-    /// This worker's id.
-    pub worker_id: Arc<str>,
     /// Outcomes the reporters hold, and whether their sends fail.
-    pub reports: Arc<Backlog>,
+    pub reports: Backlog,
+    /// Where every outcome goes.
+    pub(crate) outbox: Outbox,
+    /// Outcomes kept until delivered, when a state directory is set.
+    pub(crate) spool: Option<Spool>,
+    /// Task type → handler.
+    pub(crate) registry: Registry,
+    /// The API for claims, heartbeats and the drain (each reporter has its own).
+    pub(crate) client: ApiClient,
+    /// Which threads live.
+    pub(crate) liveness: Arc<Liveness>,
+    /// The settings the roles read: timeouts, retries, polling, limits.
+    pub(crate) config: Config,
+}
+
+impl WorkerState {
+    /// The state of a worker about to start, whose outbox feeds `outcomes`.
+    /// With a state directory it opens the spool, and returns what an
+    /// earlier run left there.
+    fn new(
+        config: Config,
+        registry: Registry,
+        client: ApiClient,
+        shutdown: Shutdown,
+        outcomes: Sender<Outcome>,
+    ) -> Result<(WorkerState, Vec<Outcome>), Error> {
+        let (spool, left) = match &config.state_dir {
+            Some(dir) => {
+                let (spool, left) = Spool::open(dir)?;
+                (Some(spool), left)
+            }
+            None => (None, Vec::new()),
+        };
+        let stats = Arc::new(Stats::default());
+        stats.processors.store(config.concurrent_tasks, Relaxed);
+        let state = WorkerState {
+            worker_id: config.worker_id.as_str().into(),
+            outbox: Outbox::new(outcomes, spool.clone(), stats.clone()),
+            stats,
+            connectivity: Connectivity::default(),
+            inflight: InFlight::default(),
+            shutdown,
+            reports: Backlog::default(),
+            spool,
+            registry,
+            client,
+            liveness: Arc::default(),
+            config,
+        };
+        Ok((state, left))
+    }
 }
 
 impl Worker {
@@ -117,205 +168,59 @@ impl Worker {
     pub fn run_until(
         self,
         shutdown: Shutdown,
-        started: impl FnOnce(&WorkerState),
+        started: impl FnOnce(&Arc<WorkerState>),
     ) -> Result<i32, Error> {
-        let config = self.config;
-        let (registry, client) = prepare(&config, self.extra)?;
-        let stats = Arc::new(Stats::default());
-        stats.processors.store(config.concurrent_tasks, Relaxed);
-        let connectivity = Arc::new(Connectivity::default());
-        let inflight = Arc::new(InFlight::default());
-        let worker_id: Arc<str> = config.worker_id.as_str().into();
-        let liveness = Arc::new(Liveness::default());
+        let (registry, client) = prepare(&self.config, self.extra)?;
         let notifier = Notifier::from_env();
-        if notifier
-            .watchdog_interval()
-            .is_some_and(|i| i < supervisor::TICK)
-        {
-            log::warn!(
-                "WATCHDOG_USEC is below {} ms: the watchdog is pinged only every {} ms; set WatchdogSec= to 1s or more",
-                2 * supervisor::TICK.as_millis(),
-                supervisor::TICK.as_millis()
-            );
-        }
-        let reports = Arc::new(Backlog::default());
-        let state = WorkerState {
-            stats: stats.clone(),
-            connectivity: connectivity.clone(),
-            inflight: inflight.clone(),
-            shutdown: shutdown.clone(),
-            worker_id: worker_id.clone(),
-            reports: reports.clone(),
-        };
+        warn_if_watchdog_too_short(&notifier);
+        let (outcome_tx, outcome_rx) = unbounded();
+        let (state, left) = WorkerState::new(self.config, registry, client, shutdown, outcome_tx)?;
+        let shared = Arc::new(state);
         // Bound before any work starts, so that a port in use fails the start.
-        let health = match &config.health_addr {
-            Some(addr) => Some(HealthServer::start(
-                addr,
-                HealthView {
-                    state: state.clone(),
-                    liveness: liveness.clone(),
-                    wait_seconds: config.wait_seconds,
-                    processors: config.concurrent_tasks,
-                },
-            )?),
+        let health = match &shared.config.health_addr {
+            Some(addr) => Some(HealthServer::start(addr, shared.clone())?),
             None => None,
         };
-
-        let (spool, left) = open_spool(&config, &client, &stats)?;
-
-        let (task_tx, task_rx) = bounded(config.concurrent_tasks);
-        let (idle_tx, idle_rx) = unbounded();
-        let (outcome_tx, outcome_rx) = unbounded();
-        let outbox = Outbox::new(outcome_tx, spool.clone(), stats.clone());
-        let reporters = crate::worker::reporter::threads_for(config.concurrent_tasks);
-        let (finish_tx, finish_rx) = bounded(reporters);
-        let (done_tx, done_rx) = bounded::<()>(0);
-        let (poller_done_tx, poller_done_rx) = bounded::<()>(0);
-        let claim_in_flight = Arc::new(ClaimInFlight::default());
-
-        let processors = Arc::new(Processors {
-            registry: registry.clone(),
-            inflight: inflight.clone(),
-            stats: stats.clone(),
-            tasks: task_rx,
-            outcomes: outbox.clone(),
-            idle: idle_tx,
-            worker_id: worker_id.clone(),
-            timeout: config.timeout,
-            max_retries: config.max_retries,
-        });
-        for index in 0..config.concurrent_tasks {
-            processors.spawn(index)?;
-        }
-        let mut reporter_threads = Vec::with_capacity(reporters);
-        let mut left = Some(VecDeque::from(left));
-        for index in 0..reporters {
-            // Each reporter has its own agent, so that they do not contend
-            // for one connection pool's lock on every report.
-            let own = ApiClient::for_config(build_agent(&config)?, &config);
-            let reporter = Reporter {
-                client: own,
-                outcomes: outcome_rx.clone(),
-                finish: finish_rx.clone(),
-                spool: spool.clone(),
-                stats: stats.clone(),
-                connectivity: connectivity.clone(),
-                backlog: reports.clone(),
-            };
-            // The first one also delivers what an earlier run left.
-            let pending = left.take().unwrap_or_default();
-            let alive = liveness.clone();
-            reporter_threads.push(spawn(&format!("taskworker-reporter-{index}"), move || {
-                let _alive = alive.alive(Thread::Reporter);
-                reporter.run(pending)
-            })?);
-        }
-        let supervisor = Supervisor {
-            inflight: inflight.clone(),
-            processors: processors.clone(),
-            outcomes: outbox.clone(),
-            stats: stats.clone(),
-            stop: shutdown.handle(),
-            memory_limit: config.memory_limit,
-            done: done_rx.clone(),
-            worker_id: worker_id.clone(),
-            on_tick: Box::new(ticker(
-                liveness.clone(),
-                notifier.clone(),
-                stats.clone(),
-                shutdown.clone(),
-            )),
-        };
-        let supervisor_thread = spawn("taskworker-supervisor", move || supervisor.run())?;
-        let heartbeats = Heartbeats {
-            client: client.clone(),
-            inflight: inflight.clone(),
-            stats: stats.clone(),
-            connectivity: connectivity.clone(),
-            done: done_rx,
-        };
-        let heartbeat_thread = spawn("taskworker-heartbeat", move || heartbeats.run())?;
-        let poller = Poller {
-            client: client.clone(),
-            shutdown: shutdown.clone(),
-            idle: idle_rx,
-            tasks: task_tx,
-            outcomes: outbox.clone(),
-            types: registry.types(),
-            wait_seconds: config.wait_seconds,
-            polling_interval: config.polling_interval,
-            stats: stats.clone(),
-            connectivity: connectivity.clone(),
-            reports,
-            claim_in_flight: claim_in_flight.clone(),
-            inflight: inflight.clone(),
-            spool,
-        };
-        let alive = liveness.clone();
-        let poller_thread = spawn("taskworker-poller", move || {
-            let _alive = alive.alive(Thread::Poller);
-            poller.run();
-            drop(poller_done_tx);
-        })?;
-        drop(processors);
-
+        let threads = Threads::start(&shared, outcome_rx, left, &notifier)?;
         log::info!(
             "worker {} started: {} processor(s), handlers for {:?}, API {}",
-            config.worker_id,
-            config.concurrent_tasks,
-            registry.types(),
-            config.api_url
+            shared.worker_id,
+            shared.config.concurrent_tasks,
+            shared.registry.types(),
+            shared.config.api_url
         );
         notifier.ready();
-        notifier.status(&status_line(&stats, "ready"));
-        started(&state);
+        notifier.status(&status_line(&shared.stats, "ready"));
+        started(&shared);
 
-        // Wait for the stop; then drain.
-        let _ = shutdown.stopped().recv();
+        let _ = shared.shutdown.stopped().recv();
         let drain_started = Instant::now();
         notifier.stopping();
-        notifier.status(&status_line(&stats, "draining"));
+        notifier.status(&status_line(&shared.stats, "draining"));
+        let grace = shared.config.shutdown_timeout;
         log::info!(
             "draining: no new claims; waiting up to {} ms for running tasks",
-            config.shutdown_timeout.as_millis()
+            grace.as_millis()
         );
-        let threads = Threads {
-            poller: poller_thread,
-            poller_done: poller_done_rx,
-            claim_in_flight,
-            reporters: reporter_threads,
-            finish: finish_tx,
-            watchers: vec![supervisor_thread, heartbeat_thread],
-            done: done_tx,
-        };
-        let grace = config
-            .shutdown_timeout
-            .saturating_sub(drain_started.elapsed());
-        threads.drain(&client, &inflight, &outbox, &stats, &worker_id, grace);
+        threads.drain(&shared, grace.saturating_sub(drain_started.elapsed()));
         drop(health);
-        let code = match shutdown.reason() {
-            Some(StopReason::MemoryLimit) => 75,
-            _ => 0,
-        };
         log::info!(
             "stopped after draining in {} ms: {} completed, {} failed",
             drain_started.elapsed().as_millis(),
-            stats.tasks_completed.load(Relaxed),
-            stats.tasks_failed.load(Relaxed)
+            shared.stats.tasks_completed.load(Relaxed),
+            shared.stats.tasks_failed.load(Relaxed)
         );
-        Ok(code)
+        Ok(match shared.shutdown.reason() {
+            Some(StopReason::MemoryLimit) => 75,
+            _ => 0,
+        })
     }
 }
 
 /// The threads of a running worker, and what it takes to stop them in order.
 struct Threads {
-    poller: JoinHandle<()>,
-    /// Disconnects when the poller returns.
-    poller_done: Receiver<()>,
-    claim_in_flight: Arc<ClaimInFlight>,
-    reporters: Vec<JoinHandle<()>>,
-    /// One final deadline per reporter thread.
-    finish: Sender<Instant>,
+    poller: PollerThread,
+    reporters: Reporters,
     /// The supervisor and the heartbeat thread.
     watchers: Vec<JoinHandle<()>>,
     /// Dropped to stop the watchers, which serve until the very end.
@@ -323,34 +228,47 @@ struct Threads {
 }
 
 impl Threads {
+    /// Starts every role from `shared`, the poller last: the processors wait
+    /// for tasks, the reporters for `outcomes` (the first one delivers what
+    /// an earlier run `left` before it starts, so before any claim), the
+    /// supervisor and the heartbeat thread watch what runs.
+    fn start(
+        shared: &Arc<WorkerState>,
+        outcomes: Receiver<Outcome>,
+        left: Vec<Outcome>,
+        notifier: &Notifier,
+    ) -> Result<Threads, Error> {
+        let (task_tx, task_rx) = bounded(shared.config.concurrent_tasks);
+        let (idle_tx, idle_rx) = unbounded();
+        let (done_tx, done_rx) = bounded::<()>(0);
+        let processors = Processors::new(shared, task_rx, idle_tx);
+        for index in 0..shared.config.concurrent_tasks {
+            processors.spawn(index)?;
+        }
+        let reporters = Reporters::spawn(shared, outcomes, left)?;
+        let on_tick = ticker(shared.clone(), notifier.clone());
+        let watchers = vec![
+            Supervisor::spawn(shared, processors, done_rx.clone(), on_tick)?,
+            Heartbeats::spawn(shared, done_rx)?,
+        ];
+        let poller = Poller::spawn(shared, idle_rx, task_tx)?;
+        Ok(Threads {
+            poller,
+            reporters,
+            watchers,
+            done: done_tx,
+        })
+    }
+
     /// The drain: no new claims (a long poll is cancelled), running tasks get
     /// `grace` to finish and the rest are reported `SHUTDOWN`, then the
     /// reporters deliver what is pending until [`REPORT_GRACE`] runs out.
-    fn drain(
-        self,
-        client: &ApiClient,
-        inflight: &InFlight,
-        outbox: &Outbox,
-        stats: &Stats,
-        worker_id: &str,
-        grace: Duration,
-    ) {
-        end_long_poll(client, &self.claim_in_flight, &self.poller_done);
-        if still_running(&self.poller_done, POLLER_JOIN_LIMIT) {
-            log::warn!("the last claim did not return in time; exiting without it");
-        } else {
-            let _ = self.poller.join();
+    fn drain(self, shared: &WorkerState, grace: Duration) {
+        self.poller.stop(&shared.client);
+        if !shared.inflight.wait_settled(grace) {
+            cancel_for_shutdown(shared);
         }
-        if !inflight.wait_settled(grace) {
-            cancel_for_shutdown(inflight, outbox, stats, worker_id);
-        }
-        let report_deadline = Instant::now() + REPORT_GRACE;
-        for _ in 0..self.reporters.len() {
-            let _ = self.finish.send(report_deadline);
-        }
-        for thread in self.reporters {
-            let _ = thread.join();
-        }
+        self.reporters.finish(Instant::now() + REPORT_GRACE);
         drop(self.done);
         for thread in self.watchers {
             let _ = thread.join();
@@ -373,23 +291,6 @@ fn log_panics() {
     }));
 }
 
-/// Ends a long poll in flight by cancelling its claim, so the poller returns
-/// at once and no claimed task is left on the wire.
-fn end_long_poll(client: &ApiClient, claim: &ClaimInFlight, poller_done: &Receiver<()>) {
-    if still_running(poller_done, Duration::from_millis(2)) {
-        if let Some(claim_id) = claim.current() {
-            if let Err(e) = client.cancel_claim(&claim_id, Duration::from_secs(2)) {
-                log::debug!("claim cancel failed: {e}");
-            }
-        }
-    }
-}
-
-/// Waits up to `limit` for a thread's done channel to disconnect; true if it did not.
-fn still_running(done: &Receiver<()>, limit: Duration) -> bool {
-    matches!(done.recv_timeout(limit), Err(RecvTimeoutError::Timeout))
-}
-
 /// Checks what `run` needs, builds the handlers and the API client.
 fn prepare(config: &Config, extra: Registry) -> Result<(Registry, ApiClient), Error> {
     let agent = build_agent(config)?;
@@ -404,49 +305,18 @@ fn prepare(config: &Config, extra: Registry) -> Result<(Registry, ApiClient), Er
     Ok((registry, client))
 }
 
-/// Opens the spool when a state directory is set, and delivers what an
-/// earlier run left before any claim; the first failure leaves the rest (in
-/// order) to the reporter's retries.
-fn open_spool(
-    config: &Config,
-    client: &ApiClient,
-    stats: &Stats,
-) -> Result<(Option<Spool>, Vec<Outcome>), Error> {
-    let Some(dir) = &config.state_dir else {
-        return Ok((None, Vec::new()));
-    };
-    let (spool, mut left) = Spool::open(dir)?;
-    let delivered = left
-        .iter()
-        .take_while(|o| deliver_once(client, o, &spool))
-        .count();
-    left.drain(..delivered);
-    stats.spool_depth.store(spool.depth(), Relaxed);
-    Ok((Some(spool), left))
-}
-
-/// One try to deliver a spooled outcome at start; true when it is settled.
-fn deliver_once(client: &ApiClient, outcome: &Outcome, spool: &Spool) -> bool {
-    match client.report(&outcome.task_id, outcome.kind, &outcome.body) {
-        Ok(delivery) => {
-            if let Delivery::Gone(status) = delivery {
-                log::warn!(
-                    "task {} ({}): spooled report dropped: the server answered {status}, the task is no longer ours",
-                    outcome.task_id,
-                    outcome.task_type
-                );
-            }
-            spool.mark_sent(outcome);
-            true
-        }
-        Err(e) => {
-            log::debug!(
-                "task {} ({}): spooled report not delivered yet: {e}",
-                outcome.task_id,
-                outcome.task_type
-            );
-            false
-        }
+/// Warns when the systemd watchdog wants pings more often than the
+/// supervisor ticks.
+fn warn_if_watchdog_too_short(notifier: &Notifier) {
+    if notifier
+        .watchdog_interval()
+        .is_some_and(|i| i < supervisor::TICK)
+    {
+        log::warn!(
+            "WATCHDOG_USEC is below {} ms: the watchdog is pinged only every {} ms; set WatchdogSec= to 1s or more",
+            2 * supervisor::TICK.as_millis(),
+            supervisor::TICK.as_millis()
+        );
     }
 }
 
@@ -456,20 +326,16 @@ fn deliver_once(client: &ApiClient, outcome: &Outcome, spool: &Spool) -> bool {
 /// The ping is due at half the watchdog timeout; it goes out on the last tick
 /// before that, not the first after, since the next tick may be a whole
 /// supervisor tick away.
-fn ticker(
-    liveness: Arc<Liveness>,
-    notifier: Notifier,
-    stats: Arc<Stats>,
-    shutdown: Shutdown,
-) -> impl FnMut() + Send {
+fn ticker(shared: Arc<WorkerState>, notifier: Notifier) -> impl FnMut() + Send + 'static {
     let mut last_ping = Instant::now();
     let mut last_status = Instant::now();
     move || {
+        let (liveness, shutdown) = (&shared.liveness, &shared.shutdown);
         liveness.tick();
         let ping_due = notifier
             .watchdog_interval()
             .is_some_and(|i| watchdog_due(last_ping.elapsed(), i));
-        if ping_due && (liveness.workers_alive() || shutdown.is_stopping()) {
+        if ping_due && (liveness.poller_and_reporter_alive() || shutdown.is_stopping()) {
             notifier.watchdog();
             last_ping = Instant::now();
         }
@@ -482,7 +348,7 @@ fn ticker(
             } else {
                 "working"
             };
-            notifier.status(&status_line(&stats, phase));
+            notifier.status(&status_line(&shared.stats, phase));
         }
     }
 }
@@ -499,12 +365,13 @@ fn status_line(stats: &Stats, phase: &str) -> String {
         "{phase}: {} completed, {} failed, {} running, {} reports pending",
         stats.tasks_completed.load(Relaxed),
         stats.tasks_failed.load(Relaxed),
-        stats.in_flight.load(Relaxed),
+        stats.inflight.load(Relaxed),
         stats.reports_pending.load(Relaxed)
     )
 }
 
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, Error> {
+/// Starts a thread named `name`; failing to is an error that names it.
+fn spawn_thread(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, Error> {
     std::thread::Builder::new()
         .name(name.into())
         .spawn(f)

@@ -14,57 +14,57 @@ use serde_json::Value;
 use crate::backoff;
 use crate::context::Context;
 use crate::error::{error_type, Error, TaskError};
-use crate::handlers::{Handler, Registry};
+use crate::handlers::Handler;
 use crate::task::Task;
-use crate::worker::inflight::InFlight;
-use crate::worker::metrics::Stats;
 use crate::worker::outcome::Outcome;
-use crate::worker::reporter::Outbox;
+use crate::worker::{spawn_thread, WorkerState};
 
 /// First wait before a local retry; it doubles, with full jitter.
 const RETRY_BASE: Duration = Duration::from_millis(100);
 /// Longest wait between local retries.
 const RETRY_CAP: Duration = Duration::from_secs(10);
 
-/// What every processor thread shares.
-pub struct Processors {
-    /// Task type → handler.
-    pub registry: Registry,
-    /// The running executions.
-    pub inflight: Arc<InFlight>,
-    /// Counters.
-    pub stats: Arc<Stats>,
+/// The processor threads: the shared state, plus the channels only they hold.
+/// The supervisor keeps it too, to start a replacement for a stuck thread.
+pub(crate) struct Processors {
+    shared: Arc<WorkerState>,
     /// Tasks from the poller.
-    pub tasks: Receiver<Task>,
-    /// Outcomes to the reporter.
-    pub outcomes: Outbox,
+    tasks: Receiver<Task>,
     /// One message per processor that became idle, to the poller.
-    pub idle: Sender<()>,
-    /// This worker's id.
-    pub worker_id: Arc<str>,
-    /// Deadline for tasks that bring no `timeout_seconds`.
-    pub timeout: Duration,
-    /// Local retries of a retryable error.
-    pub max_retries: u32,
+    idle: Sender<()>,
 }
 
 impl Processors {
+    /// The processors of `shared`, taking tasks from `tasks` and saying on
+    /// `idle` when they are ready for one; none runs before [`Processors::spawn`].
+    pub(crate) fn new(
+        shared: &Arc<WorkerState>,
+        tasks: Receiver<Task>,
+        idle: Sender<()>,
+    ) -> Arc<Processors> {
+        Arc::new(Processors {
+            shared: shared.clone(),
+            tasks,
+            idle,
+        })
+    }
+
     /// Starts processor thread `index` (`taskworker-proc-N`).
-    pub fn spawn(self: &Arc<Self>, index: usize) -> Result<JoinHandle<()>, Error> {
-        let shared = self.clone();
-        std::thread::Builder::new()
-            .name(format!("taskworker-proc-{index}"))
-            .spawn(move || shared.run(index))
-            .map_err(|e| Error::io("starting a processor thread", e))
+    pub(crate) fn spawn(self: &Arc<Self>, index: usize) -> Result<JoinHandle<()>, Error> {
+        let processors = self.clone();
+        spawn_thread(&format!("taskworker-proc-{index}"), move || {
+            processors.run(index)
+        })
     }
 
     fn run(&self, index: usize) {
+        let stats = &self.shared.stats;
         let _ = self.idle.send(());
         // The loop ends when the poller drops the task sender and the channel is empty.
         for task in self.tasks.iter() {
             if self.process(index, task) {
                 // A replacement thread took this one's place while its handler hung.
-                self.stats.stuck_threads.fetch_sub(1, Relaxed);
+                stats.stuck_threads.fetch_sub(1, Relaxed);
                 return;
             }
             let _ = self.idle.send(());
@@ -73,15 +73,16 @@ impl Processors {
 
     /// Runs one task to its outcome; returns whether this thread was abandoned meanwhile.
     fn process(&self, index: usize, task: Task) -> bool {
+        let shared = &*self.shared;
         let timeout = task
             .timeout_seconds
             .map(Duration::from_secs_f64)
-            .unwrap_or(self.timeout);
-        let ctx = Context::new(timeout, task.attempt.unwrap_or(1), self.worker_id.clone());
+            .unwrap_or(shared.config.timeout);
+        let ctx = Context::new(timeout, task.attempt.unwrap_or(1), shared.worker_id.clone());
         let lease = lease_length(&task);
-        let running = self.inflight.start(task, ctx, index, lease);
-        let (task, ctx) = (&running.task, &running.ctx);
-        self.stats.in_flight.fetch_add(1, Relaxed);
+        let entry = shared.inflight.start(task, ctx, index, lease);
+        let (task, ctx) = (&entry.task, &entry.ctx);
+        shared.stats.inflight.fetch_add(1, Relaxed);
         log::debug!(
             "task {} ({}): started, attempt {}",
             task.id,
@@ -89,37 +90,43 @@ impl Processors {
             ctx.attempt
         );
         let started = Instant::now();
-        let (result, tries) = match self.registry.get(&task.task_type) {
-            Some(handler) => run_with_retries(handler.as_ref(), task, ctx, self.max_retries),
+        let (result, tries) = match shared.registry.get(&task.task_type) {
+            Some(handler) => {
+                run_with_retries(handler.as_ref(), task, ctx, shared.config.max_retries)
+            }
             None => {
                 let msg = format!("no handler for task type {:?}", task.task_type);
                 (Err(TaskError::permanent(msg, error_type::UNKNOWN_TYPE)), 1)
             }
         };
         let duration = started.elapsed();
-        self.stats
+        shared
+            .stats
             .task_retries
             .fetch_add(u64::from(tries - 1), Relaxed);
         let failure = result.as_ref().err().map(ToString::to_string);
 
         let outcome = match result {
-            Ok(value) => {
-                Outcome::completed(&task.id, &task.task_type, value, &self.worker_id, duration)
-            }
+            Ok(value) => Outcome::completed(
+                &task.id,
+                &task.task_type,
+                value,
+                &shared.worker_id,
+                duration,
+            ),
             Err(err) => Outcome::failed(
                 &task.id,
                 &task.task_type,
                 &err,
-                &self.worker_id,
+                &shared.worker_id,
                 tries,
                 duration,
             ),
         };
-        let error_type = outcome.error_type.clone();
-        let handed = self.inflight.settle_with(&running, || {
-            self.outcomes.send(outcome);
-        });
-        if handed {
+        if shared
+            .outbox
+            .settle(&shared.inflight, &entry, outcome, duration)
+        {
             if let Some(err) = failure {
                 log::warn!(
                     "task {} ({}): failed after {tries} tries: {err}",
@@ -133,7 +140,6 @@ impl Processors {
                 task.task_type,
                 duration.as_millis()
             );
-            self.stats.record_outcome(error_type.as_deref(), duration);
         } else {
             log::info!(
                 "task {} ({}): late result discarded; it was already reported or taken back",
@@ -141,9 +147,9 @@ impl Processors {
                 task.task_type
             );
         }
-        self.inflight.finish(running.id);
-        self.stats.in_flight.fetch_sub(1, Relaxed);
-        running.is_abandoned()
+        shared.inflight.finish(entry.id);
+        shared.stats.inflight.fetch_sub(1, Relaxed);
+        entry.is_abandoned()
     }
 }
 

@@ -9,97 +9,213 @@
 //! until they are delivered, so the others carry on.
 
 use std::collections::VecDeque;
-use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{at, never, select, Receiver, Sender};
+use crossbeam_channel::{at, bounded, never, select, Receiver, Sender};
 
 use crate::backoff::Backoff;
-use crate::client::{ApiClient, Delivery};
-use crate::worker::connectivity::Connectivity;
-use crate::worker::metrics::Stats;
+use crate::client::{build_agent, ApiClient, ApiError, Delivery};
+use crate::error::Error;
+use crate::worker::liveness::Thread;
 use crate::worker::outcome::Outcome;
-use crate::worker::spool::Spool;
+use crate::worker::{spawn_thread, WorkerState};
 
-/// The reporter's inputs.
-pub struct Reporter {
-    /// The API.
-    pub client: ApiClient,
-    /// Outcomes from the processors, the poller and the supervisor.
-    pub outcomes: Receiver<Outcome>,
-    /// Receives the final deadline when the drain is over (one message per
-    /// reporter thread): deliver what is left until then, then return.
-    pub finish: Receiver<Instant>,
-    /// Where outcomes are kept until delivered, when a state directory is set.
-    pub spool: Option<Spool>,
-    /// Counters.
-    pub stats: Arc<Stats>,
-    /// API reachability.
-    pub connectivity: Arc<Connectivity>,
-    /// What the poller reads for backpressure.
-    pub backlog: Arc<Backlog>,
+/// The reporter threads, and what it takes to end them.
+pub(crate) struct Reporters {
+    threads: Vec<JoinHandle<()>>,
+    /// One final deadline per thread.
+    finish: Sender<Instant>,
 }
 
-/// The reporters' undelivered outcomes, shared with the poller: it stops
-/// claiming while reports fail and too many wait, and only then (a busy
-/// reporter that delivers is no reason to stop).
-#[derive(Debug, Default)]
-pub struct Backlog {
-    held: AtomicUsize,
-    retrying: AtomicUsize,
-}
-
-impl Backlog {
-    /// Outcomes taken from the channel and not yet delivered.
-    pub fn held(&self) -> usize {
-        self.held.load(Relaxed)
-    }
-
-    /// Whether some reporter thread waits to retry a failed send.
-    pub fn is_retrying(&self) -> bool {
-        self.retrying.load(Relaxed) > 0
-    }
-}
-
-/// Where every outcome goes: into the spool, synced, and then to the
-/// reporters. Whoever makes an outcome hands it over here, so once a handler
-/// has returned, a crash cannot lose its result (with a state directory).
-#[derive(Clone)]
-pub struct Outbox {
-    tx: Sender<Outcome>,
-    spool: Option<Spool>,
-    stats: Arc<Stats>,
-}
-
-impl Outbox {
-    /// An outbox feeding `tx`, keeping outcomes in `spool` when there is one.
-    pub fn new(tx: Sender<Outcome>, spool: Option<Spool>, stats: Arc<Stats>) -> Outbox {
-        Outbox { tx, spool, stats }
-    }
-
-    /// Makes `outcome` durable, then queues it for delivery. Concurrent
-    /// callers share fsyncs: a sync finds the others' appends already written.
-    pub fn send(&self, mut outcome: Outcome) {
-        if let Some(spool) = &self.spool {
-            let seq = spool.append(&outcome);
-            spool.sync();
-            outcome.spool_seq = Some(seq);
-            self.stats.spool_depth.store(spool.depth(), Relaxed);
+impl Reporters {
+    /// Starts the reporter threads (`taskworker-reporter-N`, as many as
+    /// [`threads_for`] says), which deliver what comes on `outcomes`. The
+    /// first one delivers what an earlier run `left` before its thread
+    /// starts, so before any claim; what does not go out stays with it for
+    /// its retries.
+    pub(crate) fn spawn(
+        shared: &Arc<WorkerState>,
+        outcomes: Receiver<Outcome>,
+        left: Vec<Outcome>,
+    ) -> Result<Reporters, Error> {
+        let count = threads_for(shared.config.concurrent_tasks);
+        let (finish_tx, finish_rx) = bounded(count);
+        let mut left = Some(left);
+        let mut threads = Vec::with_capacity(count);
+        for index in 0..count {
+            // Each reporter has its own agent, so that they do not contend
+            // for one connection pool's lock on every report.
+            let client = ApiClient::for_config(build_agent(&shared.config)?, &shared.config);
+            let mut reporter = Reporter {
+                shared: shared.clone(),
+                client,
+                outcomes: outcomes.clone(),
+                finish: finish_rx.clone(),
+                pending: VecDeque::new(),
+                backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(30)),
+                schedule: Schedule::new(Instant::now()),
+            };
+            if let Some(left) = left.take().filter(|l| !l.is_empty()) {
+                for outcome in left {
+                    reporter.accept(outcome);
+                }
+                reporter.send_pending();
+            }
+            let name = format!("taskworker-reporter-{index}");
+            threads.push(spawn_thread(&name, move || {
+                let _alive = reporter.shared.liveness.alive(Thread::Reporter);
+                reporter.run()
+            })?);
         }
-        let _ = self.tx.send(outcome);
+        Ok(Reporters {
+            threads,
+            finish: finish_tx,
+        })
     }
 
-    /// Outcomes queued and not yet taken by a reporter.
-    pub fn len(&self) -> usize {
-        self.tx.len()
+    /// Gives every thread the final `deadline` (deliver what is left until
+    /// then) and waits for them.
+    pub(crate) fn finish(self, deadline: Instant) {
+        for _ in 0..self.threads.len() {
+            let _ = self.finish.send(deadline);
+        }
+        for thread in self.threads {
+            let _ = thread.join();
+        }
     }
+}
+
+/// One reporter thread: the shared state, plus what only it holds.
+struct Reporter {
+    shared: Arc<WorkerState>,
+    /// Its own connection to the API.
+    client: ApiClient,
+    /// Outcomes from the processors, the poller and the supervisor.
+    outcomes: Receiver<Outcome>,
+    /// Receives the final deadline when the drain is over: deliver what is
+    /// left until then, then return.
+    finish: Receiver<Instant>,
+    /// Outcomes taken and not yet delivered, oldest first.
+    pending: VecDeque<Outcome>,
+    backoff: Backoff,
+    schedule: Schedule,
 }
 
 /// How many waiting outcomes one reporter thread takes at a time: a batch
 /// shares one fsync of the spool, and the rest are left to the other threads.
 const BATCH: usize = 8;
+
+/// When a reporter thread sends and when it stops, apart from its channels
+/// and its socket: time is passed in, so each rule is tested on its own.
+#[derive(Debug, Clone)]
+struct Schedule {
+    /// When the next send may go out.
+    next_try: Instant,
+    /// The drain's final deadline, once it is given.
+    deadline: Option<Instant>,
+    /// Whether the last failed pass found the API down (not a refusal of
+    /// particular reports): then new outcomes wait for the retry too.
+    api_down: bool,
+}
+
+/// What a reporter does once it has taken what it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    /// Send what is pending.
+    Send,
+    /// Wait for the retry, new outcomes or the deadline.
+    Wait,
+    /// The drain is over and everything is delivered: return.
+    Finish,
+    /// The drain's deadline passed with reports undelivered: log them, return.
+    GiveUp,
+}
+
+impl Schedule {
+    fn new(now: Instant) -> Schedule {
+        Schedule {
+            next_try: now,
+            deadline: None,
+            api_down: false,
+        }
+    }
+
+    /// When a failed send is tried again: at its time, but never past the
+    /// drain's deadline.
+    fn wake(&self) -> Instant {
+        self.deadline
+            .map_or(self.next_try, |d| self.next_try.min(d))
+    }
+
+    /// How many queued outcomes to take now: a batch; none while a failed
+    /// send waits (the other threads carry on meanwhile); at the end of the
+    /// drain, all that is left.
+    fn batch(&self, retrying: bool) -> usize {
+        if self.deadline.is_some() {
+            usize::MAX
+        } else if retrying {
+            0
+        } else {
+            BATCH
+        }
+    }
+
+    /// New outcomes were taken: they go out now, unless the API is down (a
+    /// refusal of older ones is no reason for them to wait).
+    fn took_new(&mut self, now: Instant) {
+        if !self.api_down {
+            self.next_try = now;
+        }
+    }
+
+    /// What to do now, with `pending` outcomes undelivered.
+    fn turn(&self, pending: usize, now: Instant) -> Turn {
+        match self.deadline {
+            Some(_) if pending == 0 => Turn::Finish,
+            Some(deadline) if now >= deadline => Turn::GiveUp,
+            _ if now >= self.next_try => Turn::Send,
+            _ => Turn::Wait,
+        }
+    }
+
+    /// A pass delivered all it had.
+    fn delivered(&mut self) {
+        self.api_down = false;
+    }
+
+    /// A pass stopped on a failure at `now`.
+    fn failed(&mut self, now: Instant, retry: Retry) {
+        self.next_try = now + retry.delay;
+        self.api_down = retry.outage;
+    }
+}
+
+/// What a failed send means for the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Retry {
+    /// How long to wait before the next pass.
+    delay: Duration,
+    /// Whether the API is down or asked us to wait (`Retry-After`): then the
+    /// pass stops, where a refusal of one report lets the others go first.
+    outage: bool,
+}
+
+/// Whether a failed send stops the whole pass: the API is down, or asked us
+/// to wait (`Retry-After`). A refusal of one report lets the others go first.
+fn stops_the_pass(err: &ApiError) -> bool {
+    err.is_outage() || err.retry_after().is_some()
+}
+
+/// How long to wait after a pass stopped on `err`: the backoff's next wait,
+/// never shorter than the server's `Retry-After`.
+fn retry_delay(err: &ApiError, backoff: &mut Backoff) -> Duration {
+    backoff
+        .next_delay()
+        .max(err.retry_after().unwrap_or_default())
+}
 
 /// How many reporter threads a pool of `concurrency` processors gets: up to
 /// 4, to overlap round trips to a distant API, but no more than the CPUs
@@ -111,116 +227,108 @@ pub fn threads_for(concurrency: usize) -> usize {
 }
 
 impl Reporter {
-    /// The reporter loop. `pending` holds outcomes left from an earlier run.
-    pub fn run(mut self, mut pending: VecDeque<Outcome>) {
-        self.backlog.held.fetch_add(pending.len(), Relaxed);
-        let mut next_try = Instant::now();
-        let mut deadline: Option<Instant> = None;
+    /// The reporter loop; returns at the drain's deadline, or before it
+    /// once nothing is left to deliver.
+    fn run(mut self) {
         let mut inputs_open = true;
         let mut counted_retrying = false;
-        // Whether the last failed pass found the API down (not a refusal of
-        // particular reports): then new outcomes wait for the retry too.
-        let mut api_down = false;
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
         loop {
             // Outcomes are delivered as soon as they are taken, so a
             // non-empty `pending` means a failed send waiting for its retry.
-            let retrying = !pending.is_empty();
+            let retrying = !self.pending.is_empty();
             if retrying != counted_retrying {
                 counted_retrying = retrying;
-                if retrying {
-                    self.backlog.retrying.fetch_add(1, Relaxed);
-                } else {
-                    self.backlog.retrying.fetch_sub(1, Relaxed);
-                }
+                self.shared.reports.set_retrying(retrying);
             }
-            // A retry waits for its time, but never past the drain's deadline.
-            let wake = deadline.map_or(next_try, |d| next_try.min(d));
-            let timer = if retrying { at(wake) } else { never() };
+            let timer = if retrying {
+                at(self.schedule.wake())
+            } else {
+                never()
+            };
             let outcomes = if inputs_open && !retrying {
                 self.outcomes.clone()
             } else {
                 never()
             };
-            let finish = if deadline.is_none() {
+            let finish = if self.schedule.deadline.is_none() {
                 self.finish.clone()
             } else {
                 never()
             };
             select! {
                 recv(outcomes) -> msg => match msg {
-                    Ok(outcome) => self.accept(&mut pending, outcome),
+                    Ok(outcome) => self.accept(outcome),
                     Err(_) => inputs_open = false,
                 },
-                recv(finish) -> msg => deadline = Some(msg.unwrap_or_else(|_| Instant::now())),
+                recv(finish) -> msg => {
+                    self.schedule.deadline = Some(msg.unwrap_or_else(|_| Instant::now()));
+                }
                 recv(timer) -> _ => {}
             }
-            // At the end of the drain every thread takes all that is left.
-            let take = if deadline.is_some() {
-                usize::MAX
-            } else if retrying {
-                0
-            } else {
-                BATCH
-            };
+            let take = self.schedule.batch(retrying);
             let mut taken = 0;
             while taken < take {
                 match self.outcomes.try_recv() {
-                    Ok(outcome) => self.accept(&mut pending, outcome),
+                    Ok(outcome) => self.accept(outcome),
                     Err(_) => break,
                 }
                 taken += 1;
             }
-            if taken > 0 && !api_down {
-                // New outcomes go out now; a refusal of older ones is no reason to wait.
-                next_try = Instant::now();
+            if taken > 0 {
+                self.schedule.took_new(Instant::now());
             }
-            if deadline.is_some() && pending.is_empty() {
-                return;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                self.give_up(&pending);
-                return;
-            }
-            if Instant::now() >= next_try {
-                match self.deliver(&mut pending, &mut backoff) {
-                    Some((delay, outage)) => {
-                        next_try = Instant::now() + delay;
-                        api_down = outage;
-                    }
-                    None => api_down = false,
+            match self.schedule.turn(self.pending.len(), Instant::now()) {
+                Turn::Finish => return,
+                Turn::GiveUp => {
+                    self.give_up();
+                    return;
                 }
+                Turn::Send => self.send_pending(),
+                Turn::Wait => {}
             }
-            self.stats
-                .reports_pending
-                .store(self.backlog.held(), Relaxed);
+            let held = self.shared.reports.held();
+            self.shared.stats.reports_pending.store(held, Relaxed);
         }
     }
 
-    fn accept(&mut self, pending: &mut VecDeque<Outcome>, outcome: Outcome) {
+    fn accept(&mut self, outcome: Outcome) {
         // A newer outcome of the same task (a spooled one re-sent for a
         // redelivery) takes the older one's place.
-        match pending.iter_mut().find(|o| o.task_id == outcome.task_id) {
+        match self
+            .pending
+            .iter_mut()
+            .find(|o| o.task_id == outcome.task_id)
+        {
             Some(older) => *older = outcome,
             None => {
-                pending.push_back(outcome);
-                self.backlog.held.fetch_add(1, Relaxed);
+                self.pending.push_back(outcome);
+                self.shared.reports.hold(1);
             }
+        }
+    }
+
+    /// One pass over the pending reports; when it stops on a failure, sets
+    /// when to try again.
+    fn send_pending(&mut self) {
+        match self.deliver() {
+            Some(retry) => self.schedule.failed(Instant::now(), retry),
+            None => self.schedule.delivered(),
         }
     }
 
     /// Sends pending reports in order. An outage stops the pass at once; a
     /// refusal of one report moves it to the back, so that it does not hold
-    /// up the others. When the pass stops, returns how long to wait and
-    /// whether the API was down.
-    fn deliver(
-        &mut self,
-        pending: &mut VecDeque<Outcome>,
-        backoff: &mut Backoff,
-    ) -> Option<(Duration, bool)> {
+    /// up the others. When the pass stops, returns when to try again.
+    fn deliver(&mut self) -> Option<Retry> {
+        let shared = &*self.shared;
+        let pending = &mut self.pending;
         let mut refused = 0;
         while let Some(outcome) = pending.front() {
-            if self.spool.as_ref().is_some_and(|s| !s.is_current(outcome)) {
+            if shared
+                .spool
+                .as_ref()
+                .is_some_and(|s| !s.is_current(outcome))
+            {
                 // A redelivery answered from the spool put a newer copy in the queue.
                 log::debug!(
                     "task {} ({}): superseded report skipped",
@@ -228,7 +336,7 @@ impl Reporter {
                     outcome.task_type
                 );
                 pending.pop_front();
-                self.backlog.held.fetch_sub(1, Relaxed);
+                shared.reports.release();
                 continue;
             }
             match self
@@ -236,31 +344,30 @@ impl Reporter {
                 .report(&outcome.task_id, outcome.kind, &outcome.body)
             {
                 Ok(delivery) => {
-                    self.connectivity.success();
-                    backoff.reset();
+                    shared.connectivity.success();
+                    self.backoff.reset();
                     if let Delivery::Gone(status) = delivery {
-                        self.stats.reports_gone.fetch_add(1, Relaxed);
+                        shared.stats.reports_gone.fetch_add(1, Relaxed);
                         log::warn!(
                             "task {} ({}): report dropped: the server answered {status}, the task is no longer ours",
                             outcome.task_id,
                             outcome.task_type
                         );
                     }
-                    if let Some(spool) = &mut self.spool {
+                    if let Some(spool) = &shared.spool {
                         spool.mark_sent(outcome);
-                        self.stats.spool_depth.store(spool.depth(), Relaxed);
                     }
                     pending.pop_front();
-                    self.backlog.held.fetch_sub(1, Relaxed);
+                    shared.reports.release();
                 }
                 Err(err) => {
-                    self.stats.report_retries.fetch_add(1, Relaxed);
+                    shared.stats.report_retries.fetch_add(1, Relaxed);
                     let what = format!(
                         "report for task {} ({})",
                         outcome.task_id, outcome.task_type
                     );
-                    self.connectivity.failure(&what, &err);
-                    let outage = err.is_outage() || err.retry_after().is_some();
+                    shared.connectivity.failure(&what, &err);
+                    let outage = stops_the_pass(&err);
                     if !outage {
                         // A refusal of this one report: let the others go first.
                         refused += 1;
@@ -269,28 +376,118 @@ impl Reporter {
                             continue;
                         }
                     }
-                    let delay = backoff
-                        .next_delay()
-                        .max(err.retry_after().unwrap_or_default());
-                    return Some((delay, outage));
+                    let delay = retry_delay(&err, &mut self.backoff);
+                    return Some(Retry { delay, outage });
                 }
             }
         }
         None
     }
 
-    fn give_up(&self, pending: &VecDeque<Outcome>) {
-        let kept = if self.spool.is_some() {
+    fn give_up(&self) {
+        let kept = if self.shared.spool.is_some() {
             "kept in the spool for the next start"
         } else {
             "lost: no STATE_DIR is set"
         };
-        for outcome in pending {
+        for outcome in &self.pending {
             log::error!(
                 "task {} ({}): report not delivered before exit; {kept}",
                 outcome.task_id,
                 outcome.task_type
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn status(status: u16, retry_after: Option<Duration>) -> ApiError {
+        ApiError::Status {
+            status,
+            retry_after,
+            body: String::new(),
+        }
+    }
+
+    #[test]
+    fn takes_a_batch_none_while_a_send_waits_and_all_at_the_drain() {
+        let now = Instant::now();
+        let mut schedule = Schedule::new(now);
+        assert_eq!(schedule.batch(false), BATCH);
+        assert_eq!(schedule.batch(true), 0);
+        schedule.deadline = Some(now + 5 * SECOND);
+        assert_eq!(schedule.batch(true), usize::MAX);
+    }
+
+    #[test]
+    fn new_outcomes_go_out_at_once_after_a_refusal_but_wait_out_an_outage() {
+        let now = Instant::now();
+        let mut schedule = Schedule::new(now);
+        assert_eq!(schedule.turn(1, now), Turn::Send);
+        let refusal = Retry {
+            delay: 5 * SECOND,
+            outage: false,
+        };
+        schedule.failed(now, refusal);
+        assert_eq!(schedule.turn(1, now + SECOND), Turn::Wait);
+        schedule.took_new(now + SECOND);
+        assert_eq!(schedule.turn(2, now + SECOND), Turn::Send);
+
+        let outage = Retry {
+            delay: 5 * SECOND,
+            outage: true,
+        };
+        schedule.failed(now, outage);
+        schedule.took_new(now + SECOND);
+        assert_eq!(schedule.turn(2, now + SECOND), Turn::Wait);
+        assert_eq!(schedule.wake(), now + 5 * SECOND);
+        assert_eq!(schedule.turn(2, now + 5 * SECOND), Turn::Send);
+        schedule.delivered();
+        schedule.took_new(now + 6 * SECOND);
+        assert_eq!(schedule.turn(1, now + 6 * SECOND), Turn::Send);
+    }
+
+    #[test]
+    fn at_the_drain_a_retry_never_sleeps_past_the_deadline_and_then_gives_up() {
+        let now = Instant::now();
+        let mut schedule = Schedule::new(now);
+        schedule.failed(
+            now,
+            Retry {
+                delay: 30 * SECOND,
+                outage: true,
+            },
+        );
+        assert_eq!(schedule.wake(), now + 30 * SECOND);
+        schedule.deadline = Some(now + 5 * SECOND);
+        assert_eq!(schedule.wake(), now + 5 * SECOND);
+        assert_eq!(schedule.turn(3, now + SECOND), Turn::Wait);
+        assert_eq!(schedule.turn(3, now + 5 * SECOND), Turn::GiveUp);
+        assert_eq!(schedule.turn(0, now + SECOND), Turn::Finish);
+        assert_eq!(schedule.turn(0, now + 5 * SECOND), Turn::Finish);
+    }
+
+    #[test]
+    fn an_outage_stops_the_pass_and_retry_after_is_honoured() {
+        assert!(stops_the_pass(&ApiError::Transport("refused".into())));
+        assert!(stops_the_pass(&status(502, None)));
+        assert!(
+            !stops_the_pass(&status(422, None)),
+            "one report refused: the others go on"
+        );
+        let slow_down = status(429, Some(40 * SECOND));
+        assert!(
+            stops_the_pass(&slow_down),
+            "Retry-After holds every report back"
+        );
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
+        assert!(retry_delay(&status(503, None), &mut backoff) <= Duration::from_millis(100));
+        assert!(retry_delay(&slow_down, &mut backoff) >= 40 * SECOND);
+        assert_eq!(backoff.failures(), 2, "each stopped pass backs off further");
     }
 }

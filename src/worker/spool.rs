@@ -200,7 +200,7 @@ impl Spool {
 
     /// Whether an outcome for `task_id` waits in the spool.
     #[cfg(test)]
-    pub fn contains(&self, task_id: &str) -> bool {
+    fn contains(&self, task_id: &str) -> bool {
         self.lock().by_task.contains_key(task_id)
     }
 
@@ -230,7 +230,7 @@ impl Spool {
 
     /// Records in the file now (for tests of compaction).
     #[cfg(test)]
-    pub fn records(&self) -> usize {
+    fn records(&self) -> usize {
         self.lock().records
     }
 }

@@ -5,50 +5,57 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{after, select, Receiver};
 
 use crate::context::CancelReason;
-use crate::error::{error_type, TaskError};
-use crate::worker::inflight::{InFlight, Running};
-use crate::worker::metrics::{rss_bytes, Stats};
+use crate::error::{error_type, Error, TaskError};
+use crate::worker::inflight::InFlightTask;
+use crate::worker::metrics::rss_bytes;
 use crate::worker::outcome::Outcome;
 use crate::worker::processor::Processors;
-use crate::worker::reporter::Outbox;
-use crate::worker::shutdown::{StopHandle, StopReason};
+use crate::worker::shutdown::StopReason;
+use crate::worker::{spawn_thread, WorkerState};
 
 /// How long a handler may run past a cancel before its thread is replaced.
 pub const STUCK_GRACE: Duration = Duration::from_secs(2);
 /// The longest the supervisor sleeps between checks (and between watchdog pings).
 pub const TICK: Duration = Duration::from_millis(500);
 
-/// The supervisor's inputs.
-pub struct Supervisor {
-    /// The running executions.
-    pub inflight: Arc<InFlight>,
+/// The supervisor: the shared state, plus what only it holds.
+pub(crate) struct Supervisor {
+    shared: Arc<WorkerState>,
     /// The processors, to start replacements.
-    pub processors: Arc<Processors>,
-    /// Outcomes to the reporter.
-    pub outcomes: Outbox,
-    /// Counters.
-    pub stats: Arc<Stats>,
-    /// To drain on the memory limit.
-    pub stop: StopHandle,
-    /// RSS in bytes above which the worker drains and exits 75.
-    pub memory_limit: Option<u64>,
+    processors: Arc<Processors>,
     /// Disconnects when the worker is done (after the drain, not at its start).
-    pub done: Receiver<()>,
-    /// This worker's id.
-    pub worker_id: Arc<str>,
+    done: Receiver<()>,
     /// Called on every tick, so a watchdog can see that this thread lives.
-    pub on_tick: Box<dyn FnMut() + Send>,
+    on_tick: Box<dyn FnMut() + Send>,
 }
 
 impl Supervisor {
+    /// Starts the supervisor thread (`taskworker-supervisor`), which serves
+    /// until `done` disconnects and calls `on_tick` on every tick.
+    pub(crate) fn spawn(
+        shared: &Arc<WorkerState>,
+        processors: Arc<Processors>,
+        done: Receiver<()>,
+        on_tick: impl FnMut() + Send + 'static,
+    ) -> Result<JoinHandle<()>, Error> {
+        let supervisor = Supervisor {
+            shared: shared.clone(),
+            processors,
+            done,
+            on_tick: Box::new(on_tick),
+        };
+        spawn_thread("taskworker-supervisor", move || supervisor.run())
+    }
+
     /// The supervisor loop; returns when `done` disconnects.
-    pub fn run(mut self) {
-        let mut next_index = self.stats.processors.load(Relaxed);
+    fn run(mut self) {
+        let mut next_index = self.shared.stats.processors.load(Relaxed);
         let mut memory_warned = false;
         // When each settled entry whose thread is still busy was first seen so.
         let mut settled_since: HashMap<u64, Instant> = HashMap::new();
@@ -57,22 +64,22 @@ impl Supervisor {
             let mut wake = now + TICK;
             // Planned before the snapshot: a task that starts after it and
             // is due before this wake-up sends a wake.
-            self.inflight.plan_wake(wake);
-            let snapshot = self.inflight.snapshot();
+            self.shared.inflight.plan_wake(wake);
+            let snapshot = self.shared.inflight.snapshot();
 
             settled_since.retain(|id, _| snapshot.iter().any(|r| r.id == *id));
-            for running in &snapshot {
-                if !running.is_settled() {
-                    if now >= running.ctx.deadline {
-                        self.time_out(running);
-                        settled_since.insert(running.id, now);
+            for entry in &snapshot {
+                if !entry.is_settled() {
+                    if now >= entry.ctx.deadline {
+                        self.time_out(entry);
+                        settled_since.insert(entry.id, now);
                     } else {
-                        wake = wake.min(running.ctx.deadline);
+                        wake = wake.min(entry.ctx.deadline);
                     }
-                } else if !running.is_abandoned() {
-                    let since = *settled_since.entry(running.id).or_insert(now);
+                } else if !entry.is_abandoned() {
+                    let since = *settled_since.entry(entry.id).or_insert(now);
                     if now >= since + STUCK_GRACE {
-                        self.replace(running, &mut next_index);
+                        self.replace(entry, &mut next_index);
                     } else {
                         wake = wake.min(since + STUCK_GRACE);
                     }
@@ -85,31 +92,20 @@ impl Supervisor {
                 .max(Duration::from_millis(1));
             select! {
                 recv(self.done) -> _ => return,
-                recv(self.inflight.started()) -> _ => {}
+                recv(self.shared.inflight.started()) -> _ => {}
                 recv(after(wait)) -> _ => {}
             }
         }
     }
 
-    fn time_out(&self, running: &Running) {
-        let limit = running
-            .ctx
-            .deadline
-            .saturating_duration_since(running.started);
+    fn time_out(&self, entry: &InFlightTask) {
+        let limit = entry.ctx.deadline.saturating_duration_since(entry.started);
         let err = TaskError::retryable(
             format!("task ran past its {} ms deadline", limit.as_millis()),
             error_type::TIMEOUT,
         );
-        let (task, worker_id) = (&running.task, &*self.worker_id);
-        if fail_in_place(
-            &self.inflight,
-            running,
-            CancelReason::Timeout,
-            &err,
-            &self.outcomes,
-            &self.stats,
-            worker_id,
-        ) {
+        let task = &entry.task;
+        if fail_in_place(&self.shared, entry, CancelReason::Timeout, &err) {
             log::warn!(
                 "task {} ({}): timed out after {} ms; reported TIMEOUT",
                 task.id,
@@ -121,16 +117,16 @@ impl Supervisor {
 
     /// Gives up on a thread whose handler ignores its cancel and starts
     /// another, so the pool keeps its configured size.
-    fn replace(&self, running: &Running, next_index: &mut usize) {
-        if !running.abandon() {
+    fn replace(&self, entry: &InFlightTask, next_index: &mut usize) {
+        if !entry.abandon() {
             return;
         }
-        self.stats.stuck_threads.fetch_add(1, Relaxed);
+        self.shared.stats.stuck_threads.fetch_add(1, Relaxed);
         log::error!(
             "task {} ({}): handler ignores its cancel; processor {} is abandoned and replaced",
-            running.task.id,
-            running.task.task_type,
-            running.processor
+            entry.task.id,
+            entry.task.task_type,
+            entry.processor
         );
         match self.processors.spawn(*next_index) {
             Ok(_) => *next_index += 1,
@@ -139,38 +135,28 @@ impl Supervisor {
     }
 
     fn check_memory(&self, warned: &mut bool) {
-        let (Some(limit), Some(rss)) = (
-            self.memory_limit,
-            self.memory_limit.and_then(|_| rss_bytes()),
-        ) else {
+        let limit = self.shared.config.memory_limit;
+        let (Some(limit), Some(rss)) = (limit, limit.and_then(|_| rss_bytes())) else {
             return;
         };
         if rss > limit && !*warned {
             *warned = true;
             log::warn!("memory: RSS {rss} bytes is over MEMORY_LIMIT {limit}; draining and exiting 75 for a restart");
-            self.stop.stop(StopReason::MemoryLimit);
+            self.shared.shutdown.handle().stop(StopReason::MemoryLimit);
         }
     }
 }
 
 /// Settles every task still running as `SHUTDOWN`, retryable: the drain's
 /// grace is over. Their handlers are cancelled; late results are discarded.
-pub fn cancel_for_shutdown(inflight: &InFlight, outcomes: &Outbox, stats: &Stats, worker_id: &str) {
+pub(crate) fn cancel_for_shutdown(shared: &WorkerState) {
     let err = TaskError::retryable(
         "worker shut down before the task finished",
         error_type::SHUTDOWN,
     );
-    for running in inflight.unsettled() {
-        if fail_in_place(
-            inflight,
-            &running,
-            CancelReason::Shutdown,
-            &err,
-            outcomes,
-            stats,
-            worker_id,
-        ) {
-            let task = &running.task;
+    for entry in shared.inflight.unsettled() {
+        if fail_in_place(shared, &entry, CancelReason::Shutdown, &err) {
+            let task = &entry.task;
             log::warn!(
                 "task {} ({}): still running at the end of the drain; reported SHUTDOWN",
                 task.id,
@@ -180,26 +166,26 @@ pub fn cancel_for_shutdown(inflight: &InFlight, outcomes: &Outbox, stats: &Stats
     }
 }
 
-/// Cancels `running` and, unless its processor settled it first, reports it
+/// Cancels `entry` and, unless its processor settled it first, reports it
 /// failed with `err` in the processor's place; true when it did.
 fn fail_in_place(
-    inflight: &InFlight,
-    running: &Running,
+    shared: &WorkerState,
+    entry: &InFlightTask,
     reason: CancelReason,
     err: &TaskError,
-    outcomes: &Outbox,
-    stats: &Stats,
-    worker_id: &str,
 ) -> bool {
-    running.ctx.cancel.cancel(reason);
-    let duration = running.started.elapsed();
-    let task = &running.task;
-    let outcome = Outcome::failed(&task.id, &task.task_type, err, worker_id, 1, duration);
-    let settled = inflight.settle_with(running, || {
-        outcomes.send(outcome);
-    });
-    if settled {
-        stats.record_outcome(Some(&err.error_type), duration);
-    }
-    settled
+    entry.ctx.cancel.cancel(reason);
+    let duration = entry.started.elapsed();
+    let task = &entry.task;
+    let outcome = Outcome::failed(
+        &task.id,
+        &task.task_type,
+        err,
+        &shared.worker_id,
+        1,
+        duration,
+    );
+    shared
+        .outbox
+        .settle(&shared.inflight, entry, outcome, duration)
 }
