@@ -25,6 +25,8 @@
 //! - [`health`]: `/health`, `/ready`, `/status`, `/metrics`; [`liveness`]: which threads live.
 //! - [`notify`]: systemd readiness, status and watchdog over `NOTIFY_SOCKET`.
 //! - [`logging`], [`backoff`].
+//! - [`listener`]: the HTTP/1.1 listener under the server and `/health`: caps,
+//!   deadlines, bounded parsing, the key checked before a body is read.
 //! - [`server`]: the reference task-queue server (`taskworker serve`).
 //! - [`enqueue`]: `taskworker enqueue`, a client of the server's `POST /tasks`.
 //! - [`demo`]: `taskworker demo`, the server and the worker together on sample tasks.
@@ -40,6 +42,7 @@ mod config;
 mod context;
 mod error;
 mod handlers;
+mod listener;
 mod logging;
 mod server;
 mod task;
