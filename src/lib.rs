@@ -73,6 +73,11 @@ pub use client::{
 #[doc(hidden)]
 pub use handlers::{exec::ExecHandler, HandlerEnv};
 #[doc(hidden)]
+pub use listener::{
+    Head as HttpHead, Limits as ListenerLimits, Listener, Request as HttpRequest, Responder,
+    Response as HttpResponse,
+};
+#[doc(hidden)]
 pub use task::{encode_path_segment, ClaimRequest};
 #[doc(hidden)]
 pub use timestamp::{format as format_timestamp, now as now_timestamp, parse as parse_timestamp};
