@@ -41,6 +41,14 @@ fn short() -> ListenerLimits {
     }
 }
 
+/// A listener with [`short`] deadlines that serves `cap` connections at once.
+fn capped(cap: usize) -> Listener {
+    listener(ListenerLimits {
+        max_connections: cap,
+        ..short()
+    })
+}
+
 fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -76,6 +84,13 @@ fn read_answer(s: &mut TcpStream) -> String {
             Ok(n) => out.extend_from_slice(&buf[..n]),
         }
     }
+}
+
+/// Whether a plain GET gets 200 within `within`, asking again while refused.
+fn served_within(addr: SocketAddr, within: Duration) -> bool {
+    wait_until(within, || {
+        request(addr, "GET / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200")
+    })
 }
 
 /// Sends `bytes` one at a time, 100 ms apart, until the peer closes or
@@ -148,10 +163,7 @@ fn a_trickled_body_is_closed_by_the_request_deadline() {
 
 #[test]
 fn at_the_cap_the_oldest_idle_connection_makes_room() {
-    let l = listener(ListenerLimits {
-        max_connections: 4,
-        ..short()
-    });
+    let l = capped(4);
     // One served and kept alive, three never used: all four idle.
     let mut oldest = connect(l.addr());
     oldest.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
@@ -173,10 +185,7 @@ fn at_the_cap_the_oldest_idle_connection_makes_room() {
 
 #[test]
 fn at_the_cap_with_every_connection_busy_a_newcomer_gets_503() {
-    let l = listener(ListenerLimits {
-        max_connections: 2,
-        ..short()
-    });
+    let l = capped(2);
     let mut busy: Vec<TcpStream> = (0..2).map(|_| connect(l.addr())).collect();
     for s in &mut busy {
         s.write_all(b"GET / HTTP/1.1\r\n").unwrap();
@@ -185,19 +194,15 @@ fn at_the_cap_with_every_connection_busy_a_newcomer_gets_503() {
     let refused = request(l.addr(), "GET / HTTP/1.1\r\n\r\n");
     assert!(refused.starts_with("HTTP/1.1 503"), "{refused:?}");
     // The request deadline frees their places.
-    let served = wait_until(Duration::from_secs(5), || {
-        request(l.addr(), "GET / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200")
-    });
-    assert!(served, "the busy connections' deadline passed");
+    assert!(
+        served_within(l.addr(), Duration::from_secs(5)),
+        "the busy connections' deadline passed"
+    );
 }
 
 #[test]
 fn a_client_that_never_reads_is_dropped_by_the_write_deadline() {
-    let l = listener(ListenerLimits {
-        max_connections: 1,
-        max_body: 1 << 20,
-        ..short()
-    });
+    let l = capped(1);
     // Pipelined requests whose answers it never reads, until the buffers fill.
     let mut hog = connect(l.addr());
     hog.set_write_timeout(Some(Duration::from_millis(300)))
@@ -211,10 +216,10 @@ fn a_client_that_never_reads_is_dropped_by_the_write_deadline() {
         }
     }
     // Its place is free again once its answer's write deadline passes.
-    let served = wait_until(Duration::from_secs(8), || {
-        request(l.addr(), "GET / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200")
-    });
-    assert!(served, "the stuck writer was dropped");
+    assert!(
+        served_within(l.addr(), Duration::from_secs(8)),
+        "the stuck writer was dropped"
+    );
 }
 
 #[test]
