@@ -76,10 +76,12 @@ impl Limits {
 /// After an early answer (401, 413, ...) the connection reads and drops what
 /// the client still sends, for this long at most, before it closes: closing
 /// with unread bytes would reset the connection and could destroy the answer
-/// before the client reads it.
-pub const LINGER_TIME: Duration = Duration::from_secs(1);
-/// ... and this many bytes at most, so a client cannot make it read a body.
-pub const LINGER_BYTES: usize = 256 * 1024;
+/// before the client reads it (a client commonly sends its whole body first).
+pub const LINGER_TIME: Duration = Duration::from_secs(2);
+/// ... and this many bytes at most: a few times the largest body, so that a
+/// client that sent a whole refused body still reads the answer. Dropped as
+/// they come, they take no memory.
+pub const LINGER_BYTES: usize = 4 << 20;
 /// The size of each read from a socket: the most a connection holds beyond
 /// its head and body limits.
 pub const READ_CHUNK: usize = 8 * 1024;
