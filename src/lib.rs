@@ -25,6 +25,8 @@
 //! - [`health`]: `/health`, `/ready`, `/status`, `/metrics`; [`liveness`]: which threads live.
 //! - [`notify`]: systemd readiness, status and watchdog over `NOTIFY_SOCKET`.
 //! - [`logging`], [`backoff`].
+//! - [`listener`]: the HTTP/1.1 listener under the server and `/health`: caps,
+//!   deadlines, bounded parsing, the key checked before a body is read.
 //! - [`server`]: the reference task-queue server (`taskworker serve`).
 //! - [`enqueue`]: `taskworker enqueue`, a client of the server's `POST /tasks`.
 //! - [`demo`]: `taskworker demo`, the server and the worker together on sample tasks.
@@ -40,6 +42,7 @@ mod config;
 mod context;
 mod error;
 mod handlers;
+mod listener;
 mod logging;
 mod prometheus;
 #[cfg(feature = "server")]
@@ -74,6 +77,11 @@ pub use client::{
 pub use config::markdown_table as config_key_table;
 #[doc(hidden)]
 pub use handlers::{exec::ExecHandler, HandlerEnv};
+#[doc(hidden)]
+pub use listener::{
+    Head as HttpHead, Limits as ListenerLimits, Listener, Request as HttpRequest, Responder,
+    Response as HttpResponse,
+};
 #[doc(hidden)]
 pub use task::{encode_path_segment, ClaimRequest, EnqueueRequest};
 #[doc(hidden)]

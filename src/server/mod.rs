@@ -5,15 +5,14 @@
 //! - [`waiters`]: parked long polls.
 //! - [`service`]: the queue under its lock, with journal and timer.
 //! - [`journal`]: durability for `--data`.
-//! - [`routes`], [`decode`], [`metrics`]: the HTTP API.
-//! - [`http`]: the HTTP/1.1 connection handling underneath.
+//! - [`routes`], [`decode`], [`metrics`]: the HTTP API, served by the crate's
+//!   listener, which checks the key from the head before reading a body.
 //! - [`clock`]: time for leases and timestamps.
 //! - [`command`]: `taskworker serve`.
 
 pub mod clock;
 pub mod command;
 pub mod decode;
-pub mod http;
 pub mod journal;
 pub mod metrics;
 pub mod queue;
@@ -29,12 +28,12 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use self::clock::{millis, Clock};
-use self::http::HttpServer;
 use self::journal::{Journal, JournalError};
 use self::queue::{Queue, QueueConfig};
 use self::routes::Routes;
 use self::service::Service;
 use crate::error::Error;
+use crate::listener::{Limits, Listener};
 
 /// How a server runs; build with `ServerConfig { ..Default::default() }`.
 #[derive(Debug, Clone)]
@@ -77,7 +76,7 @@ impl Default for ServerConfig {
 /// A running server. It owns its threads; dropping it stops them, answers
 /// every parked claim and closes every connection.
 pub struct Server {
-    http: HttpServer,
+    http: Listener,
     service: Arc<Service>,
     timer: Option<JoinHandle<()>>,
 }
@@ -118,8 +117,13 @@ impl Server {
             config.api_key.clone(),
             !config.core_only,
         );
-        let http = HttpServer::start(listener, Arc::new(move |req| routes.handle(req)))
-            .map_err(|e| Error::io("starting the accept thread", e))?;
+        let http = Listener::start(
+            listener,
+            "taskworker-serve",
+            Limits::server(),
+            Arc::new(routes),
+        )
+        .map_err(|e| Error::io("starting the accept thread", e))?;
         Ok(Server {
             http,
             service,

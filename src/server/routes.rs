@@ -8,11 +8,11 @@ use serde_json::{json, Value};
 
 use super::clock::rfc3339;
 use super::decode::{self, Fields};
-use super::http::{Request, Response};
 use super::metrics;
 use super::queue::ReportError;
 use super::record::Status;
 use super::service::{Service, ServiceError};
+use crate::listener::{Head, Request, Responder, Response};
 use crate::task::decode_path_segment;
 
 /// The longest long poll granted, whatever is asked.
@@ -37,18 +37,26 @@ impl Routes {
         }
     }
 
-    /// Answers one request.
-    pub fn handle(&self, req: Request) -> Response {
-        let path = req.path().to_string();
+    /// Compares the bearer token in constant time.
+    fn authorized(&self, head: &Head) -> bool {
+        let Some(key) = &self.api_key else {
+            return true;
+        };
+        let given = head
+            .header("Authorization")
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .unwrap_or("");
+        constant_time_eq(given.trim().as_bytes(), key.as_bytes())
+    }
+
+    /// Answers one request whose key was checked.
+    fn handle(&self, req: Request) -> Response {
+        let path = req.head.path().to_string();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        let method = match req.method.as_str() {
+        let method = match req.head.method.as_str() {
             "HEAD" => "GET",
             m => m,
         };
-        if segments != ["health"] && !self.authorized(&req) {
-            return Response::error(401, "missing or wrong API key")
-                .with_header("WWW-Authenticate", "Bearer");
-        }
         let ext = self.extensions;
         match (segments.as_slice(), method) {
             (["health"], "GET") => Response::json(200, &metrics::health(&self.service.snapshot())),
@@ -75,23 +83,13 @@ impl Routes {
                 self.with_id(id, |id| self.with_body(&req, |f| self.heartbeat(id, f)))
             }
             (route, _) => match allowed(route, ext) {
-                Some(allow) => Response::error(405, format!("method {} not allowed", req.method))
-                    .with_header("Allow", allow),
+                Some(allow) => {
+                    Response::error(405, format!("method {} not allowed", req.head.method))
+                        .with_header("Allow", allow)
+                }
                 None => Response::error(404, format!("no route for {path}")),
             },
         }
-    }
-
-    /// Compares the bearer token in constant time.
-    fn authorized(&self, req: &Request) -> bool {
-        let Some(key) = &self.api_key else {
-            return true;
-        };
-        let given = req
-            .header("Authorization")
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .unwrap_or("");
-        constant_time_eq(given.trim().as_bytes(), key.as_bytes())
     }
 
     fn with_body(
@@ -186,7 +184,7 @@ impl Routes {
         let mut status = None;
         let mut task_type = None;
         let mut limit = DEFAULT_LIST_LIMIT;
-        for pair in req.query().split('&').filter(|p| !p.is_empty()) {
+        for pair in req.head.query().split('&').filter(|p| !p.is_empty()) {
             let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
             let Some(value) = decode_path_segment(&raw.replace('+', " ")) else {
                 return Response::error(400, format!("query `{key}`: malformed percent-encoding"));
@@ -214,6 +212,21 @@ impl Routes {
         }
         let tasks = self.service.list(status, task_type.as_deref(), limit);
         Response::json(200, &json!({ "tasks": Value::Array(tasks) }))
+    }
+}
+
+impl Responder for Routes {
+    /// Every route but `/health` needs the key, checked before the body is read.
+    fn check_head(&self, head: &Head) -> Option<Response> {
+        let open = head.path().trim_start_matches('/') == "health";
+        (!open && !self.authorized(head)).then(|| {
+            Response::error(401, "missing or wrong API key")
+                .with_header("WWW-Authenticate", "Bearer")
+        })
+    }
+
+    fn respond(&self, request: Request) -> Response {
+        self.handle(request)
     }
 }
 

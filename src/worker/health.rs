@@ -5,93 +5,66 @@
 use std::net::TcpListener;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tiny_http::{Header, Method, Response, Server};
 
 use crate::client::CLAIM_MARGIN;
 use crate::error::Error;
+use crate::listener::{Limits, Listener, Request, Responder, Response};
 use crate::worker::connectivity::ApiState;
 use crate::worker::metrics::{family, labels, Kind};
 use crate::worker::outbox::reports_backed_up;
 use crate::worker::WorkerState;
 
-/// A running health server; dropping it stops its thread.
+/// A running health server; dropping it stops its threads.
 pub struct HealthServer {
-    server: Arc<Server>,
-    thread: Option<JoinHandle<()>>,
+    _listener: Listener,
 }
 
 impl HealthServer {
-    /// Binds `addr` and serves from a new thread. A port in use is an error naming the address.
+    /// Binds `addr` and serves from new threads, within [`Limits::health`].
+    /// A port in use is an error naming the address.
     pub fn start(addr: &str, state: Arc<WorkerState>) -> Result<HealthServer, Error> {
         let listener = TcpListener::bind(addr)
             .map_err(|e| Error::io(format!("HEALTH_ADDR {addr}: cannot listen"), e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::io(format!("HEALTH_ADDR {addr}"), e))?;
-        let server = Server::from_listener(listener, None)
-            .map_err(|e| Error::Http(format!("HEALTH_ADDR {addr}: cannot serve: {e}")))?;
-        let server = Arc::new(server);
-        let serving = server.clone();
-        let thread = std::thread::Builder::new()
-            .name("taskworker-health".into())
-            .spawn(move || {
-                for request in serving.incoming_requests() {
-                    let (status, content_type, body) =
-                        answer(request.method(), request.url(), &state);
-                    let response = Response::from_string(body)
-                        .with_status_code(status)
-                        .with_header(
-                            Header::from_bytes("Content-Type", content_type)
-                                .expect("static header"),
-                        );
-                    let _ = request.respond(response);
-                }
-            })
-            .map_err(|e| Error::io("starting the health thread", e))?;
-        log::info!("health server on http://{addr}");
+        let listener = Listener::start(
+            listener,
+            "taskworker-health",
+            Limits::health(),
+            Arc::new(Endpoints(state)),
+        )
+        .map_err(|e| Error::io(format!("HEALTH_ADDR {addr}: cannot serve"), e))?;
+        log::info!("health server on http://{}", listener.addr());
         Ok(HealthServer {
-            server,
-            thread: Some(thread),
+            _listener: listener,
         })
     }
 }
 
-impl Drop for HealthServer {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
+/// The health endpoints, answered from the worker's shared state.
+struct Endpoints(Arc<WorkerState>);
 
-const JSON: &str = "application/json";
-
-fn answer(method: &Method, url: &str, state: &WorkerState) -> (u16, &'static str, String) {
-    if *method != Method::Get && *method != Method::Head {
-        return (405, JSON, json!({"error": "only GET"}).to_string());
-    }
-    let path = url.split('?').next().unwrap_or("");
-    match path {
-        "/health" | "/healthz" => {
-            let (healthy, body) = health(state);
-            (if healthy { 200 } else { 503 }, JSON, body.to_string())
+impl Responder for Endpoints {
+    fn respond(&self, request: Request) -> Response {
+        let head = &request.head;
+        if head.method != "GET" && head.method != "HEAD" {
+            return Response::error(405, "only GET");
         }
-        "/ready" | "/readyz" => {
-            let (ready, body) = ready(state);
-            (if ready { 200 } else { 503 }, JSON, body.to_string())
+        let path = head.path();
+        match path {
+            "/health" | "/healthz" => {
+                let (healthy, body) = health(&self.0);
+                Response::json(if healthy { 200 } else { 503 }, &body)
+            }
+            "/ready" | "/readyz" => {
+                let (ready, body) = ready(&self.0);
+                Response::json(if ready { 200 } else { 503 }, &body)
+            }
+            "/status" => Response::json(200, &status(&self.0)),
+            "/metrics" => Response::new(200, "text/plain; version=0.0.4", metrics(&self.0)),
+            _ => Response::error(404, format!("no route {path}")),
         }
-        "/status" => (200, JSON, status(state).to_string()),
-        "/metrics" => (200, "text/plain; version=0.0.4", metrics(state)),
-        _ => (
-            404,
-            JSON,
-            json!({"error": format!("no route {path}")}).to_string(),
-        ),
     }
 }
 
