@@ -135,7 +135,7 @@ fn run(args: Vec<OsString>) -> Result<i32, Error> {
     args.export_dotenv()?;
     crate::logging::init(&config)?;
     // The worker checks what a run needs (Config::check_runnable) as it starts.
-    Worker::new(config).run()
+    Worker::new(config).reap_orphans().run()
 }
 
 fn check_config(args: Vec<OsString>) -> Result<i32, Error> {

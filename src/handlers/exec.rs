@@ -13,7 +13,7 @@
 //! permanently as `HANDLER`: it is a deployment problem, not bad task input.
 
 use std::io::Write;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::thread;
@@ -122,9 +122,7 @@ impl ExecHandler {
         cmd.args(&self.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own group: one signal reaches it and everything it starts.
-            .process_group(0);
+            .stderr(Stdio::piped());
         for name in &self.scrubbed {
             cmd.env_remove(name);
         }
@@ -208,12 +206,9 @@ impl ExecHandler {
             Some(t) => ctx.deadline.min(started + t),
             None => ctx.deadline,
         };
-        let child = self
-            .command(task, ctx)
-            .spawn()
-            .map_err(|e| self.spawn_error(e))?;
         // From here on, dropping `group` kills and reaps whatever runs.
-        let mut group = ProcessGroup::new(child);
+        let mut group =
+            ProcessGroup::spawn(&mut self.command(task, ctx)).map_err(|e| self.spawn_error(e))?;
         let (stdin, stdout, stderr) = take_pipes(&mut group).map_err(internal)?;
         feed(stdin, input).map_err(internal)?;
         let out = PipeReader::head("exec-stdout", stdout, self.max_output).map_err(internal)?;

@@ -7,7 +7,7 @@ mod capture;
 pub mod exec;
 pub mod http;
 mod options;
-mod process_group;
+pub(crate) mod process_group;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,11 +1,41 @@
 //! A child process that leads its own process group, so that it and every
-//! process it starts can be signalled at once and none outlives the task.
+//! process it starts can be signalled at once and none outlives the task;
+//! and the reaping of the orphans such groups leave behind.
 
-use std::process::{Child, ExitStatus};
+use std::collections::BTreeSet;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rustix::process::{kill_process_group, waitid, Pid, Signal, WaitId, WaitIdOptions};
+use rustix::process::{
+    kill_process_group, waitid, waitpid, Pid, Signal, WaitId, WaitIdOptions, WaitOptions,
+};
+
+/// The group leaders a handler still waits for. The orphan reaper leaves
+/// these to their owner, so that it never steals a handler's exit status;
+/// a leader is added under the same lock as its spawn, so no reaper can see
+/// it exit before it is known.
+static LEADERS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+
+fn leaders() -> MutexGuard<'static, BTreeSet<i32>> {
+    LEADERS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Reaps `pid` if it is a child of this process that no handler waits for
+/// (an orphan that was re-parented to us as PID 1 or as a subreaper).
+/// Returns whether it reaped it.
+pub(crate) fn reap_orphan(pid: i32) -> bool {
+    let leaders = leaders();
+    if leaders.contains(&pid) {
+        return false;
+    }
+    let Some(pid) = Pid::from_raw(pid) else {
+        return false;
+    };
+    matches!(waitpid(Some(pid), WaitOptions::NOHANG), Ok(Some(_)))
+}
 
 /// A spawned group leader (spawned with `process_group(0)`). Dropping it
 /// unreaped kills the group and reaps the leader, so no path leaves a zombie.
@@ -16,14 +46,20 @@ pub(crate) struct ProcessGroup {
 }
 
 impl ProcessGroup {
-    /// Takes a child that was spawned as the leader of a new process group.
-    pub fn new(child: Child) -> ProcessGroup {
+    /// Spawns `command` as the leader of a new process group: one signal
+    /// reaches it and everything it starts.
+    pub fn spawn(command: &mut Command) -> std::io::Result<ProcessGroup> {
+        let mut leaders = leaders();
+        let child = command.process_group(0).spawn()?;
         let pgid = i32::try_from(child.id()).ok().and_then(Pid::from_raw);
-        ProcessGroup {
+        if let Some(pid) = pgid {
+            leaders.insert(pid.as_raw_nonzero().get());
+        }
+        Ok(ProcessGroup {
             child,
             pgid,
             reaped: false,
-        }
+        })
     }
 
     /// The spawned child, to take its pipes.
@@ -75,6 +111,9 @@ impl ProcessGroup {
         self.signal(Signal::KILL);
         let status = self.child.wait();
         self.reaped = true;
+        if let Some(pid) = self.pgid {
+            leaders().remove(&pid.as_raw_nonzero().get());
+        }
         status
     }
 

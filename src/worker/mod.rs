@@ -29,6 +29,7 @@ pub mod outbox;
 pub mod outcome;
 pub mod poller;
 pub mod processor;
+mod reaper;
 pub mod reporter;
 pub mod shutdown;
 pub mod spool;
@@ -70,6 +71,7 @@ const STATUS_EVERY: Duration = Duration::from_secs(10);
 pub struct Worker {
     config: Config,
     extra: Registry,
+    reap_orphans: bool,
 }
 
 /// What the threads of a running worker share. Each role's `spawn` takes it
@@ -146,7 +148,19 @@ impl Worker {
         Worker {
             config,
             extra: Registry::new(),
+            reap_orphans: false,
         }
+    }
+
+    /// Makes the process the reaper of the orphans its handlers' programs
+    /// leave behind (it is one already as PID 1, a container's init), and
+    /// reaps them as they exit. For a process whose only children are the
+    /// worker's handlers, as the `taskworker` binary's: a reaped orphan's
+    /// exit status is gone, so a native handler that waits for a process it
+    /// spawned itself must not run beside it.
+    pub fn reap_orphans(mut self) -> Worker {
+        self.reap_orphans = true;
+        self
     }
 
     /// Adds a native handler for `task_type` (it wins over a configured one).
@@ -181,7 +195,7 @@ impl Worker {
             Some(addr) => Some(HealthServer::start(addr, shared.clone())?),
             None => None,
         };
-        let threads = Threads::start(&shared, outcome_rx, left, &notifier)?;
+        let threads = Threads::start(&shared, outcome_rx, left, &notifier, self.reap_orphans)?;
         log::info!(
             "worker {} started: {} processor(s), handlers for {:?}, API {}",
             shared.worker_id,
@@ -221,7 +235,7 @@ impl Worker {
 struct Threads {
     poller: PollerThread,
     reporters: Reporters,
-    /// The supervisor and the heartbeat thread.
+    /// The supervisor, the heartbeat thread and the reaper.
     watchers: Vec<JoinHandle<()>>,
     /// Dropped to stop the watchers, which serve until the very end.
     done: Sender<()>,
@@ -231,12 +245,14 @@ impl Threads {
     /// Starts every role from `shared`, the poller last: the processors wait
     /// for tasks, the reporters for `outcomes` (the first one delivers what
     /// an earlier run `left` before it starts, so before any claim), the
-    /// supervisor and the heartbeat thread watch what runs.
+    /// supervisor and the heartbeat thread watch what runs, and the reaper
+    /// (when asked for) reaps orphans.
     fn start(
         shared: &Arc<WorkerState>,
         outcomes: Receiver<Outcome>,
         left: Vec<Outcome>,
         notifier: &Notifier,
+        reap_orphans: bool,
     ) -> Result<Threads, Error> {
         let (task_tx, task_rx) = bounded(shared.config.concurrent_tasks);
         let (idle_tx, idle_rx) = unbounded();
@@ -247,10 +263,15 @@ impl Threads {
         }
         let reporters = Reporters::spawn(shared, outcomes, left)?;
         let on_tick = ticker(shared.clone(), notifier.clone());
-        let watchers = vec![
+        let mut watchers = vec![
             Supervisor::spawn(shared, processors, done_rx.clone(), on_tick)?,
-            Heartbeats::spawn(shared, done_rx)?,
+            Heartbeats::spawn(shared, done_rx.clone())?,
         ];
+        if reap_orphans {
+            watchers.push(
+                reaper::spawn(done_rx).map_err(|e| Error::io("starting the reaper thread", e))?,
+            );
+        }
         let poller = Poller::spawn(shared, idle_rx, task_tx)?;
         Ok(Threads {
             poller,

@@ -33,6 +33,8 @@ pub struct WorkerSpec<'a> {
     pub args: Vec<&'a str>,
     /// Files written into the working directory first (`.env`, scripts).
     pub files: Vec<(&'a str, String)>,
+    /// A program (with its arguments) that runs the worker, such as `unshare`.
+    pub wrapper: Vec<&'a str>,
 }
 
 impl<'a> WorkerSpec<'a> {
@@ -45,7 +47,14 @@ impl<'a> WorkerSpec<'a> {
             env: Vec::new(),
             args: Vec::new(),
             files: Vec::new(),
+            wrapper: Vec::new(),
         }
+    }
+
+    /// Runs the worker through `wrapper` (a program and its arguments).
+    pub fn wrapped(mut self, wrapper: &[&'a str]) -> WorkerSpec<'a> {
+        self.wrapper = wrapper.to_vec();
+        self
     }
 
     /// Writes a file into the working directory before the start.
@@ -71,7 +80,14 @@ impl<'a> WorkerSpec<'a> {
 
         let log_path = dir.join("worker.log");
         let log = std::fs::File::create(&log_path).expect("log file");
-        let mut cmd = Command::new(bin());
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(bin());
+                cmd
+            }
+            None => Command::new(bin()),
+        };
         cmd.arg("run")
             .arg("--config")
             .arg(&config_path)
