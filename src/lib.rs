@@ -25,6 +25,7 @@
 //! - [`health`]: `/health`, `/ready`, `/status`, `/metrics`; [`liveness`]: which threads live.
 //! - [`notify`]: systemd readiness, status and watchdog over `NOTIFY_SOCKET`.
 //! - [`logging`], [`backoff`].
+//! - [`state_lock`]: one owner per state directory or journal (`flock`).
 //! - [`server`]: the reference task-queue server (`taskworker serve`).
 //! - [`enqueue`]: `taskworker enqueue`, a client of the server's `POST /tasks`.
 //! - [`demo`]: `taskworker demo`, the server and the worker together on sample tasks.
@@ -42,6 +43,7 @@ mod error;
 mod handlers;
 mod logging;
 mod server;
+mod state_lock;
 mod task;
 mod timestamp;
 mod worker;

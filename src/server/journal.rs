@@ -12,6 +12,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use super::record::TaskRecord;
+use crate::state_lock::{LockError, StateLock};
 
 /// How long a request waits for its change to reach the disk before it is
 /// answered with an error instead.
@@ -38,6 +39,8 @@ pub enum JournalError {
     },
     /// An earlier write failed, or a sync took too long: changes are not durable.
     NotDurable(String),
+    /// Another server holds the journal's lock.
+    Locked(LockError),
 }
 
 impl fmt::Display for JournalError {
@@ -50,6 +53,7 @@ impl fmt::Display for JournalError {
                 problem,
             } => write!(f, "journal {}: line {line}: {problem}", path.display()),
             JournalError::NotDurable(why) => write!(f, "journal: {why}"),
+            JournalError::Locked(e) => write!(f, "journal in use by another server: {e}"),
         }
     }
 }
@@ -86,12 +90,15 @@ impl Shared {
 pub struct Journal {
     shared: Arc<Shared>,
     writer: Option<JoinHandle<()>>,
+    // Released last, after the writer has synced and stopped.
+    _lock: StateLock,
 }
 
 impl Journal {
     /// Replays `path` (creating it when missing), rewrites it with one line
     /// per task, and starts the writer. Returns the journal and the tasks.
     pub fn open(path: &Path) -> Result<(Journal, Vec<TaskRecord>), JournalError> {
+        let lock = StateLock::acquire(&lock_path(path)).map_err(JournalError::Locked)?;
         let records = replay(path)?;
         compact(path, &records)?;
         let file = OpenOptions::new()
@@ -112,6 +119,7 @@ impl Journal {
         let journal = Journal {
             shared,
             writer: Some(writer),
+            _lock: lock,
         };
         Ok((journal, records))
     }
@@ -197,6 +205,13 @@ fn write_loop(shared: &Shared, mut file: File, path: &str) {
             return;
         }
     }
+}
+
+/// The lock file of the journal `path`: `path` with `.lock` added.
+fn lock_path(path: &Path) -> PathBuf {
+    let mut lock = path.as_os_str().to_owned();
+    lock.push(".lock");
+    PathBuf::from(lock)
 }
 
 /// Reads every record, the last line of each id winning; a torn last line is

@@ -172,6 +172,7 @@ impl Drop for Server {
 fn journal_error(e: JournalError) -> Error {
     match e {
         JournalError::Io { context, source } => Error::io(context, source),
+        JournalError::Locked(_) => Error::config("--data", e.to_string()),
         other => Error::io(
             "opening the journal",
             std::io::Error::new(std::io::ErrorKind::InvalidData, other.to_string()),

@@ -161,6 +161,11 @@ impl Worker {
             None => None,
         };
 
+        // Held until the worker returns: a second worker on this state exits at once.
+        let _state_lock = match &config.state_dir {
+            Some(dir) => Some(lock_state_dir(dir)?),
+            None => None,
+        };
         let (spool, left) = open_spool(&config, &client, &stats)?;
 
         let (task_tx, task_rx) = bounded(config.concurrent_tasks);
@@ -444,6 +449,20 @@ fn open_spool(
     left.drain(..delivered);
     stats.spool_depth.store(spool.depth(), Relaxed);
     Ok((Some(spool), left))
+}
+
+/// Locks `dir` for this worker, before its spool is opened.
+fn lock_state_dir(dir: &std::path::Path) -> Result<crate::state_lock::StateLock, Error> {
+    use crate::state_lock::{LockError, StateLock, FILE_NAME};
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::config("STATE_DIR", format!("cannot create {}: {e}", dir.display())))?;
+    StateLock::acquire(&dir.join(FILE_NAME)).map_err(|e| {
+        let problem = match e {
+            LockError::Held { .. } => format!("{} is in use by another worker: {e}", dir.display()),
+            LockError::Io { .. } => e.to_string(),
+        };
+        Error::config("STATE_DIR", problem)
+    })
 }
 
 /// One try to deliver a spooled outcome at start; true when it is settled.
