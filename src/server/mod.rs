@@ -85,6 +85,14 @@ pub struct Server {
 impl Server {
     /// Binds `config.listen`, replays the journal when there is one, and starts serving.
     pub fn start(config: ServerConfig) -> Result<Server, Error> {
+        if config
+            .api_key
+            .as_deref()
+            .is_some_and(|k| k.trim().is_empty())
+        {
+            // Every request would match an empty key: authentication off without a word.
+            return Err(Error::config("api_key", "the API key is empty"));
+        }
         let listener = TcpListener::bind(&config.listen)
             .map_err(|e| Error::io(format!("listening on {}", config.listen), e))?;
         let clock = Clock::new();
