@@ -24,6 +24,7 @@ OPTIONS:
     --lease DURATION         lease of a claimed task [default: 30s]
     --max-attempts N         deliveries allowed per task [default: 3]
     --retry-backoff DURATION wait before the first server-side retry, doubling [default: 1s]
+    --retain DURATION        keep completed and failed tasks this long, then drop them [default: 168h]
     --core-only              serve only the core protocol
     -h, --help               show this help
 
@@ -73,6 +74,7 @@ fn parse(
             Long("retry-backoff") => {
                 config.retry_backoff = duration("--retry-backoff", parser.value()?)?
             }
+            Long("retain") => config.retain = duration("--retain", parser.value()?)?,
             Long("max-attempts") => {
                 let v = parser.value()?.string()?;
                 config.max_attempts = v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
@@ -158,10 +160,13 @@ mod tests {
             "127.0.0.1:0",
             "--lease",
             "500ms",
+            "--retain",
+            "2h",
             "--core-only",
         ]))
         .unwrap()
         .unwrap();
+        assert_eq!(c.retain, std::time::Duration::from_secs(7200));
         assert_eq!(c.listen, "127.0.0.1:0");
         assert_eq!(c.lease, std::time::Duration::from_millis(500));
         assert!(c.core_only);

@@ -55,6 +55,9 @@ pub struct ServerConfig {
     pub retry_backoff: Duration,
     /// The longest wait before a retry.
     pub retry_backoff_max: Duration,
+    /// How long a completed or failed task is kept (shown, and in the
+    /// journal) before it is dropped.
+    pub retain: Duration,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +73,9 @@ impl Default for ServerConfig {
             max_attempts: 3,
             retry_backoff: Duration::from_secs(1),
             retry_backoff_max: Duration::from_secs(60),
+            // A week: long enough to look into last weekend's failures, short
+            // enough that a busy queue does not grow without end.
+            retain: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -105,6 +111,7 @@ impl Server {
             // Ids differ between runs of an in-memory server, so a worker's
             // spool never mistakes a new task for an old one.
             id_prefix: format!("task_{:x}_", clock.now()),
+            retain_ms: millis(config.retain),
         });
         let journal = match &config.data {
             None => None,
@@ -174,6 +181,9 @@ impl Drop for Server {
         if let Some(timer) = self.timer.take() {
             let _ = timer.join();
         }
+        // Not left to the last connection thread's drop: the next server
+        // may open the journal as soon as this one is gone.
+        self.service.close_journal();
     }
 }
 
