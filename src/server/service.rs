@@ -383,7 +383,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(name);
         let _ = std::fs::remove_file(&path);
-        let (journal, _) = Journal::open(&path).unwrap();
+        let (mut journal, _) = Journal::open(&path).unwrap();
+        journal.set_compact_floor(4096);
         let queue = Queue::new(QueueConfig::default());
         (Service::new(queue, Some(journal), Clock::new()), path)
     }
@@ -445,5 +446,25 @@ mod tests {
             (a["status"].as_str(), a["attempt"].as_u64()),
             (Some("queued"), Some(0))
         );
+    }
+
+    #[test]
+    fn heartbeats_grow_the_journal_only_until_it_is_compacted() {
+        let (svc, path) = service("compact.jsonl");
+        svc.enqueue(&enqueue("a")).unwrap();
+        assert_eq!(svc.claim(&claim(), Duration::ZERO).unwrap().len(), 1);
+        let mut largest = 0;
+        for _ in 0..2000 {
+            svc.heartbeat("a", "w").unwrap();
+            largest = largest.max(std::fs::metadata(&path).unwrap().len());
+        }
+        assert!(
+            largest < 2 * 4096,
+            "compacted while running: {largest} bytes"
+        );
+        drop(svc);
+        let (_j, recs) = Journal::open(&path).unwrap();
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].status, Status::Claimed);
     }
 }
