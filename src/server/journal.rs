@@ -307,6 +307,8 @@ impl Drop for Journal {
 
 fn write_loop(shared: &Shared, mut file: File, path: &Path) {
     let mut spare = Vec::new();
+    // The length of what is synced: a failed append is cut back to it.
+    let mut len = file.metadata().map_or(0, |m| m.len());
     loop {
         let (snapshot, mut buf, target) = {
             let mut p = shared.lock();
@@ -322,25 +324,36 @@ fn write_loop(shared: &Shared, mut file: File, path: &Path) {
                 p.appended,
             )
         };
-        let res = injected_fault(shared).and_then(|()| match snapshot {
+        let res = match snapshot {
             Some(mut all) => {
                 all.extend_from_slice(&buf);
-                rewrite(path, &all).map(|new| file = new)
+                rewrite(path, &all).map(|new| {
+                    file = new;
+                    len = all.len() as u64;
+                })
             }
-            None => file.write_all(&buf).and_then(|()| file.sync_data()),
-        });
+            None => append(shared, &mut file, &buf).map(|()| len += buf.len() as u64),
+        };
         buf.clear();
         spare = buf;
+        if let Err(e) = &res {
+            log::error!(
+                "journal {}: write failed, refusing every change until a restart: {e}",
+                path.display()
+            );
+            // The lines of a failed write were refused: a restart must not
+            // replay the ones that did reach the file.
+            if let Err(e) = file.set_len(len).and_then(|()| file.sync_data()) {
+                log::error!(
+                    "journal {}: cannot cut off the failed write ({e}); a restart may replay refused changes",
+                    path.display()
+                );
+            }
+        }
         let mut p = shared.lock();
         match res {
             Ok(()) => p.synced = target,
-            Err(e) => {
-                log::error!(
-                    "journal {}: write failed, refusing every change until a restart: {e}",
-                    path.display()
-                );
-                p.error = Some(format!("write to {} failed: {e}", path.display()));
-            }
+            Err(e) => p.error = Some(format!("write to {} failed: {e}", path.display())),
         }
         shared.synced.notify_all();
         if p.error.is_some() {
@@ -349,17 +362,18 @@ fn write_loop(shared: &Shared, mut file: File, path: &Path) {
     }
 }
 
-#[cfg(test)]
-fn injected_fault(shared: &Shared) -> io::Result<()> {
+/// Appends `buf` and syncs it.
+fn append(shared: &Shared, file: &mut File, buf: &[u8]) -> io::Result<()> {
+    #[cfg(test)]
     if std::mem::take(&mut shared.lock().fail_next) {
+        // Half the batch reaches the file, as when a disk fills up mid-write.
+        file.write_all(&buf[..buf.len() / 2])?;
         return Err(io::Error::from_raw_os_error(28)); // ENOSPC
     }
-    Ok(())
-}
-
-#[cfg(not(test))]
-fn injected_fault(_: &Shared) -> io::Result<()> {
-    Ok(())
+    #[cfg(not(test))]
+    let _ = shared;
+    file.write_all(buf)?;
+    file.sync_data()
 }
 
 /// The lock file of the journal `path`: `path` with `.lock` added.
@@ -575,8 +589,12 @@ mod tests {
         j.wait(t).unwrap();
         assert_eq!(j.failure(), None);
         j.fail_next_write();
-        let t = j.append(&record("b", 2, Status::Queued));
+        let synced_len = std::fs::metadata(&path).unwrap().len();
+        j.append(&record("b", 2, Status::Queued));
+        let t = j.append(&record("b2", 3, Status::Queued));
         assert!(matches!(j.wait(t), Err(JournalError::NotDurable(_))));
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert_eq!(len, synced_len, "the half-written batch is cut off");
         let why = j.failure().expect("failed");
         assert!(why.contains("fault.jsonl"), "{why}");
         // The writer stopped: nothing later is written either.
