@@ -29,13 +29,7 @@ fn a_second_worker_on_one_state_dir_exits_78_naming_the_holder() {
     let mut second = WorkerSpec::new("lock-second", &url, config.clone())
         .env("STATE_DIR", state_arg.clone())
         .start();
-    assert_eq!(
-        second.wait_exit(Duration::from_secs(10)),
-        Some(78),
-        "log:\n{}",
-        second.log()
-    );
-    let log = second.log();
+    let log = second.expect_exit(78, Duration::from_secs(10));
     assert!(log.contains(&state_arg), "names the directory: {log}");
     assert!(
         log.contains(&format!("pid {}", first.child.id())),
