@@ -27,6 +27,7 @@
 //! - [`logging`], [`backoff`].
 //! - [`listener`]: the HTTP/1.1 listener under the server and `/health`: caps,
 //!   deadlines, bounded parsing, the key checked before a body is read.
+//! - [`state_lock`]: one owner per state directory or journal (`flock`).
 //! - [`server`]: the reference task-queue server (`taskworker serve`).
 //! - [`enqueue`]: `taskworker enqueue`, a client of the server's `POST /tasks`.
 //! - [`demo`]: `taskworker demo`, the server and the worker together on sample tasks.
@@ -47,6 +48,7 @@ mod logging;
 mod prometheus;
 #[cfg(feature = "server")]
 mod server;
+mod state_lock;
 mod task;
 mod timestamp;
 mod worker;

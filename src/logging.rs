@@ -42,9 +42,12 @@ pub fn init(config: &Config) -> Result<(), Error> {
         }
     });
     if let Some(path) = &config.log_file {
+        use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            // Logs name tasks and errors: only the owner reads them.
+            .mode(0o600)
             .open(path)
             .map_err(|e| {
                 Error::config("LOG_FILE", format!("cannot open {}: {e}", path.display()))

@@ -1,6 +1,8 @@
 //! As PID 1 (a container's init), the worker reaps the orphans that its
 //! handlers' programs leave behind, so that zombies never pile up.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use std::process::{Command, Stdio};

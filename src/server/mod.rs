@@ -54,6 +54,9 @@ pub struct ServerConfig {
     pub retry_backoff: Duration,
     /// The longest wait before a retry.
     pub retry_backoff_max: Duration,
+    /// How long a completed or failed task is kept (shown, and in the
+    /// journal) before it is dropped.
+    pub retain: Duration,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +72,9 @@ impl Default for ServerConfig {
             max_attempts: 3,
             retry_backoff: Duration::from_secs(1),
             retry_backoff_max: Duration::from_secs(60),
+            // A week: long enough to look into last weekend's failures, short
+            // enough that a busy queue does not grow without end.
+            retain: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -84,6 +90,14 @@ pub struct Server {
 impl Server {
     /// Binds `config.listen`, replays the journal when there is one, and starts serving.
     pub fn start(config: ServerConfig) -> Result<Server, Error> {
+        if config
+            .api_key
+            .as_deref()
+            .is_some_and(|k| k.trim().is_empty())
+        {
+            // Every request would match an empty key: authentication off without a word.
+            return Err(Error::config("api_key", "the API key is empty"));
+        }
         let listener = TcpListener::bind(&config.listen)
             .map_err(|e| Error::io(format!("listening on {}", config.listen), e))?;
         let clock = Clock::new();
@@ -96,6 +110,7 @@ impl Server {
             // Ids differ between runs of an in-memory server, so a worker's
             // spool never mistakes a new task for an old one.
             id_prefix: format!("task_{:x}_", clock.now()),
+            retain_ms: millis(config.retain),
         });
         let journal = match &config.data {
             None => None,
@@ -170,12 +185,16 @@ impl Drop for Server {
         if let Some(timer) = self.timer.take() {
             let _ = timer.join();
         }
+        // Not left to the last connection thread's drop: the next server
+        // may open the journal as soon as this one is gone.
+        self.service.close_journal();
     }
 }
 
 fn journal_error(e: JournalError) -> Error {
     match e {
         JournalError::Io { context, source } => Error::io(context, source),
+        JournalError::Locked(_) => Error::config("--data", e.to_string()),
         other => Error::io(
             "opening the journal",
             std::io::Error::new(std::io::ErrorKind::InvalidData, other.to_string()),

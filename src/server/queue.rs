@@ -1,5 +1,8 @@
 //! The task queue as a pure state machine: priorities, leases, retries, claim
-//! ids. Time comes in as clock milliseconds; nothing here blocks or does I/O.
+//! ids, retention of finished tasks. Time comes in as clock milliseconds;
+//! nothing here blocks or does I/O. It says what changed, for the journal,
+//! and keeps what each changed task was before, so that a change the journal
+//! could not write can be undone.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -36,6 +39,8 @@ pub struct QueueConfig {
     pub extensions: bool,
     /// Generated task ids are this prefix and a sequence number.
     pub id_prefix: String,
+    /// How long a completed or failed task is kept before it is dropped (ms).
+    pub retain_ms: u64,
 }
 
 impl Default for QueueConfig {
@@ -47,6 +52,7 @@ impl Default for QueueConfig {
             backoff_max_ms: 60_000,
             extensions: true,
             id_prefix: "task_".into(),
+            retain_ms: 7 * 24 * 3600 * 1000,
         }
     }
 }
@@ -111,6 +117,19 @@ struct ClaimEntry {
 
 type ReadyKey = (Reverse<Priority>, u64);
 
+/// What changed since the last [`Queue::take_changes`], for the journal.
+#[derive(Debug, Default, PartialEq)]
+pub struct Changes {
+    /// Tasks changed as a whole, or dropped (those that are gone now).
+    pub tasks: Vec<String>,
+    /// Tasks of which only the end of the lease moved (heartbeats).
+    pub renewed: Vec<String>,
+}
+
+/// What changed tasks were before a batch of changes: `None` for a task
+/// that did not exist. [`Queue::undo`] puts them back.
+pub type Before = HashMap<String, Option<TaskRecord>>;
+
 /// The queue: every task, the indexes that make claims fast, and the parked claims.
 pub struct Queue {
     cfg: QueueConfig,
@@ -120,12 +139,15 @@ pub struct Queue {
     ready_by_type: HashMap<String, BTreeSet<ReadyKey>>,
     delayed: BTreeSet<(u64, u64)>,
     leases: BTreeSet<(u64, u64)>,
+    finished: BTreeSet<(u64, u64)>,
     claims: HashMap<String, ClaimEntry>,
     next_seq: u64,
     next_prune: u64,
     counts: [u64; 4],
     totals: Totals,
     changed: Vec<String>,
+    renewed: Vec<String>,
+    before: Option<Before>,
     timer_wake: u64,
     timer_kick: bool,
     /// The claims waiting for a task.
@@ -143,12 +165,15 @@ impl Queue {
             ready_by_type: HashMap::new(),
             delayed: BTreeSet::new(),
             leases: BTreeSet::new(),
+            finished: BTreeSet::new(),
             claims: HashMap::new(),
             next_seq: 1,
             next_prune: 0,
             counts: [0; 4],
             totals: Totals::default(),
             changed: Vec::new(),
+            renewed: Vec::new(),
+            before: None,
             timer_wake: u64::MAX,
             timer_kick: false,
             waiters: Waiters::default(),
@@ -162,30 +187,31 @@ impl Queue {
 
     /// Loads records kept by the journal (in any order; one per id).
     pub fn restore(&mut self, records: Vec<TaskRecord>, now: u64) {
-        for mut rec in records {
-            if rec.status == Status::Claimed && rec.lease.is_none() {
-                rec.status = Status::Queued;
-            }
+        for rec in records {
+            let id = rec.id.clone();
             self.next_seq = self.next_seq.max(rec.seq + 1);
-            self.counts[rec.status.index()] += 1;
-            self.by_seq.insert(rec.seq, rec.id.clone());
-            match rec.status {
-                Status::Queued => {
-                    self.index_queued(rec.priority, rec.seq, &rec.task_type, rec.ready_at, now)
-                }
-                Status::Claimed => {
-                    if let Some(lease) = &rec.lease {
-                        self.leases.insert((lease.expires_at, rec.seq));
-                        if let Some(cid) = &lease.claim_id {
-                            let entry = self.claims.entry(cid.clone()).or_default();
-                            entry.tasks.push(rec.id.clone());
-                        }
-                    }
-                }
-                Status::Completed | Status::Failed => {}
-            }
-            self.tasks.insert(rec.id.clone(), rec);
+            self.tasks.insert(id.clone(), rec);
+            self.index(&id, now);
         }
+    }
+
+    /// Keeps what each changed task was before, from now on, for [`Queue::take_before`].
+    pub fn keep_before(&mut self) {
+        self.before.get_or_insert_with(Before::new);
+    }
+
+    /// Puts back what tasks were before changes that cannot be kept. `befores`
+    /// come oldest batch first; the oldest state of a task wins.
+    pub fn undo(&mut self, befores: Vec<Before>, now: u64) {
+        for before in befores.into_iter().rev() {
+            for (id, rec) in before {
+                match rec {
+                    Some(rec) => self.tasks.insert(id, rec),
+                    None => self.tasks.remove(&id),
+                };
+            }
+        }
+        self.reindex(now);
     }
 
     /// Adds a task; `Ok((record, true))` when new, `(existing, false)` when
@@ -233,12 +259,14 @@ impl Queue {
             result: None,
             error: None,
             history: Vec::new(),
+            finished_at: None,
         };
         self.index_queued(rec.priority, seq, &rec.task_type, rec.ready_at, now);
         self.counts[Status::Queued.index()] += 1;
         self.totals.enqueued += 1;
         self.by_seq.insert(seq, id.clone());
         self.changed.push(id.clone());
+        self.touch(&id);
         self.tasks.insert(id.clone(), rec);
         (&self.tasks[&id], true)
     }
@@ -308,7 +336,7 @@ impl Queue {
         self.advance(now);
         self.check_holder(id, worker_id)?;
         self.end_lease(id, now, "completed", None, duration_ms);
-        self.set_status(id, Status::Completed);
+        self.finish(id, Status::Completed, now);
         if let Some(rec) = self.tasks.get_mut(id) {
             rec.result = Some(result);
             rec.error = None;
@@ -339,7 +367,7 @@ impl Queue {
             self.requeue(id, now.saturating_add(wait), now);
             self.totals.retried += 1;
         } else {
-            self.set_status(id, Status::Failed);
+            self.finish(id, Status::Failed, now);
             self.totals.failed += 1;
         }
         Ok(())
@@ -350,6 +378,7 @@ impl Queue {
         self.advance(now);
         self.check_holder(id, Some(worker_id))?;
         let expires = now.saturating_add(self.cfg.lease_ms);
+        self.touch(id);
         let Some(rec) = self.tasks.get_mut(id) else {
             return Err(ReportError::NotFound(id.into()));
         };
@@ -359,7 +388,7 @@ impl Queue {
             lease.expires_at = expires;
             self.leases.insert((expires, seq));
         }
-        self.changed.push(id.to_string());
+        self.renewed.push(id.to_string());
         self.totals.heartbeats += 1;
         Ok(expires)
     }
@@ -420,9 +449,40 @@ impl Queue {
             });
             self.next_prune = now.saturating_add(CANCELLED_CLAIM_MEMORY_MS / 10);
         }
+        self.sweep(now);
         let next_delay = self.delayed.first().map_or(u64::MAX, |d| d.0);
         let next_lease = self.leases.first().map_or(u64::MAX, |l| l.0);
-        next_delay.min(next_lease).min(self.next_prune)
+        let next_drop = self
+            .finished
+            .first()
+            .map_or(u64::MAX, |f| f.0.saturating_add(self.cfg.retain_ms));
+        next_delay
+            .min(next_lease)
+            .min(next_drop)
+            .min(self.next_prune)
+    }
+
+    /// Drops the tasks finished at least the retention period before `now`;
+    /// returns how many.
+    pub fn sweep(&mut self, now: u64) -> usize {
+        let mut dropped = 0;
+        while let Some(&(at, seq)) = self.finished.first() {
+            if at.saturating_add(self.cfg.retain_ms) > now {
+                break;
+            }
+            self.finished.pop_first();
+            let Some(id) = self.by_seq.remove(&seq) else {
+                continue;
+            };
+            self.touch(&id);
+            if let Some(rec) = self.tasks.remove(&id) {
+                let count = &mut self.counts[rec.status.index()];
+                *count = count.saturating_sub(1);
+            }
+            self.changed.push(id);
+            dropped += 1;
+        }
+        dropped
     }
 
     /// One task.
@@ -457,17 +517,36 @@ impl Queue {
         &self.totals
     }
 
-    /// Ids of the records changed since the last call, for the journal.
-    pub fn take_changes(&mut self) -> Vec<String> {
-        let mut ids = std::mem::take(&mut self.changed);
-        ids.sort_unstable();
-        ids.dedup();
-        ids
+    /// What changed since the last call, for the journal.
+    pub fn take_changes(&mut self) -> Changes {
+        let mut tasks = std::mem::take(&mut self.changed);
+        tasks.sort_unstable();
+        tasks.dedup();
+        let mut renewed = std::mem::take(&mut self.renewed);
+        renewed.sort_unstable();
+        renewed.dedup();
+        // A task written whole carries its lease too.
+        renewed.retain(|id| tasks.binary_search(id).is_err());
+        Changes { tasks, renewed }
     }
 
     /// Whether anything was changed since the last [`Queue::take_changes`].
     pub fn has_changes(&self) -> bool {
-        !self.changed.is_empty()
+        !self.changed.is_empty() || !self.renewed.is_empty()
+    }
+
+    /// What the tasks changed since the last call were before; empty unless
+    /// [`Queue::keep_before`] was called.
+    pub fn take_before(&mut self) -> Before {
+        self.before.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Every task, oldest first.
+    pub fn records(&self) -> Vec<&TaskRecord> {
+        self.by_seq
+            .values()
+            .filter_map(|id| self.tasks.get(id))
+            .collect()
     }
 
     /// Tells the queue when its timer will next wake.
@@ -556,6 +635,7 @@ impl Queue {
     fn lease(&mut self, id: &str, worker: &str, claim_id: Option<&str>, now: u64) -> Option<Task> {
         let expires_at = now.saturating_add(self.cfg.lease_ms);
         let ext = self.cfg.extensions;
+        self.touch(id);
         let rec = self.tasks.get_mut(id)?;
         rec.attempt += 1;
         rec.lease = Some(Lease {
@@ -617,6 +697,7 @@ impl Queue {
         error: Option<Failure>,
         duration_ms: Option<u64>,
     ) {
+        self.touch(id);
         let Some(rec) = self.tasks.get_mut(id) else {
             return;
         };
@@ -664,7 +745,7 @@ impl Queue {
         self.end_lease(id, now, "lease_expired", Some(failure), None);
         self.totals.lease_expired += 1;
         if last {
-            self.set_status(id, Status::Failed);
+            self.finish(id, Status::Failed, now);
             self.totals.failed += 1;
         } else {
             self.requeue(id, now, now);
@@ -683,12 +764,97 @@ impl Queue {
     }
 
     fn set_status(&mut self, id: &str, status: Status) {
+        self.touch(id);
         if let Some(rec) = self.tasks.get_mut(id) {
             let old = &mut self.counts[rec.status.index()];
             *old = old.saturating_sub(1);
             self.counts[status.index()] += 1;
             rec.status = status;
             self.changed.push(id.to_string());
+        }
+    }
+
+    /// Ends a task for good: it is kept for the retention period from `now`.
+    fn finish(&mut self, id: &str, status: Status, now: u64) {
+        self.set_status(id, status);
+        if let Some(rec) = self.tasks.get_mut(id) {
+            rec.finished_at = Some(now);
+            self.finished.insert((now, rec.seq));
+        }
+    }
+
+    /// Keeps what `id` is now, before its first change since the last
+    /// [`Queue::take_before`].
+    fn touch(&mut self, id: &str) {
+        if let Some(before) = &mut self.before {
+            if !before.contains_key(id) {
+                before.insert(id.to_string(), self.tasks.get(id).cloned());
+            }
+        }
+    }
+
+    /// Rebuilds every index from the tasks.
+    fn reindex(&mut self, now: u64) {
+        self.by_seq.clear();
+        self.ready.clear();
+        self.ready_by_type.clear();
+        self.delayed.clear();
+        self.leases.clear();
+        self.finished.clear();
+        self.counts = [0; 4];
+        // A cancelled claim is remembered; the tasks of the others come back from their leases.
+        self.claims.retain(|_, e| {
+            e.tasks.clear();
+            e.cancelled_at.is_some()
+        });
+        let mut ids: Vec<(u64, String)> =
+            self.tasks.values().map(|r| (r.seq, r.id.clone())).collect();
+        ids.sort_unstable();
+        for (_, id) in ids {
+            self.index(&id, now);
+        }
+    }
+
+    /// Adds the task `id` to the indexes its state puts it in.
+    fn index(&mut self, id: &str, now: u64) {
+        let Some(rec) = self.tasks.get_mut(id) else {
+            return;
+        };
+        if rec.status == Status::Claimed && rec.lease.is_none() {
+            rec.status = Status::Queued;
+        }
+        let finished = matches!(rec.status, Status::Completed | Status::Failed);
+        if finished && rec.finished_at.is_none() {
+            // Journals from before retention: the end of the last attempt.
+            let ended = rec.history.last().and_then(|a| a.ended_at);
+            rec.finished_at = Some(ended.unwrap_or(rec.created_at));
+        }
+        let rec = &self.tasks[id];
+        let (status, seq, prio, ready_at) = (rec.status, rec.seq, rec.priority, rec.ready_at);
+        let task_type = rec.task_type.clone();
+        let lease = rec
+            .lease
+            .as_ref()
+            .map(|l| (l.expires_at, l.claim_id.clone()));
+        let finished_at = rec.finished_at;
+        self.counts[status.index()] += 1;
+        self.by_seq.insert(seq, id.to_string());
+        match status {
+            Status::Queued => self.index_queued(prio, seq, &task_type, ready_at, now),
+            Status::Claimed => {
+                if let Some((expires_at, claim_id)) = lease {
+                    self.leases.insert((expires_at, seq));
+                    if let Some(cid) = claim_id {
+                        let entry = self.claims.entry(cid).or_default();
+                        entry.tasks.push(id.to_string());
+                    }
+                }
+            }
+            Status::Completed | Status::Failed => {
+                if let Some(at) = finished_at {
+                    self.finished.insert((at, seq));
+                }
+            }
         }
     }
 }
@@ -932,6 +1098,7 @@ mod tests {
         assert_eq!(claim(&mut q, "w", Some(5), T0), ["a"]);
         let records: Vec<TaskRecord> = q
             .take_changes()
+            .tasks
             .iter()
             .filter_map(|id| q.get(id).cloned())
             .collect();
@@ -942,5 +1109,82 @@ mod tests {
         again
             .complete("a", Some("w"), json!(null), None, T0 + 500)
             .unwrap();
+    }
+
+    #[test]
+    fn finished_tasks_are_dropped_after_their_retention() {
+        let mut q = Queue::new(QueueConfig {
+            retain_ms: 5_000,
+            ..QueueConfig::default()
+        });
+        add(&mut q, "a", "x", Priority::Medium);
+        add(&mut q, "b", "x", Priority::Medium);
+        assert_eq!(claim(&mut q, "w", Some(2), T0), ["a", "b"]);
+        q.complete("a", Some("w"), json!(1), None, T0 + 10).unwrap();
+        q.take_changes();
+        assert_eq!(q.advance(T0 + 10), T0 + 5_010, "the drop of a is due first");
+        assert_eq!(q.sweep(T0 + 5_009), 0, "kept for the retention period");
+        assert_eq!(q.sweep(T0 + 5_010), 1);
+        assert!(q.get("a").is_none());
+        assert_eq!(q.counts(), [0, 1, 0, 0]);
+        assert_eq!(
+            q.take_changes().tasks,
+            ["a"],
+            "the drop is a change to journal"
+        );
+        assert!(q.list(None, None, 10).iter().all(|r| r.id != "a"));
+    }
+
+    #[test]
+    fn a_heartbeat_changes_only_the_lease() {
+        let mut q = queue();
+        add(&mut q, "a", "x", Priority::Medium);
+        assert_eq!(claim(&mut q, "w", None, T0), ["a"]);
+        q.take_changes();
+        q.heartbeat("a", "w", T0 + 100).unwrap();
+        assert_eq!(
+            q.take_changes(),
+            Changes {
+                tasks: vec![],
+                renewed: vec!["a".into()]
+            }
+        );
+        q.heartbeat("a", "w", T0 + 200).unwrap();
+        q.complete("a", Some("w"), json!(1), None, T0 + 300)
+            .unwrap();
+        let changes = q.take_changes();
+        assert_eq!(changes.tasks, ["a"]);
+        assert!(
+            changes.renewed.is_empty(),
+            "the whole task carries its lease"
+        );
+    }
+
+    #[test]
+    fn undo_puts_back_what_a_batch_of_changes_did() {
+        let mut q = queue();
+        q.keep_before();
+        add(&mut q, "a", "x", Priority::Medium);
+        q.take_changes();
+        let first = q.take_before();
+        assert_eq!(first.get("a"), Some(&None), "a did not exist before");
+        // This batch never reaches the disk.
+        assert_eq!(claim(&mut q, "w", None, T0), ["a"]);
+        add(&mut q, "b", "x", Priority::High);
+        q.heartbeat("a", "w", T0 + 10).unwrap();
+        let lost = q.take_before();
+        q.undo(vec![lost], T0 + 20);
+        assert!(q.get("b").is_none(), "an undone enqueue does not exist");
+        let a = q.get("a").unwrap();
+        assert_eq!(
+            (a.status, a.attempt, a.history.len()),
+            (Status::Queued, 0, 0)
+        );
+        assert_eq!(q.counts(), [1, 0, 0, 0]);
+        assert_eq!(
+            claim(&mut q, "w2", Some(5), T0 + 30),
+            ["a"],
+            "indexes rebuilt"
+        );
     }
 }

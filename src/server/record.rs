@@ -144,6 +144,31 @@ pub struct TaskRecord {
     /// Every delivery, oldest first.
     #[serde(default)]
     pub history: Vec<Attempt>,
+    /// When it was completed or failed for good (clock ms); its retention
+    /// period counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<u64>,
+}
+
+/// One line of the journal, as replay reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Entry {
+    /// A heartbeat: the lease of task `renew` now ends at `until` (clock ms).
+    /// Only the lease changed, so only the lease is written.
+    Renew {
+        /// The task id.
+        renew: String,
+        /// The new end of its lease.
+        until: u64,
+    },
+    /// Task `dropped` is gone: its retention period ended.
+    Drop {
+        /// The task id.
+        dropped: String,
+    },
+    /// A task's whole state.
+    Task(Box<TaskRecord>),
 }
 
 impl TaskRecord {

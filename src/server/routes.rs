@@ -59,7 +59,17 @@ impl Routes {
         };
         let ext = self.extensions;
         match (segments.as_slice(), method) {
-            (["health"], "GET") => Response::json(200, &metrics::health(&self.service.snapshot())),
+            (["health"], "GET") => {
+                let mut health = metrics::health(&self.service.snapshot());
+                match self.service.journal_failure() {
+                    None => Response::json(200, &health),
+                    Some(why) => {
+                        health["status"] = json!("unhealthy");
+                        health["reason"] = json!(why);
+                        Response::json(503, &health)
+                    }
+                }
+            }
             (["metrics"], "GET") => Response {
                 status: 200,
                 content_type: "text/plain; version=0.0.4",

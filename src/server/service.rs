@@ -1,7 +1,10 @@
 //! Applies each request to the queue under one short lock, journals what
-//! changed, and returns only once the change is durable; parks long polls;
-//! runs the timer that expires leases and releases delayed tasks.
+//! changed, and returns only once the change is durable; undoes what the
+//! journal could not write and refuses every change after that; parks long
+//! polls; runs the timer that expires leases, releases delayed tasks and
+//! drops finished ones after their retention.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -11,7 +14,7 @@ use serde_json::Value;
 
 use super::clock::Clock;
 use super::journal::Journal;
-use super::queue::{Queue, ReportError, Totals};
+use super::queue::{Before, Queue, ReportError, Totals};
 use super::record::{Status, TaskRecord};
 use super::waiters::Wake;
 use crate::task::{ClaimRequest, CompleteBody, EnqueueRequest, FailBody, Task};
@@ -61,6 +64,9 @@ pub struct Service {
     queue: Mutex<Queue>,
     timer: Condvar,
     journal: Option<Journal>,
+    /// What tasks were before the changes not yet on disk, with the ticket
+    /// of each batch, oldest first. Locked only under the queue's lock.
+    unsynced: Mutex<VecDeque<(u64, Before)>>,
     clock: Clock,
     started: Instant,
     stopping: AtomicBool,
@@ -68,11 +74,15 @@ pub struct Service {
 
 impl Service {
     /// A service over `queue`, journaling to `journal` when there is one.
-    pub fn new(queue: Queue, journal: Option<Journal>, clock: Clock) -> Service {
+    pub fn new(mut queue: Queue, journal: Option<Journal>, clock: Clock) -> Service {
+        if journal.is_some() {
+            queue.keep_before();
+        }
         Service {
             queue: Mutex::new(queue),
             timer: Condvar::new(),
             journal,
+            unsynced: Mutex::new(VecDeque::new()),
             clock,
             started: Instant::now(),
             stopping: AtomicBool::new(false),
@@ -86,8 +96,9 @@ impl Service {
     }
 
     /// Journals what changed (under the queue lock, so lines keep the order
-    /// of changes) and wakes the timer when it must sleep less. Returns the
-    /// ticket to wait for before acknowledging.
+    /// of changes), compacts the journal when it has grown too big, and
+    /// wakes the timer when it must sleep less. Returns the ticket to wait
+    /// for before acknowledging.
     fn commit(&self, q: &mut Queue) -> u64 {
         if q.take_timer_kick() {
             self.timer.notify_one();
@@ -96,30 +107,98 @@ impl Service {
             return 0;
         }
         let changes = q.take_changes();
+        let before = q.take_before();
         let Some(journal) = &self.journal else {
             return 0;
         };
         let mut ticket = 0;
-        for id in changes {
-            if let Some(rec) = q.get(&id) {
-                ticket = journal.append(rec);
+        for id in &changes.tasks {
+            ticket = match q.get(id) {
+                Some(rec) => journal.append(rec),
+                None => journal.append_drop(id),
+            };
+        }
+        for id in &changes.renewed {
+            if let Some(lease) = q.get(id).and_then(|r| r.lease.as_ref()) {
+                ticket = journal.append_renew(id, lease.expires_at);
             }
+        }
+        if journal.needs_compaction() {
+            journal.compact(&q.records());
+        }
+        let synced = journal.synced();
+        let mut unsynced = self.unsynced();
+        while unsynced.front().is_some_and(|(t, _)| *t <= synced) {
+            unsynced.pop_front();
+        }
+        if ticket > 0 {
+            unsynced.push_back((ticket, before));
         }
         ticket
     }
 
-    fn durable(&self, ticket: u64) -> Result<(), ServiceError> {
-        match &self.journal {
-            Some(j) if ticket > 0 => j
-                .wait(ticket)
-                .map_err(|e| ServiceError::NotDurable(e.to_string())),
-            _ => Ok(()),
+    fn unsynced(&self) -> MutexGuard<'_, VecDeque<(u64, Before)>> {
+        self.unsynced.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Why the journal failed, if it has: then `/health` is unhealthy and
+    /// every change is refused until a restart.
+    pub fn journal_failure(&self) -> Option<String> {
+        self.journal.as_ref().and_then(Journal::failure)
+    }
+
+    /// Refuses a change once the journal has failed, after undoing what it
+    /// did not write: memory holds only what the journal holds.
+    fn refuse_if_failed(&self, q: &mut Queue) -> Result<(), ServiceError> {
+        let (Some(journal), Some(why)) = (&self.journal, self.journal_failure()) else {
+            return Ok(());
+        };
+        let synced = journal.synced();
+        let befores: Vec<Before> = self
+            .unsynced()
+            .drain(..)
+            .filter(|(ticket, _)| *ticket > synced)
+            .map(|(_, before)| before)
+            .collect();
+        if !befores.is_empty() {
+            q.undo(befores, self.clock.now());
+            // Undoing is not a change to journal.
+            q.take_changes();
+            q.take_before();
         }
+        Err(ServiceError::NotDurable(format!(
+            "{why}; changes are refused until a restart"
+        )))
+    }
+
+    /// Applies what time has done, unless the journal has failed; returns
+    /// when something is next due.
+    fn advance(&self, q: &mut Queue) -> u64 {
+        if self.refuse_if_failed(q).is_err() {
+            return u64::MAX;
+        }
+        let next = q.advance(self.clock.now());
+        self.commit(q);
+        next
+    }
+
+    fn durable(&self, ticket: u64) -> Result<(), ServiceError> {
+        let Some(journal) = self.journal.as_ref().filter(|_| ticket > 0) else {
+            return Ok(());
+        };
+        journal.wait(ticket).map_err(|e| {
+            // A failed write undoes the changes it held; a slow one keeps them.
+            match self.refuse_if_failed(&mut self.lock()) {
+                Err(refused) => refused,
+                Ok(()) => ServiceError::NotDurable(e.to_string()),
+            }
+        })
     }
 
     /// Adds a task; returns it and whether it is new.
     pub fn enqueue(&self, req: &EnqueueRequest) -> Result<(TaskRecord, bool), ServiceError> {
         let mut q = self.lock();
+        self.refuse_if_failed(&mut q)?;
         let now = self.clock.now();
         let (rec, created) = q.enqueue(req, now);
         let rec = rec.clone();
@@ -135,6 +214,7 @@ impl Service {
         let mut last_try = wait.is_zero();
         loop {
             let mut q = self.lock();
+            self.refuse_if_failed(&mut q)?;
             let claimed = q.claim(req, self.clock.now());
             let done = !claimed.tasks.is_empty()
                 || !claimed.may_wait
@@ -171,6 +251,7 @@ impl Service {
     /// Records a result.
     pub fn complete(&self, id: &str, body: CompleteBody) -> Result<(), ServiceError> {
         let mut q = self.lock();
+        self.refuse_if_failed(&mut q)?;
         let now = self.clock.now();
         let res = q.complete(
             id,
@@ -188,6 +269,7 @@ impl Service {
     /// Records a failure; returns the task's status after it.
     pub fn fail(&self, id: &str, body: &FailBody) -> Result<Status, ServiceError> {
         let mut q = self.lock();
+        self.refuse_if_failed(&mut q)?;
         let now = self.clock.now();
         let res = q.fail(id, body, now);
         let status = q.get(id).map_or(Status::Failed, |r| r.status);
@@ -201,6 +283,7 @@ impl Service {
     /// Extends a lease; returns its new end (clock ms).
     pub fn heartbeat(&self, id: &str, worker_id: &str) -> Result<u64, ServiceError> {
         let mut q = self.lock();
+        self.refuse_if_failed(&mut q)?;
         let now = self.clock.now();
         let res = q.heartbeat(id, worker_id, now);
         let ticket = self.commit(&mut q);
@@ -213,6 +296,7 @@ impl Service {
     /// Ends a claim; returns how many tasks it put back.
     pub fn cancel_claim(&self, claim_id: &str) -> Result<usize, ServiceError> {
         let mut q = self.lock();
+        self.refuse_if_failed(&mut q)?;
         let released = q.cancel_claim(claim_id, self.clock.now());
         let ticket = self.commit(&mut q);
         drop(q);
@@ -223,8 +307,7 @@ impl Service {
     /// `GET /tasks/{id}`.
     pub fn get(&self, id: &str) -> Option<Value> {
         let mut q = self.lock();
-        q.advance(self.clock.now());
-        self.commit(&mut q);
+        self.advance(&mut q);
         q.get(id).map(TaskRecord::to_detail)
     }
 
@@ -236,8 +319,7 @@ impl Service {
         limit: usize,
     ) -> Vec<Value> {
         let mut q = self.lock();
-        q.advance(self.clock.now());
-        self.commit(&mut q);
+        self.advance(&mut q);
         q.list(status, task_type, limit)
             .into_iter()
             .map(TaskRecord::to_detail)
@@ -247,8 +329,7 @@ impl Service {
     /// Counts and counters.
     pub fn snapshot(&self) -> Snapshot {
         let mut q = self.lock();
-        q.advance(self.clock.now());
-        self.commit(&mut q);
+        self.advance(&mut q);
         Snapshot {
             counts: q.counts(),
             totals: q.totals().clone(),
@@ -262,8 +343,7 @@ impl Service {
         let mut q = self.lock();
         while !self.stopping.load(Ordering::SeqCst) {
             let now = self.clock.now();
-            let next = q.advance(now);
-            self.commit(&mut q);
+            let next = self.advance(&mut q);
             q.set_timer_wake(next);
             let sleep = Duration::from_millis(next.saturating_sub(now)).min(TIMER_MAX_SLEEP);
             q = self
@@ -271,6 +351,14 @@ impl Service {
                 .wait_timeout(q, sleep)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
+        }
+    }
+
+    /// Syncs and closes the journal, releasing its lock; call once nothing
+    /// else will be asked of the service.
+    pub fn close_journal(&self) {
+        if let Some(journal) = &self.journal {
+            journal.close();
         }
     }
 
@@ -282,5 +370,101 @@ impl Service {
         self.commit(&mut q);
         drop(q);
         self.timer.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::queue::QueueConfig;
+
+    fn service(name: &str) -> (Service, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("taskworker-service-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        let _ = std::fs::remove_file(&path);
+        let (mut journal, _) = Journal::open(&path).unwrap();
+        journal.set_compact_floor(4096);
+        let queue = Queue::new(QueueConfig::default());
+        (Service::new(queue, Some(journal), Clock::new()), path)
+    }
+
+    fn enqueue(id: &str) -> EnqueueRequest {
+        EnqueueRequest {
+            id: Some(id.into()),
+            task_type: "t".into(),
+            ..EnqueueRequest::default()
+        }
+    }
+
+    fn claim() -> ClaimRequest {
+        ClaimRequest {
+            worker_id: "w".into(),
+            types: None,
+            max_tasks: Some(10),
+            wait_seconds: None,
+            claim_id: None,
+        }
+    }
+
+    #[test]
+    fn a_change_the_journal_could_not_write_is_undone_and_later_ones_refused() {
+        let (svc, path) = service("refused.jsonl");
+        svc.enqueue(&enqueue("kept")).unwrap();
+        svc.journal.as_ref().unwrap().fail_next_write();
+        let err = svc.enqueue(&enqueue("refused")).unwrap_err();
+        assert!(matches!(err, ServiceError::NotDurable(_)), "{err}");
+        assert!(
+            svc.get("refused").is_none(),
+            "a refused enqueue does not exist"
+        );
+        assert!(svc.get("kept").is_some());
+        let why = svc.journal_failure().expect("failed");
+        assert!(why.contains("refused.jsonl"), "{why}");
+        // Every change is refused now, reads still answer.
+        assert!(matches!(
+            svc.claim(&claim(), Duration::ZERO),
+            Err(ServiceError::NotDurable(_))
+        ));
+        assert!(svc.enqueue(&enqueue("later")).is_err());
+        assert_eq!(svc.snapshot().counts, [1, 0, 0, 0]);
+        assert_eq!(svc.get("kept").unwrap()["status"], "queued");
+        drop(svc);
+        let (_j, recs) = Journal::open(&path).unwrap();
+        let ids: Vec<&str> = recs.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["kept"]);
+    }
+
+    #[test]
+    fn a_failed_claim_puts_its_tasks_back() {
+        let (svc, _) = service("claim.jsonl");
+        svc.enqueue(&enqueue("a")).unwrap();
+        svc.journal.as_ref().unwrap().fail_next_write();
+        assert!(svc.claim(&claim(), Duration::ZERO).is_err());
+        let a = svc.get("a").unwrap();
+        assert_eq!(
+            (a["status"].as_str(), a["attempt"].as_u64()),
+            (Some("queued"), Some(0))
+        );
+    }
+
+    #[test]
+    fn heartbeats_grow_the_journal_only_until_it_is_compacted() {
+        let (svc, path) = service("compact.jsonl");
+        svc.enqueue(&enqueue("a")).unwrap();
+        assert_eq!(svc.claim(&claim(), Duration::ZERO).unwrap().len(), 1);
+        let mut largest = 0;
+        for _ in 0..2000 {
+            svc.heartbeat("a", "w").unwrap();
+            largest = largest.max(std::fs::metadata(&path).unwrap().len());
+        }
+        assert!(
+            largest < 2 * 4096,
+            "compacted while running: {largest} bytes"
+        );
+        drop(svc);
+        let (_j, recs) = Journal::open(&path).unwrap();
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].status, Status::Claimed);
     }
 }

@@ -35,6 +35,7 @@ pub mod shutdown;
 pub mod spool;
 pub mod supervisor;
 
+use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -61,6 +62,7 @@ use crate::client::{build_agent, ApiClient};
 use crate::config::Config;
 use crate::error::Error;
 use crate::handlers::{Handler, HandlerEnv, Registry};
+use crate::state_lock::{LockError, StateLock, FILE_NAME as LOCK_FILE};
 
 /// How long undelivered reports are still tried after the drain.
 pub const REPORT_GRACE: Duration = Duration::from_secs(5);
@@ -102,6 +104,8 @@ pub struct WorkerState {
     pub(crate) liveness: Arc<Liveness>,
     /// The settings the roles read: timeouts, retries, polling, limits.
     pub(crate) config: Config,
+    /// Held while the worker runs: a second worker on this state directory exits at once.
+    _state_lock: Option<StateLock>,
 }
 
 impl WorkerState {
@@ -115,12 +119,13 @@ impl WorkerState {
         shutdown: Shutdown,
         outcomes: Sender<Outcome>,
     ) -> Result<(WorkerState, Vec<Outcome>), Error> {
-        let (spool, left) = match &config.state_dir {
+        let (state_lock, spool, left) = match &config.state_dir {
             Some(dir) => {
+                let lock = lock_state_dir(dir)?;
                 let (spool, left) = Spool::open(dir)?;
-                (Some(spool), left)
+                (Some(lock), Some(spool), left)
             }
-            None => (None, Vec::new()),
+            None => (None, None, Vec::new()),
         };
         let stats = Arc::new(Stats::default());
         stats.processors.store(config.concurrent_tasks, Relaxed);
@@ -137,6 +142,7 @@ impl WorkerState {
             client,
             liveness: Arc::default(),
             config,
+            _state_lock: state_lock,
         };
         Ok((state, left))
     }
@@ -324,6 +330,19 @@ fn prepare(config: &Config, extra: Registry) -> Result<(Registry, ApiClient), Er
     }
     let client = ApiClient::for_config(agent, config);
     Ok((registry, client))
+}
+
+/// Locks `dir` for this worker, before its spool is opened.
+fn lock_state_dir(dir: &Path) -> Result<StateLock, Error> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::config("STATE_DIR", format!("cannot create {}: {e}", dir.display())))?;
+    StateLock::acquire(&dir.join(LOCK_FILE)).map_err(|e| {
+        let problem = match e {
+            LockError::Held { .. } => format!("{} is in use by another worker: {e}", dir.display()),
+            LockError::Io { .. } => e.to_string(),
+        };
+        Error::config("STATE_DIR", problem)
+    })
 }
 
 /// Warns when the systemd watchdog wants pings more often than the

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -257,7 +258,14 @@ fn rewrite<'a>(
 ) -> Result<BufWriter<File>, Error> {
     let tmp = path.with_extension("jsonl.tmp");
     let write = || -> std::io::Result<()> {
-        let mut w = BufWriter::new(File::create(&tmp)?);
+        // Outcomes may hold private results: only the owner reads them.
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        let mut w = BufWriter::new(file);
         for outcome in outcomes {
             w.write_all(outcome_line(outcome).as_bytes())?;
         }

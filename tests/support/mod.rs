@@ -172,10 +172,15 @@ pub struct ServeProcess {
 impl ServeProcess {
     /// Starts `taskworker serve --listen 127.0.0.1:0` with `args`; waits for its address.
     pub fn start(args: &[&str]) -> ServeProcess {
+        let mut cmd = std::process::Command::new(bin());
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(args);
+        ServeProcess::from_command(cmd)
+    }
+
+    /// Starts `cmd`, which runs `taskworker serve`; waits for its address.
+    pub fn from_command(mut cmd: std::process::Command) -> ServeProcess {
         use std::io::BufRead;
-        let mut child = std::process::Command::new(bin())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
+        let mut child = cmd
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()

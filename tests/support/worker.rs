@@ -131,6 +131,14 @@ impl WorkerProcess {
         assert_eq!(code, Some(0), "log:\n{}", self.log());
     }
 
+    /// Asserts that it exits with `code` within `within`; returns its log.
+    pub fn expect_exit(&mut self, code: i32, within: Duration) -> String {
+        let got = self.wait_exit(within);
+        let log = self.log();
+        assert_eq!(got, Some(code), "log:\n{log}");
+        log
+    }
+
     /// Everything it logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
