@@ -103,8 +103,18 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
-    /// An HTTP request made by a command failed.
-    Http(String),
+    /// An HTTP request made by a command (such as `enqueue`) failed.
+    Request {
+        /// The request, as `POST http://host/tasks`.
+        request: String,
+        /// What went wrong: the transport error, or the status and answer.
+        problem: String,
+    },
+    /// A thread that a command waits for panicked (its message is logged).
+    Panicked {
+        /// Which thread.
+        thread: String,
+    },
 }
 
 impl Error {
@@ -113,6 +123,14 @@ impl Error {
         Error::Config {
             key: key.into(),
             problem: problem.into(),
+        }
+    }
+
+    /// A failed HTTP `request` and what went wrong.
+    pub fn request(request: impl Into<String>, problem: impl fmt::Display) -> Error {
+        Error::Request {
+            request: request.into(),
+            problem: problem.to_string(),
         }
     }
 
@@ -129,7 +147,7 @@ impl Error {
         match self {
             Error::Usage(_) => 64,
             Error::Config { .. } => 78,
-            Error::Io { .. } | Error::Http(_) => 1,
+            Error::Io { .. } | Error::Request { .. } | Error::Panicked { .. } => 1,
         }
     }
 }
@@ -140,7 +158,8 @@ impl fmt::Display for Error {
             Error::Usage(msg) => write!(f, "usage: {msg}"),
             Error::Config { key, problem } => write!(f, "config: {key}: {problem}"),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
-            Error::Http(msg) => write!(f, "http: {msg}"),
+            Error::Request { request, problem } => write!(f, "{request}: {problem}"),
+            Error::Panicked { thread } => write!(f, "the {thread} thread panicked"),
         }
     }
 }

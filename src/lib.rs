@@ -2,36 +2,38 @@
 //!
 //! # Anatomy of the crate
 //!
-//! The worker's threads, one file each, in the order a task meets them:
-//! - [`poller`]: claims as many tasks as there are idle processors.
-//! - [`processor`]: runs handlers on a fixed pool of threads, retrying locally.
-//! - [`reporter`]: delivers outcomes, retrying until they land; [`spool`] keeps them on disk.
-//! - [`supervisor`]: deadlines, stuck threads, the memory limit; [`heartbeat`]: leases.
-//! - [`shutdown`]: signals, the stop channel and quiet mode.
-//! - [`worker`]: wires the threads together, drains, picks the exit code.
+//! The public API is what this file re-exports: [`Worker`] with its
+//! [`Config`], the [`Handler`] trait with its [`Registry`] and [`Context`],
+//! the [`Task`] and its [`TaskError`], the worker's fatal [`Error`], the
+//! [`Shutdown`] that stops a worker, and (with the default feature `server`)
+//! the reference [`Server`] with its [`ServerConfig`]. Every module is private.
 //!
-//! What they share:
-//! - [`task`]: the protocol types of the task API, shared by worker and server.
-//! - [`client`]: the task API client over one keep-alive agent; [`resolver`] keeps it
-//!   thread-free, [`transport`] sends each request in one write.
-
-//! - [`running`]: the executions in flight; [`outcome`]: what they produced.
-//! - [`metrics`], [`connectivity`]: counters and API reachability.
-//! - [`handlers`]: the handler trait, the registry, and one file per kind.
-//! - [`context`]: what a handler gets besides its task: deadline, attempt, cancel.
-//! - [`error`]: `TaskError` (a task's failure, reported to the server) and
-//!   `Error` (the worker's own fatal errors, each with its exit code).
-//! - [`config`], [`dotenv`], [`units`], [`timestamp`]: configuration as users write it.
-//! - [`health`]: `/health`, `/ready`, `/status`, `/metrics`; [`liveness`]: which threads live.
-//! - [`notify`]: systemd readiness, status and watchdog over `NOTIFY_SOCKET`.
-//! - [`logging`], [`backoff`].
-//! - [`listener`]: the HTTP/1.1 listener under the server and `/health`: caps,
-//!   deadlines, bounded parsing, the key checked before a body is read.
-//! - [`state_lock`]: one owner per state directory or journal (`flock`).
-//! - [`server`]: the reference task-queue server (`taskworker serve`).
-//! - [`enqueue`]: `taskworker enqueue`, a client of the server's `POST /tasks`.
-//! - [`demo`]: `taskworker demo`, the server and the worker together on sample tasks.
-//! - [`cli`]: the command line; `main.rs` only calls it.
+//! - `worker/`: the daemon. `mod.rs` wires the roles from one shared state
+//!   and drains; one file per role, in the order a task meets them:
+//!   `poller` (claims as many tasks as processors are idle), `processor`
+//!   (runs handlers on a fixed pool of threads, retrying locally), `outbox`
+//!   (the one path of an outcome: spool, then reporters) and `spool`,
+//!   `reporter` (delivers outcomes until they land); beside them
+//!   `supervisor` (deadlines, stuck threads, the memory limit), `heartbeat`
+//!   (leases), `reaper` (orphans of handler programs), `shutdown` (signals,
+//!   the stop channel, quiet mode); and what they share: `inflight`,
+//!   `outcome`, `metrics`, `connectivity`, `liveness`, `health` (`/health`,
+//!   `/ready`, `/status`, `/metrics`), `notify` (systemd).
+//! - `handlers/`: the handler trait and registry, one file per kind (`exec`,
+//!   `http`, `builtin`) and their helpers (`process_group`, `capture`, `options`).
+//! - `server/`: the reference task-queue server (`taskworker serve`): a pure
+//!   `queue` state machine, its `journal`, `routes`, `service`, `waiters`.
+//! - `client/`: the task API client, with its `transport` (one write per
+//!   request) and `resolver` (no thread per lookup).
+//! - `config/`: every key defined once (`keys`), `.env` files (`dotenv`),
+//!   durations and sizes (`units`).
+//! - `cli/`: the command line (`main.rs` only calls it), with `enqueue` and `demo`.
+//! - `listener/`: the hardened HTTP/1.1 listener under the server and `/health`.
+//!
+//! At the top, only what worker and server share: `task` (the protocol
+//! types), `error`, `timestamp`, `backoff`, `context`, `logging`,
+//! `prometheus` (the metrics text format) and `state_lock` (one owner per
+//! state directory or journal).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -197,9 +197,9 @@ pub fn run(options: &DemoOptions, progress: bool) -> Result<DemoSummary, Error> 
     }
     let elapsed = started.elapsed();
     stop.stop(shutdown::StopReason::Requested);
-    let result = worker
-        .join()
-        .map_err(|_| Error::Http("the demo worker panicked".into()))?;
+    let result = worker.join().map_err(|_| Error::Panicked {
+        thread: "demo worker".into(),
+    })?;
     result?;
     let retried = stats
         .lock()

@@ -82,23 +82,24 @@ pub fn post(
     task: &EnqueueRequest,
 ) -> Result<String, Error> {
     let url = format!("{}/tasks", api_url.trim_end_matches('/'));
+    let request = format!("POST {url}");
     let mut req = agent.post(&url);
     if let Some(key) = api_key {
         req = req.header("Authorization", format!("Bearer {key}"));
     }
     let mut resp = req
         .send_json(task)
-        .map_err(|e| Error::Http(format!("POST {url}: {e}")))?;
+        .map_err(|e| Error::request(&request, e))?;
     let status = resp.status().as_u16();
     let text = resp
         .body_mut()
         .with_config()
         .limit(1 << 20)
         .read_to_string()
-        .map_err(|e| Error::Http(format!("POST {url}: reading the answer: {e}")))?;
+        .map_err(|e| Error::request(&request, format!("reading the answer: {e}")))?;
     if !(200..300).contains(&status) {
         let head: String = text.chars().take(200).collect();
-        return Err(Error::Http(format!("POST {url}: status {status}: {head}")));
+        return Err(Error::request(&request, format!("status {status}: {head}")));
     }
     serde_json::from_str::<Value>(&text)
         .ok()
@@ -107,7 +108,7 @@ pub fn post(
                 .and_then(Value::as_str)
                 .map(str::to_string)
         })
-        .ok_or_else(|| Error::Http(format!("POST {url}: answer has no task id: {text}")))
+        .ok_or_else(|| Error::request(&request, format!("answer has no task id: {text}")))
 }
 
 /// Flags to arguments; `None` for `--help`.

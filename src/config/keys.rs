@@ -109,7 +109,7 @@ const fn secret_vars<const N: usize>() -> [&'static str; N] {
     vars
 }
 
-/// OPERATIONS.md's key table, rendered from [`KEYS`].
+/// OPERATIONS.md's key table, rendered from `KEYS`.
 pub fn markdown_table() -> String {
     let mut table = String::from(
         "| env var | config file | flag | default | meaning |\n|---|---|---|---|---|\n",
