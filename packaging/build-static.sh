@@ -11,17 +11,19 @@
 # The worker-only build has a target directory of its own (target/worker-only),
 # so that it and the full build never overwrite each other's binary.
 #
-# Preferred: the musl target, which links statically by default and resolves
-# host names without any system file but /etc/resolv.conf and /etc/hosts.
-# It needs the target and a musl C compiler (the TLS library has C parts):
+# The build is musl: it links statically by default and resolves host names
+# without any system file but /etc/resolv.conf and /etc/hosts. It needs the
+# target and a musl C compiler (the TLS library has C parts), which the
+# script installs when it can (rustup; apt-get as root):
 #
 #   rustup target add x86_64-unknown-linux-musl
 #   apt-get install musl-tools        # Debian/Ubuntu: provides musl-gcc
 #
-# Without them it falls back to glibc with a static C runtime
-# (-C target-feature=+crt-static). That binary runs anywhere too, but glibc
-# looks host names up through its NSS plugins, which a static binary cannot
-# load: in an empty root (FROM scratch) use numeric addresses or musl.
+# Only when they cannot be had does it fall back, with a loud warning, to
+# glibc with a static C runtime (-C target-feature=+crt-static). That binary
+# runs anywhere too, but glibc looks host names up through its NSS plugins,
+# which a static binary cannot load: in an empty root (FROM scratch) use
+# numeric addresses. `--glibc` asks for that build on purpose.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,6 +56,20 @@ musl_cc() {
     command -v x86_64-linux-musl-gcc || command -v musl-gcc || return 1
 }
 
+# Installs what the musl build needs, where this machine allows it.
+install_musl_tools() {
+    if ! musl_target_installed && command -v rustup >/dev/null 2>&1; then
+        echo "installing the $musl target (rustup target add)" >&2
+        rustup target add "$musl" >&2 || true
+    fi
+    if ! musl_cc >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing musl-tools (apt-get) for musl-gcc" >&2
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq --no-install-recommends musl-tools; } >&2 || true
+    fi
+}
+
+[ "$want_musl" = yes ] && install_musl_tools
 if [ "$want_musl" = yes ] && musl_target_installed && cc=$(musl_cc); then
     target=$musl
     echo "building for $target (C compiler: $cc)" >&2
@@ -63,8 +79,18 @@ if [ "$want_musl" = yes ] && musl_target_installed && cc=$(musl_cc); then
         "${build[@]}" --target "$target"
 else
     target=$gnu
-    echo "building for $target with a static C runtime" \
-        "(for musl: rustup target add $musl; apt-get install musl-tools)" >&2
+    if [ "$want_musl" = yes ]; then
+        {
+            echo "################################################################"
+            echo "WARNING: the musl build is not possible here (no $musl target"
+            echo "or no musl C compiler, and neither could be installed)."
+            echo "Falling back to glibc with a static C runtime: host names do"
+            echo "not resolve in an empty root. For musl: rustup target add $musl;"
+            echo "apt-get install musl-tools."
+            echo "################################################################"
+        } >&2
+    fi
+    echo "building for $target with a static C runtime" >&2
     # --target keeps the flag away from build scripts and proc macros, which
     # must stay dynamic host programs.
     RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static" \
