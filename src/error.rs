@@ -21,6 +21,9 @@ pub mod error_type {
     pub const LEASE_LOST: &str = "LEASE_LOST";
     /// The handler panicked.
     pub const PANIC: &str = "PANIC";
+    /// The worker itself failed while it held the task (a panic outside the
+    /// handler); another try, on a sound thread, may succeed.
+    pub const WORKER_ERROR: &str = "WORKER_ERROR";
 }
 
 /// A task that did not succeed: a message, an `error_type` and whether a later

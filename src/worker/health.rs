@@ -13,6 +13,8 @@ use crate::client::CLAIM_MARGIN;
 use crate::error::Error;
 use crate::listener::{Limits, Listener, Request, Responder, Response};
 use crate::worker::connectivity::ApiState;
+use crate::worker::fault;
+use crate::worker::liveness::Role;
 use crate::worker::metrics::{family, labels, Kind};
 use crate::worker::outbox::reports_backed_up;
 use crate::worker::WorkerState;
@@ -47,6 +49,9 @@ struct Endpoints(Arc<WorkerState>);
 
 impl Responder for Endpoints {
     fn respond(&self, request: Request) -> Response {
+        // A panic while answering is the health role's death: the worker's
+        // own view of itself cannot be trusted any more.
+        let _alive = self.0.liveness.alive(Role::Health);
         let head = &request.head;
         if head.method != "GET" && head.method != "HEAD" {
             return Response::error(405, "only GET");
@@ -68,17 +73,45 @@ impl Responder for Endpoints {
     }
 }
 
-/// Liveness: 200 while the essential threads live and the credentials work.
+/// Liveness: 200 while every role's threads live (the processors at their
+/// configured number, not counting stuck ones) and the credentials work.
+/// While the worker drains, threads end on purpose; a death still counts.
 pub fn health(state: &WorkerState) -> (bool, Value) {
     let stats = &state.stats;
-    let alive = state.liveness.poller_and_reporter_alive() && state.liveness.supervisor_alive();
-    let auth_ok = state.connectivity.state() != ApiState::Unauthorized;
-    let healthy = (alive || state.shutdown.is_stopping()) && auth_ok;
+    let liveness = &state.liveness;
+    let configured = state.config.concurrent_tasks;
+    let working = liveness
+        .running(Role::Processor)
+        .saturating_sub(stats.stuck_threads.load(Relaxed));
+    let reason = match liveness.trouble(working, configured, state.shutdown.is_stopping()) {
+        Some(trouble) => Some(trouble),
+        None => (state.connectivity.state() == ApiState::Unauthorized)
+            .then(|| "task API refused the credentials".to_string()),
+    };
+    let healthy = reason.is_none();
     let last = stats.last_task_at_ms.load(Relaxed);
     let last_task_at = (last > 0)
         .then(|| crate::timestamp::format(std::time::UNIX_EPOCH + Duration::from_millis(last)));
+    let mut threads = serde_json::Map::new();
+    let mut died = serde_json::Map::new();
+    for role in Role::ALL {
+        if role != Role::Health {
+            threads.insert(role.name().into(), json!(liveness.running(role)));
+        }
+        if liveness.deaths(role) > 0 {
+            died.insert(role.name().into(), json!(liveness.deaths(role)));
+        }
+    }
+    threads.insert("processors_working".into(), json!(working));
+    threads.insert("processors_configured".into(), json!(configured));
+    threads.insert(
+        "supervisor_ticking".into(),
+        json!(liveness.supervisor_alive()),
+    );
+    threads.insert("died".into(), Value::Object(died));
     let body = json!({
         "status": if healthy { "healthy" } else { "unhealthy" },
+        "reason": reason,
         "uptime": stats.started.elapsed().as_secs(),
         "tasks_processed": stats.tasks_processed(),
         "last_task_at": last_task_at,
@@ -87,10 +120,7 @@ pub fn health(state: &WorkerState) -> (bool, Value) {
         "worker_id": &*state.worker_id,
         "version": env!("CARGO_PKG_VERSION"),
         "api": api_state_name(state.connectivity.state()),
-        "threads": {
-            "poller_and_reporter": state.liveness.poller_and_reporter_alive(),
-            "supervisor": state.liveness.supervisor_alive(),
-        },
+        "threads": threads,
     });
     (healthy, body)
 }
@@ -112,6 +142,9 @@ pub fn ready(state: &WorkerState) -> (bool, Value) {
 
 /// Why the worker is not ready, or `None` when it is.
 fn not_ready_because(state: &WorkerState) -> Option<&'static str> {
+    if let Some(role) = state.liveness.fatal_death() {
+        return Some(role.death());
+    }
     if state.shutdown.is_stopping() {
         return Some("draining");
     }
@@ -167,6 +200,7 @@ fn status(state: &WorkerState) -> Value {
 }
 
 fn metrics(state: &WorkerState) -> String {
+    fault::panic_if_asked("health");
     let mut text = state.stats.render();
     // Read from the spool itself, its one source.
     let spool_depth = state.spool.as_ref().map_or(0, |s| s.depth());

@@ -13,7 +13,8 @@ use crossbeam_channel::{after, select, Receiver};
 use crate::client::Beat;
 use crate::context::CancelReason;
 use crate::error::Error;
-use crate::worker::{spawn_thread, WorkerState};
+use crate::worker::liveness::Role;
+use crate::worker::{fault, spawn_role, WorkerState};
 
 /// The longest wait between checks for new leased tasks.
 const TICK: Duration = Duration::from_millis(250);
@@ -36,7 +37,9 @@ impl Heartbeats {
             shared: shared.clone(),
             done,
         };
-        spawn_thread("taskworker-heartbeat", move || heartbeats.run())
+        spawn_role(shared, Role::Heartbeat, "taskworker-heartbeat", move || {
+            heartbeats.run()
+        })
     }
 
     /// The heartbeat loop; returns when `done` disconnects.
@@ -53,6 +56,9 @@ impl Heartbeats {
                 .filter(|r| r.lease.is_some())
                 .collect();
             next_beat.retain(|id, _| leased.iter().any(|r| r.id == *id));
+            if !leased.is_empty() {
+                fault::panic_if_asked("heartbeat");
+            }
             for entry in leased {
                 let interval = entry.lease.unwrap_or(TICK) / 3;
                 let due = *next_beat

@@ -111,6 +111,15 @@ impl InFlight {
         self.lock().reserved += 1;
     }
 
+    /// Drops the reservation of a task that will never start here (its
+    /// processor died first, and its outcome is already handed off).
+    pub fn unreserve(&self) {
+        let mut table = self.lock();
+        table.reserved = table.reserved.saturating_sub(1);
+        drop(table);
+        self.changed.notify_all();
+    }
+
     /// Registers a new execution (turning a reservation into an entry); wakes
     /// the supervisor if its deadline comes before the supervisor's next check.
     pub fn start(

@@ -19,6 +19,7 @@
 //! ```
 
 pub mod connectivity;
+mod fault;
 pub mod health;
 pub mod heartbeat;
 pub mod inflight;
@@ -47,13 +48,13 @@ use self::connectivity::Connectivity;
 use self::health::HealthServer;
 use self::heartbeat::Heartbeats;
 use self::inflight::InFlight;
-use self::liveness::Liveness;
+use self::liveness::{Liveness, Role};
 use self::metrics::Stats;
 use self::notify::Notifier;
 use self::outbox::{Backlog, Outbox};
 use self::outcome::Outcome;
 use self::poller::{Poller, PollerThread};
-use self::processor::Processors;
+use self::processor::{PanicSite, Processors};
 use self::reporter::Reporters;
 use self::shutdown::{Shutdown, StopReason};
 use self::spool::Spool;
@@ -129,6 +130,7 @@ impl WorkerState {
         };
         let stats = Arc::new(Stats::default());
         stats.processors.store(config.concurrent_tasks, Relaxed);
+        let liveness = Arc::new(Liveness::new(shutdown.handle()));
         let state = WorkerState {
             worker_id: config.worker_id.as_str().into(),
             outbox: Outbox::new(outcomes, spool.clone(), stats.clone()),
@@ -140,7 +142,7 @@ impl WorkerState {
             spool,
             registry,
             client,
-            liveness: Arc::default(),
+            liveness,
             config,
             _state_lock: state_lock,
         };
@@ -230,10 +232,7 @@ impl Worker {
             shared.stats.tasks_completed.load(Relaxed),
             shared.stats.tasks_failed.load(Relaxed)
         );
-        Ok(match shared.shutdown.reason() {
-            Some(StopReason::MemoryLimit) => 75,
-            _ => 0,
-        })
+        Ok(shared.shutdown.reason().map_or(0, StopReason::exit_code))
     }
 }
 
@@ -264,8 +263,8 @@ impl Threads {
         let (idle_tx, idle_rx) = unbounded();
         let (done_tx, done_rx) = bounded::<()>(0);
         let processors = Processors::new(shared, task_rx, idle_tx);
-        for index in 0..shared.config.concurrent_tasks {
-            processors.spawn(index)?;
+        for _ in 0..shared.config.concurrent_tasks {
+            processors.spawn()?;
         }
         let reporters = Reporters::spawn(shared, outcomes, left)?;
         let on_tick = ticker(shared.clone(), notifier.clone());
@@ -303,17 +302,25 @@ impl Threads {
     }
 }
 
-/// Sends panic messages to the log instead of bare stderr lines. A handler's
+/// Sends panic messages to the log instead of bare stderr lines, naming the
+/// thread (so the role) and, on a processor, the task it holds. A handler's
 /// panic is reported as `PANIC` and logged by its processor, so here it is
 /// only a debug line; a panic anywhere else is a bug and logged as an error.
 fn log_panics() {
     std::panic::set_hook(Box::new(|info| {
         let thread = std::thread::current();
         let name = thread.name().unwrap_or("unnamed");
-        if name.starts_with("taskworker-proc-") {
-            log::debug!("panic in {name}: {info}");
-        } else {
-            log::error!("panic in thread {name}: {info}");
+        // One line, so that a journal or a JSON log keeps it whole.
+        let message = processor::panic_message(info.payload());
+        let place = info
+            .location()
+            .map_or_else(String::new, |l| format!(" at {}:{}", l.file(), l.line()));
+        match processor::panic_site() {
+            PanicSite::Handler => log::debug!("panic in a handler on {name}{place}: {message}"),
+            PanicSite::Worker(Some(task)) => {
+                log::error!("panic in thread {name}, holding task {task}{place}: {message}")
+            }
+            PanicSite::Worker(None) => log::error!("panic in thread {name}{place}: {message}"),
         }
     }));
 }
@@ -410,11 +417,22 @@ fn status_line(stats: &Stats, phase: &str) -> String {
     )
 }
 
-/// Starts a thread named `name`; failing to is an error that names it.
-fn spawn_thread(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, Error> {
+/// Starts a thread of `role` named `name`, counted alive from now until it
+/// ends; if it panics, its death is recorded (see [`Liveness::died`]).
+/// Failing to start it is an error that names it.
+fn spawn_role(
+    shared: &WorkerState,
+    role: Role,
+    name: &str,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>, Error> {
+    let alive = shared.liveness.alive(role);
     std::thread::Builder::new()
         .name(name.into())
-        .spawn(f)
+        .spawn(move || {
+            let _alive = alive;
+            f()
+        })
         .map_err(|e| Error::io(format!("starting {name}"), e))
 }
 

@@ -13,10 +13,10 @@ use crate::backoff::Backoff;
 use crate::client::{ApiClient, ApiError, Claimed};
 use crate::error::{error_type, Error, TaskError};
 use crate::task::{ClaimRequest, MalformedTask, Task};
-use crate::worker::liveness::Thread;
+use crate::worker::liveness::Role;
 use crate::worker::outbox::reports_backed_up;
 use crate::worker::outcome::Outcome;
-use crate::worker::{spawn_thread, WorkerState};
+use crate::worker::{fault, spawn_role, WorkerState};
 
 /// How often a paused poller looks at the report backlog again (a change
 /// of quiet mode wakes it at once).
@@ -199,8 +199,7 @@ impl Poller {
             types: shared.registry.types(),
         };
         let (done_tx, done) = bounded::<()>(0);
-        let thread = spawn_thread("taskworker-poller", move || {
-            let _alive = poller.shared.liveness.alive(Thread::Poller);
+        let thread = spawn_role(shared, Role::Poller, "taskworker-poller", move || {
             poller.run();
             drop(done_tx);
         })?;
@@ -280,6 +279,7 @@ impl Poller {
                             shared.inflight.reserve();
                             // Sent even when stopping: a claimed task is ours to run.
                             let _ = self.tasks.send(task);
+                            fault::panic_if_asked("poller");
                         }
                     }
                 }

@@ -1,8 +1,12 @@
 //! The processor threads: each takes a task from the channel, runs its
 //! handler with panics isolated and retryable errors retried locally within
 //! the deadline, hands the outcome to the reporter, and says it is idle again.
+//! A panic outside the handler ends the thread; the task it held is reported
+//! `WORKER_ERROR` (retryable) and a replacement takes its place.
 
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -16,8 +20,10 @@ use crate::context::Context;
 use crate::error::{error_type, Error, TaskError};
 use crate::handlers::Handler;
 use crate::task::Task;
+use crate::worker::inflight::InFlightTask;
+use crate::worker::liveness::Role;
 use crate::worker::outcome::Outcome;
-use crate::worker::{spawn_thread, WorkerState};
+use crate::worker::{fault, spawn_role, WorkerState};
 
 /// First wait before a local retry; it doubles, with full jitter.
 const RETRY_BASE: Duration = Duration::from_millis(100);
@@ -32,6 +38,56 @@ pub(crate) struct Processors {
     tasks: Receiver<Task>,
     /// One message per processor that became idle, to the poller.
     idle: Sender<()>,
+    /// The number of the next thread, so that a replacement has a name of its own.
+    next_index: AtomicUsize,
+}
+
+/// What a processor thread holds, kept where its panic can find it: the
+/// panic hook names the task, and the dying thread settles it.
+enum Holding {
+    /// Waiting for a task.
+    Nothing,
+    /// A task taken from the channel, not yet in the in-flight table (it
+    /// still counts as reserved there).
+    Received {
+        /// The task's id.
+        id: String,
+        /// The task's type.
+        task_type: String,
+    },
+    /// A task in the in-flight table.
+    Running(Arc<InFlightTask>),
+}
+
+thread_local! {
+    static HOLDING: RefCell<Holding> = const { RefCell::new(Holding::Nothing) };
+    static IN_HANDLER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Records what this thread holds, returning what it held before.
+fn hold(holding: Holding) -> Holding {
+    HOLDING.with(|h| h.replace(holding))
+}
+
+/// Where a panic on this thread happened, for the panic hook.
+pub(crate) enum PanicSite {
+    /// In a handler: caught, reported `PANIC` and logged by its processor.
+    Handler,
+    /// Anywhere else; on a processor thread that holds a task, its id.
+    Worker(Option<String>),
+}
+
+/// Where a panic on the current thread happens.
+pub(crate) fn panic_site() -> PanicSite {
+    if IN_HANDLER.with(Cell::get) {
+        return PanicSite::Handler;
+    }
+    let task = HOLDING.with(|h| match &*h.try_borrow().ok()? {
+        Holding::Nothing => None,
+        Holding::Received { id, .. } => Some(id.clone()),
+        Holding::Running(entry) => Some(entry.task.id.clone()),
+    });
+    PanicSite::Worker(task)
 }
 
 impl Processors {
@@ -46,15 +102,90 @@ impl Processors {
             shared: shared.clone(),
             tasks,
             idle,
+            next_index: AtomicUsize::new(0),
         })
     }
 
-    /// Starts processor thread `index` (`taskworker-proc-N`).
-    pub(crate) fn spawn(self: &Arc<Self>, index: usize) -> Result<JoinHandle<()>, Error> {
+    /// Starts a processor thread (`taskworker-proc-N`, numbered in order).
+    pub(crate) fn spawn(self: &Arc<Self>) -> Result<JoinHandle<()>, Error> {
+        let index = self.next_index.fetch_add(1, Relaxed);
         let processors = self.clone();
-        spawn_thread(&format!("taskworker-proc-{index}"), move || {
-            processors.run(index)
+        let name = format!("taskworker-proc-{index}");
+        spawn_role(&self.shared, Role::Processor, &name, move || {
+            processors.serve(index)
         })
+    }
+
+    /// Runs the thread; when it panics outside a handler, settles what it
+    /// held and starts a replacement.
+    fn serve(self: Arc<Self>, index: usize) {
+        let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.run(index))) else {
+            return;
+        };
+        self.shared.liveness.died(Role::Processor);
+        let why = format!(
+            "processor {index} panicked: {}",
+            panic_message(payload.as_ref())
+        );
+        if !self.settle_held(hold(Holding::Nothing), &why) {
+            return;
+        }
+        match self.spawn() {
+            Ok(_) => log::error!("{why}; a new processor takes its place"),
+            Err(e) => log::error!("{why}; cannot start a new processor: {e}"),
+        }
+    }
+
+    /// Reports the task a dead thread held failed `WORKER_ERROR`, retryable,
+    /// through the one path for an outcome; returns whether the thread
+    /// still needs a replacement (false when the supervisor gave up on it
+    /// and replaced it already).
+    fn settle_held(&self, held: Holding, why: &str) -> bool {
+        let shared = &*self.shared;
+        let err = TaskError::retryable(
+            format!("the worker failed while it held the task: {why}"),
+            error_type::WORKER_ERROR,
+        );
+        let failed = |id: &str, task_type: &str, duration| {
+            Outcome::failed(id, task_type, &err, &shared.worker_id, 1, duration)
+        };
+        let reported = |id: &str, task_type: &str| {
+            log::error!(
+                "task {id} ({task_type}): reported {}, retryable: {why}",
+                error_type::WORKER_ERROR
+            );
+        };
+        match held {
+            Holding::Nothing => true,
+            Holding::Received { id, task_type } => {
+                let outcome = failed(&id, &task_type, Duration::ZERO);
+                shared.outbox.finish(outcome, Duration::ZERO);
+                reported(&id, &task_type);
+                // After the hand-off, so that a drain never finds every
+                // task settled while this outcome is still on its way.
+                shared.inflight.unreserve();
+                true
+            }
+            Holding::Running(entry) => {
+                let (task, duration) = (&entry.task, entry.started.elapsed());
+                let outcome = failed(&task.id, &task.task_type, duration);
+                if shared
+                    .outbox
+                    .settle(&shared.inflight, &entry, outcome, duration)
+                {
+                    reported(&task.id, &task.task_type);
+                }
+                shared.inflight.finish(entry.id);
+                shared.stats.inflight.fetch_sub(1, Relaxed);
+                // The supervisor may have given up on this thread already
+                // and started its replacement.
+                let replaced = !entry.abandon();
+                if replaced {
+                    shared.stats.stuck_threads.fetch_sub(1, Relaxed);
+                }
+                !replaced
+            }
+        }
     }
 
     fn run(&self, index: usize) {
@@ -62,6 +193,10 @@ impl Processors {
         let _ = self.idle.send(());
         // The loop ends when the poller drops the task sender and the channel is empty.
         for task in self.tasks.iter() {
+            hold(Holding::Received {
+                id: task.id.clone(),
+                task_type: task.task_type.clone(),
+            });
             if self.process(index, task) {
                 // A replacement thread took this one's place while its handler hung.
                 stats.stuck_threads.fetch_sub(1, Relaxed);
@@ -74,6 +209,7 @@ impl Processors {
     /// Runs one task to its outcome; returns whether this thread was abandoned meanwhile.
     fn process(&self, index: usize, task: Task) -> bool {
         let shared = &*self.shared;
+        fault::panic_if_asked("processor-outside-handler");
         let timeout = task
             .timeout_seconds
             .map(Duration::from_secs_f64)
@@ -81,8 +217,9 @@ impl Processors {
         let ctx = Context::new(timeout, task.attempt.unwrap_or(1), shared.worker_id.clone());
         let lease = lease_length(&task);
         let entry = shared.inflight.start(task, ctx, index, lease);
-        let (task, ctx) = (&entry.task, &entry.ctx);
         shared.stats.inflight.fetch_add(1, Relaxed);
+        hold(Holding::Running(entry.clone()));
+        let (task, ctx) = (&entry.task, &entry.ctx);
         log::debug!(
             "task {} ({}): started, attempt {}",
             task.id,
@@ -105,6 +242,7 @@ impl Processors {
             .task_retries
             .fetch_add(u64::from(tries - 1), Relaxed);
         let failure = result.as_ref().err().map(ToString::to_string);
+        fault::panic_if_asked("processor-after-handler");
 
         let outcome = match result {
             Ok(value) => Outcome::completed(
@@ -147,6 +285,7 @@ impl Processors {
                 task.task_type
             );
         }
+        hold(Holding::Nothing);
         shared.inflight.finish(entry.id);
         shared.stats.inflight.fetch_sub(1, Relaxed);
         entry.is_abandoned()
@@ -164,20 +303,21 @@ pub fn run_with_retries(
     let mut tries = 0;
     loop {
         tries += 1;
-        let result = catch_unwind(AssertUnwindSafe(|| handler.handle(task, ctx))).unwrap_or_else(
-            |payload| {
-                let msg = panic_message(payload.as_ref());
-                log::error!(
-                    "task {} ({}): handler panicked: {msg}",
-                    task.id,
-                    task.task_type
-                );
-                Err(
-                    TaskError::permanent(format!("handler panicked: {msg}"), error_type::PANIC)
-                        .with_traceback(msg),
-                )
-            },
-        );
+        IN_HANDLER.with(|h| h.set(true));
+        let result = catch_unwind(AssertUnwindSafe(|| handler.handle(task, ctx)));
+        IN_HANDLER.with(|h| h.set(false));
+        let result = result.unwrap_or_else(|payload| {
+            let msg = panic_message(payload.as_ref());
+            log::error!(
+                "task {} ({}): handler panicked: {msg}",
+                task.id,
+                task.task_type
+            );
+            Err(
+                TaskError::permanent(format!("handler panicked: {msg}"), error_type::PANIC)
+                    .with_traceback(msg),
+            )
+        });
         match result {
             Err(err) if err.retryable && tries <= max_retries && !ctx.is_cancelled() => {
                 let delay = backoff::jitter(backoff::ceiling(RETRY_BASE, RETRY_CAP, tries - 1))
@@ -200,7 +340,8 @@ pub fn run_with_retries(
     }
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+/// The text of a panic's payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())

@@ -19,9 +19,9 @@ use crossbeam_channel::{at, bounded, never, select, Receiver, Sender};
 use crate::backoff::Backoff;
 use crate::client::{build_agent, ApiClient, ApiError, Delivery};
 use crate::error::Error;
-use crate::worker::liveness::Thread;
+use crate::worker::liveness::Role;
 use crate::worker::outcome::Outcome;
-use crate::worker::{spawn_thread, WorkerState};
+use crate::worker::{fault, spawn_role, WorkerState};
 
 /// The reporter threads, and what it takes to end them.
 pub(crate) struct Reporters {
@@ -65,8 +65,7 @@ impl Reporters {
                 reporter.send_pending();
             }
             let name = format!("taskworker-reporter-{index}");
-            threads.push(spawn_thread(&name, move || {
-                let _alive = reporter.shared.liveness.alive(Thread::Reporter);
+            threads.push(spawn_role(shared, Role::Reporter, &name, move || {
                 reporter.run()
             })?);
         }
@@ -257,7 +256,10 @@ impl Reporter {
             };
             select! {
                 recv(outcomes) -> msg => match msg {
-                    Ok(outcome) => self.accept(outcome),
+                    Ok(outcome) => {
+                        fault::panic_if_asked("reporter");
+                        self.accept(outcome)
+                    }
                     Err(_) => inputs_open = false,
                 },
                 recv(finish) -> msg => {

@@ -20,6 +20,20 @@ pub enum StopReason {
     Requested,
     /// RSS went over `MEMORY_LIMIT`: exit 75 so that systemd restarts us.
     MemoryLimit,
+    /// A thread that cannot be replaced died: exit 1, an unexpected fatal
+    /// error, so that systemd restarts us.
+    ThreadDied,
+}
+
+impl StopReason {
+    /// The exit code of a worker stopped for this reason, after its drain.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            StopReason::Requested => 0,
+            StopReason::MemoryLimit => 75,
+            StopReason::ThreadDied => 1,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -149,6 +163,7 @@ impl Shutdown {
         match self.state.reason.load(Ordering::SeqCst) {
             1 => Some(StopReason::Requested),
             2 => Some(StopReason::MemoryLimit),
+            3 => Some(StopReason::ThreadDied),
             _ => None,
         }
     }
@@ -167,6 +182,7 @@ impl StopHandle {
         let code = match reason {
             StopReason::Requested => 1,
             StopReason::MemoryLimit => 2,
+            StopReason::ThreadDied => 3,
         };
         let _ = self
             .state

@@ -13,11 +13,12 @@ use crossbeam_channel::{after, select, Receiver};
 use crate::context::CancelReason;
 use crate::error::{error_type, Error, TaskError};
 use crate::worker::inflight::InFlightTask;
+use crate::worker::liveness::Role;
 use crate::worker::metrics::rss_bytes;
 use crate::worker::outcome::Outcome;
 use crate::worker::processor::Processors;
 use crate::worker::shutdown::StopReason;
-use crate::worker::{spawn_thread, WorkerState};
+use crate::worker::{fault, spawn_role, WorkerState};
 
 /// How long a handler may run past a cancel before its thread is replaced.
 pub const STUCK_GRACE: Duration = Duration::from_secs(2);
@@ -50,12 +51,16 @@ impl Supervisor {
             done,
             on_tick: Box::new(on_tick),
         };
-        spawn_thread("taskworker-supervisor", move || supervisor.run())
+        spawn_role(
+            shared,
+            Role::Supervisor,
+            "taskworker-supervisor",
+            move || supervisor.run(),
+        )
     }
 
     /// The supervisor loop; returns when `done` disconnects.
     fn run(mut self) {
-        let mut next_index = self.shared.stats.processors.load(Relaxed);
         let mut memory_warned = false;
         // When each settled entry whose thread is still busy was first seen so.
         let mut settled_since: HashMap<u64, Instant> = HashMap::new();
@@ -66,6 +71,9 @@ impl Supervisor {
             // is due before this wake-up sends a wake.
             self.shared.inflight.plan_wake(wake);
             let snapshot = self.shared.inflight.snapshot();
+            if !snapshot.is_empty() {
+                fault::panic_if_asked("supervisor");
+            }
 
             settled_since.retain(|id, _| snapshot.iter().any(|r| r.id == *id));
             for entry in &snapshot {
@@ -79,7 +87,7 @@ impl Supervisor {
                 } else if !entry.is_abandoned() {
                     let since = *settled_since.entry(entry.id).or_insert(now);
                     if now >= since + STUCK_GRACE {
-                        self.replace(entry, &mut next_index);
+                        self.replace(entry);
                     } else {
                         wake = wake.min(since + STUCK_GRACE);
                     }
@@ -117,7 +125,7 @@ impl Supervisor {
 
     /// Gives up on a thread whose handler ignores its cancel and starts
     /// another, so the pool keeps its configured size.
-    fn replace(&self, entry: &InFlightTask, next_index: &mut usize) {
+    fn replace(&self, entry: &InFlightTask) {
         if !entry.abandon() {
             return;
         }
@@ -128,9 +136,8 @@ impl Supervisor {
             entry.task.task_type,
             entry.processor
         );
-        match self.processors.spawn(*next_index) {
-            Ok(_) => *next_index += 1,
-            Err(e) => log::error!("cannot replace a stuck processor: {e}"),
+        if let Err(e) = self.processors.spawn() {
+            log::error!("cannot replace a stuck processor: {e}");
         }
     }
 
