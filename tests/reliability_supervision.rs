@@ -61,19 +61,20 @@ fn start_sleeper(api: &Api, health: &Api) -> String {
 /// The death of the role at `site`, which `kill` brings about while a
 /// sleeping task runs: `/health` and `/ready` turn 503 naming it, the panic is
 /// logged at ERROR with the thread's name, and once the task finishes (and
-/// is reported) the worker exits 1.
+/// is reported) the worker exits 1. Tasks that `kill` enqueued (it returns
+/// their ids) are reported too: nothing the dead role held is forgotten.
 fn role_death_drains_and_exits_1(
     site: &str,
     thread: &str,
     reason: &str,
-    kill: impl Fn(&Api, &Api),
+    kill: impl Fn(&Api, &Api) -> Vec<String>,
 ) {
     let server = start_server(ServerConfig::default());
     let api = Api::new(server.url());
     let mut worker = worker(site, &server.url());
     let health = Api::new(worker.health_url());
     let id = start_sleeper(&api, &health);
-    kill(&api, &health);
+    let held = kill(&api, &health);
 
     let body = wait_answer(&health, "/health", 503, || worker.log());
     assert_eq!(body["status"], "unhealthy", "{body}");
@@ -104,6 +105,14 @@ fn role_death_drains_and_exits_1(
         "the running task finished in the drain and was reported:\n{}",
         worker.log()
     );
+    for id in held {
+        assert_eq!(
+            api.task(&id)["status"],
+            "completed",
+            "what the dead role held was reported:\n{}",
+            worker.log()
+        );
+    }
 }
 
 #[test]
@@ -113,7 +122,7 @@ fn a_dead_poller_turns_health_503_and_exits_1_after_the_drain() {
         "poller",
         "taskworker-poller",
         "the poller thread died",
-        |_, _| {},
+        |_, _| Vec::new(),
     );
 }
 
@@ -125,9 +134,7 @@ fn a_dead_reporter_turns_health_503_and_exits_1_after_the_drain() {
         "reporter",
         "taskworker-reporter-",
         "a reporter thread died",
-        |api, _| {
-            api.enqueue("echo", json!({}));
-        },
+        |api, _| vec![api.enqueue("echo", json!({}))],
     );
 }
 
@@ -138,7 +145,7 @@ fn a_dead_supervisor_turns_health_503_and_exits_1_after_the_drain() {
         "supervisor",
         "taskworker-supervisor",
         "the supervisor thread died",
-        |_, _| {},
+        |_, _| Vec::new(),
     );
 }
 
@@ -149,7 +156,7 @@ fn a_dead_heartbeat_thread_turns_health_503_and_exits_1_after_the_drain() {
         "heartbeat",
         "taskworker-heartbeat",
         "the heartbeat thread died",
-        |_, _| {},
+        |_, _| Vec::new(),
     );
 }
 
@@ -163,6 +170,7 @@ fn a_dead_health_server_thread_turns_health_503_and_exits_1_after_the_drain() {
         |_, health| {
             let (status, _) = health.get_text("/metrics");
             assert_eq!(status, 500, "the listener answers a panic with 500");
+            Vec::new()
         },
     );
 }

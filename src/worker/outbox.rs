@@ -115,6 +115,12 @@ impl Outbox {
         self.send(outcome);
     }
 
+    /// Queues an outcome again that a reporter took and could not keep (it
+    /// is in the spool already, when there is one).
+    pub(crate) fn requeue(&self, outcome: Outcome) {
+        let _ = self.tx.send(outcome);
+    }
+
     /// Outcomes queued and not yet taken by a reporter.
     pub(crate) fn len(&self) -> usize {
         self.tx.len()

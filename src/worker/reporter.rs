@@ -57,6 +57,7 @@ impl Reporters {
                 pending: VecDeque::new(),
                 backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(30)),
                 schedule: Schedule::new(Instant::now()),
+                counted_retrying: false,
             };
             if let Some(left) = left.take().filter(|l| !l.is_empty()) {
                 for outcome in left {
@@ -101,6 +102,26 @@ struct Reporter {
     pending: VecDeque<Outcome>,
     backoff: Backoff,
     schedule: Schedule,
+    /// Whether this thread counts in [`Backlog`]'s retrying threads.
+    counted_retrying: bool,
+}
+
+impl Drop for Reporter {
+    /// A reporter that dies hands what it holds to the others (with a spool
+    /// it is durable already), and stops counting as retrying, so that no
+    /// result is forgotten while the worker drains.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        if self.counted_retrying {
+            self.shared.reports.set_retrying(false);
+        }
+        for outcome in self.pending.drain(..) {
+            self.shared.reports.release();
+            self.shared.outbox.requeue(outcome);
+        }
+    }
 }
 
 /// How many waiting outcomes one reporter thread takes at a time: a batch
@@ -230,13 +251,12 @@ impl Reporter {
     /// once nothing is left to deliver.
     fn run(mut self) {
         let mut inputs_open = true;
-        let mut counted_retrying = false;
         loop {
             // Outcomes are delivered as soon as they are taken, so a
             // non-empty `pending` means a failed send waiting for its retry.
             let retrying = !self.pending.is_empty();
-            if retrying != counted_retrying {
-                counted_retrying = retrying;
+            if retrying != self.counted_retrying {
+                self.counted_retrying = retrying;
                 self.shared.reports.set_retrying(retrying);
             }
             let timer = if retrying {
@@ -257,8 +277,8 @@ impl Reporter {
             select! {
                 recv(outcomes) -> msg => match msg {
                     Ok(outcome) => {
+                        self.accept(outcome);
                         fault::panic_if_asked("reporter");
-                        self.accept(outcome)
                     }
                     Err(_) => inputs_open = false,
                 },
