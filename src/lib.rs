@@ -24,7 +24,8 @@
 //! - [`config`], [`dotenv`], [`units`], [`timestamp`]: configuration as users write it.
 //! - [`health`]: `/health`, `/ready`, `/status`, `/metrics`; [`liveness`]: which threads live.
 //! - [`notify`]: systemd readiness, status and watchdog over `NOTIFY_SOCKET`.
-//! - [`logging`], [`backoff`].
+//! - [`logging`], [`backoff`]; [`bounded`]: bounds for numbers from outside, time
+//!   arithmetic that cannot panic.
 //! - [`listener`]: the HTTP/1.1 listener under the server and `/health`: caps,
 //!   deadlines, bounded parsing, the key checked before a body is read.
 //! - [`server`]: the reference task-queue server (`taskworker serve`).
@@ -36,6 +37,7 @@
 #![warn(missing_docs)]
 
 mod backoff;
+mod bounded;
 mod cli;
 mod client;
 mod config;

@@ -75,8 +75,12 @@ pub fn health(state: &WorkerState) -> (bool, Value) {
     let auth_ok = state.connectivity.state() != ApiState::Unauthorized;
     let healthy = (alive || state.shutdown.is_stopping()) && auth_ok;
     let last = stats.last_task_at_ms.load(Relaxed);
-    let last_task_at = (last > 0)
-        .then(|| crate::timestamp::format(std::time::UNIX_EPOCH + Duration::from_millis(last)));
+    let last_task_at = (last > 0).then(|| {
+        crate::timestamp::format(crate::bounded::time_after(
+            std::time::UNIX_EPOCH,
+            Duration::from_millis(last),
+        ))
+    });
     let body = json!({
         "status": if healthy { "healthy" } else { "unhealthy" },
         "uptime": stats.started.elapsed().as_secs(),
@@ -118,7 +122,8 @@ fn not_ready_because(state: &WorkerState) -> Option<&'static str> {
     if state.shutdown.is_quiet() {
         return Some("quiet");
     }
-    let first_claim_limit = Duration::from_secs(state.config.wait_seconds) + CLAIM_MARGIN;
+    let first_claim_limit =
+        Duration::from_secs(state.config.wait_seconds).saturating_add(CLAIM_MARGIN);
     match state.connectivity.state() {
         ApiState::Down => return Some("task API unreachable"),
         ApiState::Unauthorized => return Some("task API refused the credentials"),
@@ -145,7 +150,7 @@ fn status(state: &WorkerState) -> Value {
                 "task_id": r.task.id,
                 "type": r.task.task_type,
                 "attempt": r.ctx.attempt,
-                "running_ms": r.started.elapsed().as_millis() as u64,
+                "running_ms": crate::bounded::millis(r.started.elapsed()),
                 "stuck": r.is_abandoned(),
             })
         })
@@ -161,7 +166,7 @@ fn status(state: &WorkerState) -> Value {
         "api_answered_ms_ago": state
             .connectivity
             .since_last_ok()
-            .map(|d| d.as_millis() as u64),
+            .map(crate::bounded::millis),
         "running": running,
     })
 }
@@ -175,7 +180,7 @@ fn metrics(state: &WorkerState) -> String {
         "taskworker_spool_depth",
         Kind::Gauge,
         "Outcomes in the spool not yet delivered.",
-        &[(String::new(), spool_depth as u64)],
+        &[(String::new(), crate::bounded::count(spool_depth))],
     );
     let up = u64::from(state.connectivity.state() == ApiState::Up);
     family(

@@ -32,7 +32,7 @@ impl Histogram {
         }
         self.count.fetch_add(1, Relaxed);
         self.sum_micros
-            .fetch_add(d.as_micros().min(u64::MAX as u128) as u64, Relaxed);
+            .fetch_add(crate::bounded::micros(d), Relaxed);
     }
 
     fn render(&self, out: &mut String, name: &str, help: &str) {
@@ -126,10 +126,11 @@ impl Stats {
             Some(_) => self.tasks_failed.fetch_add(1, Relaxed),
         };
         self.task_duration.observe(duration);
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis() as u64;
+        let now = crate::bounded::millis(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
+        );
         self.last_task_at_ms.store(now, Relaxed);
         let key = error_type.unwrap_or("ok");
         let mut outcomes = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
@@ -230,8 +231,8 @@ impl Stats {
             Kind::Gauge,
             "Processor threads by state (busy, idle).",
             &[
-                (labels(&[("state", "busy")]), busy as u64),
-                (labels(&[("state", "idle")]), idle as u64),
+                (labels(&[("state", "busy")]), crate::bounded::count(busy)),
+                (labels(&[("state", "idle")]), crate::bounded::count(idle)),
             ],
         );
         let gauges = [

@@ -268,7 +268,8 @@ impl Threads {
         if !shared.inflight.wait_settled(grace) {
             cancel_for_shutdown(shared);
         }
-        self.reporters.finish(Instant::now() + REPORT_GRACE);
+        self.reporters
+            .finish(crate::bounded::instant_after(Instant::now(), REPORT_GRACE));
         drop(self.done);
         for thread in self.watchers {
             let _ = thread.join();
