@@ -187,7 +187,7 @@ impl Worker {
             shared.worker_id,
             shared.config.concurrent_tasks,
             shared.registry.types(),
-            shared.config.api_url
+            crate::config::url::masked(&shared.config.api_url)
         );
         notifier.ready();
         notifier.status(&status_line(&shared.stats, "ready"));

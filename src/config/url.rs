@@ -1,0 +1,42 @@
+//! URLs as the worker shows them: a password in `user:pass@host` or a token
+//! in a query string is configuration, not something to print.
+
+/// `url` with its userinfo (`user:pass@`), if any, shown as `***`.
+pub fn masked(url: &str) -> String {
+    match userinfo(url) {
+        Some(info) => url.replacen(info, "***", 1),
+        None => url.to_string(),
+    }
+}
+
+/// The `user:pass` part of `scheme://user:pass@host/...`, if any.
+fn userinfo(url: &str) -> Option<&str> {
+    let rest_at = url.find("://")? + 3;
+    let rest = &url[rest_at..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let at = rest[..authority_end].rfind('@')?;
+    Some(&rest[..at]).filter(|info| !info.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userinfo_is_masked_and_nothing_else_changes() {
+        assert_eq!(
+            masked("https://bob:hunter2@api.example.com/v1"),
+            "https://***@api.example.com/v1"
+        );
+        assert_eq!(
+            masked("http://token@127.0.0.1:8000"),
+            "http://***@127.0.0.1:8000"
+        );
+        assert_eq!(
+            masked("https://api.example.com/v1/a@b"),
+            "https://api.example.com/v1/a@b"
+        );
+        assert_eq!(masked("https://a:b:c@h@x/y"), "https://***@x/y");
+        assert_eq!(masked("not a url"), "not a url");
+    }
+}
