@@ -11,6 +11,10 @@ use std::time::{Duration, Instant, SystemTime};
 /// The longest per-task timeout a task may ask for: a week.
 pub const MAX_TASK_TIMEOUT: Duration = Duration::from_secs(604_800);
 
+/// The longest `Retry-After` honoured: a server asking for more gets an hour,
+/// so that no answer can stop the worker for an absurd time.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 /// The farthest a deadline is ever put: a hundred years is "never" for a
 /// worker, and stays far inside every platform's clock range.
 pub const FOREVER: Duration = Duration::from_secs(100 * 365 * 86_400);
