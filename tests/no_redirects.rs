@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 use support::fake::{self, FakeApi};
 use support::worker::{builtin_handlers, WorkerSpec};
-use support::{ctx, handler, run, task, wait_until};
+use support::{ctx, handler, run, task};
 
 /// A 302 to `/elsewhere`, which answers 200 to anything.
 fn redirect() -> (u16, String, Vec<(&'static str, String)>) {
@@ -38,14 +38,7 @@ fn a_redirected_report_is_retried_until_the_post_itself_succeeds() {
     let mut worker = WorkerSpec::new("redirected-report", &url, builtin_handlers())
         .env("STATE_DIR", state.display().to_string())
         .start();
-    assert!(
-        wait_until(Duration::from_secs(30), || fake
-            .seen("/tasks/r1/complete")
-            .len()
-            >= 3),
-        "log:\n{}",
-        worker.log()
-    );
+    fake::wait_for(&worker, || fake.seen("/tasks/r1/complete").len() >= 3);
     worker.stop(Duration::from_secs(10));
     let log = worker.log();
     assert!(fake.seen("/elsewhere").is_empty(), "followed:\n{log}");
@@ -63,12 +56,7 @@ fn a_redirected_claim_is_backed_off_and_logged_once() {
     });
     let url = fake.url();
     let mut worker = WorkerSpec::new("redirected-claim", &url, builtin_handlers()).start();
-    assert!(
-        wait_until(Duration::from_secs(30), || fake.seen("/tasks/claim").len()
-            >= 3),
-        "log:\n{}",
-        worker.log()
-    );
+    fake::wait_for(&worker, || fake.seen("/tasks/claim").len() >= 3);
     worker.stop(Duration::from_secs(10));
     let log = worker.log();
     assert!(fake.seen("/elsewhere").is_empty(), "followed:\n{log}");

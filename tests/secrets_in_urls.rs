@@ -11,7 +11,8 @@ use std::time::Duration;
 use serde_json::json;
 use support::fake::{self, FakeApi};
 use support::worker::{builtin_handlers, WorkerSpec};
-use support::{bin, ctx, handler, run, task, temp_dir, wait_until, Api};
+use support::{bin, ctx, handler, run, task, temp_dir, Api};
+use taskworker::TaskError;
 
 const PASSWORD: &str = "hunter2-in-the-url";
 
@@ -67,12 +68,7 @@ fn userinfo_in_api_url_never_reaches_the_log_or_status() {
         .env("RUST_LOG", "trace")
         .env("HEALTH_ADDR", "127.0.0.1:0")
         .start();
-    assert!(
-        wait_until(Duration::from_secs(30), || fake.seen("/tasks/claim").len()
-            >= 2),
-        "log:\n{}",
-        worker.log()
-    );
+    fake::wait_for(&worker, || fake.seen("/tasks/claim").len() >= 2);
     let (status, body) = Api::new(worker.health_url()).get_text("/status");
     assert_eq!(status, 200, "{body}");
     assert!(!body.contains(PASSWORD), "{body}");
@@ -80,6 +76,12 @@ fn userinfo_in_api_url_never_reaches_the_log_or_status() {
     let log = worker.log();
     assert!(log.contains("***@127.0.0.1"), "{log}");
     assert!(!log.contains(PASSWORD), "{log}");
+}
+
+/// The failure of an `http` handler posting to `url`.
+fn failure(url: &str) -> TaskError {
+    let h = handler(json!({"http": {"url": url, "timeout": "5s"}}));
+    run(&h, &task("t-1", json!({})), &ctx(), Duration::from_secs(30)).unwrap_err()
 }
 
 #[test]
@@ -94,15 +96,7 @@ fn the_http_handler_names_its_url_without_the_query_string() {
         let _ = req.respond(tiny_http::Response::from_string("boom").with_status_code(500));
     });
     let token = "token=s3cret-query-value";
-    let failing =
-        handler(json!({"http": {"url": format!("{base}/hook?{token}"), "timeout": "5s"}}));
-    let err = run(
-        &failing,
-        &task("t-1", json!({})),
-        &ctx(),
-        Duration::from_secs(30),
-    )
-    .unwrap_err();
+    let err = failure(&format!("{base}/hook?{token}"));
     answer.join().unwrap();
     assert_eq!(err.message, format!("{base}/hook: status 500: boom"));
 
@@ -111,14 +105,7 @@ fn the_http_handler_names_its_url_without_the_query_string() {
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let url = format!("http://bob:{PASSWORD}@127.0.0.1:{port}/hook?{token}");
-    let refused = handler(json!({"http": {"url": url, "timeout": "5s"}}));
-    let err = run(
-        &refused,
-        &task("t-2", json!({})),
-        &ctx(),
-        Duration::from_secs(30),
-    )
-    .unwrap_err();
+    let err = failure(&url);
     assert!(
         err.message.starts_with("http://***@127.0.0.1:"),
         "{}",

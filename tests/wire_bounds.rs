@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use support::fake::{self, FakeApi};
 use support::wait_until;
-use support::worker::{builtin_handlers, WorkerSpec};
+use support::worker::{builtin_handlers, WorkerProcess, WorkerSpec};
 
 /// Claim answers: `first` once, then nothing.
 fn once(first: Vec<Value>) -> impl Fn() -> (u16, String) + Send + Sync {
@@ -20,6 +20,27 @@ fn once(first: Vec<Value>) -> impl Fn() -> (u16, String) + Send + Sync {
         0 => fake::claimed(first.clone()),
         _ => fake::nothing(),
     }
+}
+
+/// A fake API whose first claim answer hands out `tasks`, then nothing;
+/// every report is taken.
+fn handing_out(tasks: Vec<Value>) -> FakeApi {
+    let claim = once(tasks);
+    FakeApi::start(move |path, _| match path {
+        "/tasks/claim" => claim(),
+        _ => fake::ok(),
+    })
+}
+
+/// A worker named `name` on `fake` with the builtin handlers and `env`.
+fn worker_on(fake: &FakeApi, name: &str, env: &[(&'static str, &str)]) -> WorkerProcess {
+    let url = fake.url();
+    env.iter()
+        .fold(
+            WorkerSpec::new(name, &url, builtin_handlers()),
+            |spec, (key, value)| spec.env(key, *value),
+        )
+        .start()
 }
 
 #[test]
@@ -41,13 +62,7 @@ fn a_huge_retry_after_on_a_report_panics_no_thread() {
     let mut worker = WorkerSpec::new("huge-retry-after", &url, builtin_handlers())
         .env("SHUTDOWN_TIMEOUT", "2s")
         .start();
-    assert!(
-        wait_until(Duration::from_secs(30), || !fake
-            .seen("/tasks/t1/complete")
-            .is_empty()),
-        "log:\n{}",
-        worker.log()
-    );
+    fake::wait_for(&worker, || !fake.seen("/tasks/t1/complete").is_empty());
     // Claims go on meanwhile: the reporter's wait holds no other thread.
     let claims = fake.seen("/tasks/claim").len();
     assert!(
@@ -72,26 +87,15 @@ fn a_timeout_seconds_out_of_bounds_fails_the_task_as_validation_naming_field_and
     text["timeout_seconds"] = json!("30");
     let mut fine = fake::task("fine", "echo", json!({"n": 1}), None);
     fine["timeout_seconds"] = json!(604_800);
-    let claim = once(vec![huge, negative, text, fine]);
-    let fake = FakeApi::start(move |path, _| match path {
-        "/tasks/claim" => claim(),
-        _ => fake::ok(),
-    });
-    let url = fake.url();
-    let mut worker = WorkerSpec::new("timeout-bounds", &url, builtin_handlers())
-        .env("CONCURRENT_TASKS", "4")
-        .start();
+    let fake = handing_out(vec![huge, negative, text, fine]);
+    let mut worker = worker_on(&fake, "timeout-bounds", &[("CONCURRENT_TASKS", "4")]);
     let reported = |id: &str, kind: &str| fake.seen(&format!("/tasks/{id}/{kind}"));
-    assert!(
-        wait_until(Duration::from_secs(30), || {
-            ["huge", "negative", "text"]
-                .iter()
-                .all(|id| !reported(id, "fail").is_empty())
-                && !reported("fine", "complete").is_empty()
-        }),
-        "log:\n{}",
-        worker.log()
-    );
+    fake::wait_for(&worker, || {
+        ["huge", "negative", "text"]
+            .iter()
+            .all(|id| !reported(id, "fail").is_empty())
+            && !reported("fine", "complete").is_empty()
+    });
     for (id, value) in [("huge", "1e+300"), ("negative", "-1"), ("text", "\"30\"")] {
         let body = &reported(id, "fail")[0].body;
         assert_eq!(body["error_type"], "VALIDATION", "{body}");
@@ -107,22 +111,9 @@ fn a_timeout_seconds_out_of_bounds_fails_the_task_as_validation_naming_field_and
 #[test]
 fn a_task_twice_in_one_claim_answer_runs_once() {
     let task = fake::task("twin", "sleep", json!({"ms": 300}), None);
-    let claim = once(vec![task.clone(), task]);
-    let fake = FakeApi::start(move |path, _| match path {
-        "/tasks/claim" => claim(),
-        _ => fake::ok(),
-    });
-    let url = fake.url();
-    let mut worker = WorkerSpec::new("twin", &url, builtin_handlers())
-        .env("CONCURRENT_TASKS", "4")
-        .start();
-    assert!(
-        wait_until(Duration::from_secs(30), || !fake
-            .seen("/tasks/twin/complete")
-            .is_empty()),
-        "log:\n{}",
-        worker.log()
-    );
+    let fake = handing_out(vec![task.clone(), task]);
+    let mut worker = worker_on(&fake, "twin", &[("CONCURRENT_TASKS", "4")]);
+    fake::wait_for(&worker, || !fake.seen("/tasks/twin/complete").is_empty());
     // Time for a second run to report, had there been one.
     std::thread::sleep(Duration::from_secs(1));
     worker.stop(Duration::from_secs(10));
@@ -134,24 +125,13 @@ fn a_task_twice_in_one_claim_answer_runs_once() {
 
 #[test]
 fn dot_ids_are_percent_encoded_in_paths() {
-    let claim = once(vec![
+    let fake = handing_out(vec![
         fake::task(".", "echo", json!({}), None),
         fake::task("..", "echo", json!({}), None),
     ]);
-    let fake = FakeApi::start(move |path, _| match path {
-        "/tasks/claim" => claim(),
-        _ => fake::ok(),
-    });
-    let url = fake.url();
-    let mut worker = WorkerSpec::new("dot-ids", &url, builtin_handlers())
-        .env("CONCURRENT_TASKS", "2")
-        .start();
+    let mut worker = worker_on(&fake, "dot-ids", &[("CONCURRENT_TASKS", "2")]);
     let reports = || fake.seen("/complete").len() + fake.seen("/fail").len();
-    assert!(
-        wait_until(Duration::from_secs(30), || reports() >= 2),
-        "log:\n{}",
-        worker.log()
-    );
+    fake::wait_for(&worker, || reports() >= 2);
     worker.stop(Duration::from_secs(10));
     let mut paths: Vec<String> = fake.seen("/complete").into_iter().map(|s| s.path).collect();
     paths.sort();
@@ -166,27 +146,16 @@ fn dot_ids_are_percent_encoded_in_paths() {
 #[test]
 fn a_newline_in_a_task_id_cannot_forge_a_log_line() {
     let forged = "evil\n<0>FORGED emergency";
-    let claim = once(vec![fake::task(
+    let fake = handing_out(vec![fake::task(
         forged,
         "no-such-type\r\n<1>ALSO",
         json!({}),
         None,
     )]);
-    let fake = FakeApi::start(move |path, _| match path {
-        "/tasks/claim" => claim(),
-        _ => fake::ok(),
-    });
-    let url = fake.url();
     // Under journald each line's `<N>` prefix is its priority.
-    let mut worker = WorkerSpec::new("forged-log", &url, builtin_handlers())
-        .env("JOURNAL_STREAM", "8:1234")
-        .env("LOG_LEVEL", "debug")
-        .start();
-    assert!(
-        wait_until(Duration::from_secs(30), || !fake.seen("/fail").is_empty()),
-        "log:\n{}",
-        worker.log()
-    );
+    let env = [("JOURNAL_STREAM", "8:1234"), ("LOG_LEVEL", "debug")];
+    let mut worker = worker_on(&fake, "forged-log", &env);
+    fake::wait_for(&worker, || !fake.seen("/fail").is_empty());
     worker.stop(Duration::from_secs(10));
     let log = worker.log();
     assert!(log.contains("evil\\n<0>FORGED"), "{log}");

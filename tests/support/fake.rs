@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::wait_until;
+use super::worker::WorkerProcess;
+
 /// One request the fake received.
 #[derive(Debug, Clone)]
 pub struct Seen {
@@ -150,4 +153,14 @@ pub fn nothing() -> (u16, String) {
 /// 200 `{}`.
 pub fn ok() -> (u16, String) {
     (200, "{}".into())
+}
+
+/// Waits up to 30 s for `done`, as `worker` runs against a fake; fails the
+/// test with the worker's log when it does not come.
+pub fn wait_for(worker: &WorkerProcess, done: impl FnMut() -> bool) {
+    assert!(
+        wait_until(Duration::from_secs(30), done),
+        "log:\n{}",
+        worker.log()
+    );
 }
