@@ -14,11 +14,11 @@ pub fn ceiling(base: Duration, cap: Duration, attempt: u32) -> Duration {
 
 /// A random duration in `[0, max]`.
 pub fn jitter(max: Duration) -> Duration {
-    let nanos = max.as_nanos().min(u64::MAX as u128) as u64;
+    let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
     if nanos == 0 {
         return Duration::ZERO;
     }
-    Duration::from_nanos(random_u64() % (nanos + 1))
+    Duration::from_nanos(random_u64() % nanos.saturating_add(1))
 }
 
 /// Backoff state for one kind of failure.
@@ -105,6 +105,12 @@ mod tests {
         assert_eq!(ceiling(base, cap, 3), Duration::from_millis(800));
         assert_eq!(ceiling(base, cap, 20), cap);
         assert_eq!(ceiling(base, cap, u32::MAX), cap);
+    }
+
+    #[test]
+    fn jitter_takes_any_bound() {
+        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+        assert!(jitter(Duration::MAX) <= Duration::MAX);
     }
 
     #[test]

@@ -74,7 +74,7 @@ impl Context {
     /// A context with a deadline `timeout` from now.
     pub fn new(timeout: Duration, attempt: u32, worker_id: Arc<str>) -> Context {
         Context {
-            deadline: Instant::now() + timeout,
+            deadline: crate::bounded::instant_after(Instant::now(), timeout),
             attempt,
             worker_id,
             cancel: CancelToken::new(),

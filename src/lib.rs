@@ -17,7 +17,7 @@
 //!   `supervisor` (deadlines, stuck threads, the memory limit), `heartbeat`
 //!   (leases), `reaper` (orphans of handler programs), `shutdown` (signals,
 //!   the stop channel, quiet mode); and what they share: `inflight`,
-//!   `outcome`, `metrics`, `connectivity`, `liveness`, `health` (`/health`,
+//!   `outcome`, `metrics`, `connectivity`, `liveness`, `fault` (test-only faults), `health` (`/health`,
 //!   `/ready`, `/status`, `/metrics`), `notify` (systemd).
 //! - `handlers/`: the handler trait and registry, one file per kind (`exec`,
 //!   `http`, `builtin`) and their helpers (`process_group`, `capture`, `options`).
@@ -31,7 +31,8 @@
 //! - `listener/`: the hardened HTTP/1.1 listener under the server and `/health`.
 //!
 //! At the top, only what worker and server share: `task` (the protocol
-//! types), `error`, `timestamp`, `backoff`, `context`, `logging`,
+//! types), `error`, `timestamp`, `backoff`, `bounded` (bounds for numbers
+//! from outside, time arithmetic that cannot panic), `context`, `logging`,
 //! `prometheus` (the metrics text format) and `state_lock` (one owner per
 //! state directory or journal).
 
@@ -39,6 +40,7 @@
 #![warn(missing_docs)]
 
 mod backoff;
+mod bounded;
 mod cli;
 mod client;
 mod config;

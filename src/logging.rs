@@ -1,6 +1,9 @@
 //! Log set-up: `LOG_LEVEL` (with `RUST_LOG` for module filters), `LOG_FILE`,
 //! and `LOG_FORMAT` text or JSON. Under journald (`JOURNAL_STREAM` set) text
 //! lines carry `<N>` priority prefixes and no timestamp, since journald adds its own.
+//! A text line is always one line: control characters in a message (a task id
+//! or type from the server may hold a newline) are escaped, so no value can
+//! forge a log line or a journald priority.
 
 use std::io::Write;
 
@@ -22,6 +25,10 @@ pub fn init(config: &Config) -> Result<(), Error> {
     let format = config.log_format;
     builder.format(move |buf, record| {
         let msg = record.args().to_string();
+        let msg = match format {
+            LogFormat::Json => msg,
+            LogFormat::Text => one_line(&msg),
+        };
         match format {
             LogFormat::Json => {
                 let line = serde_json::json!({
@@ -59,6 +66,23 @@ pub fn init(config: &Config) -> Result<(), Error> {
     Ok(())
 }
 
+/// `msg` with every control character escaped (`\n`, `\u{1b}`), so that it
+/// stays one line whatever a task id or type holds.
+fn one_line(msg: &str) -> String {
+    if !msg.chars().any(char::is_control) {
+        return msg.to_string();
+    }
+    msg.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// The syslog priority of a level, as journald reads it from `<N>`.
 fn priority(level: log::Level) -> u8 {
     match level {
@@ -71,6 +95,16 @@ fn priority(level: log::Level) -> u8 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_text_line_stays_one_line() {
+        assert_eq!(
+            super::one_line("task a\n<3>forged (t): started"),
+            "task a\\n<3>forged (t): started"
+        );
+        assert_eq!(super::one_line("x\r\u{1b}[31my\tz"), "x\\r\\u{1b}[31my\\tz");
+        assert_eq!(super::one_line("plain ünï"), "plain ünï");
+    }
+
     #[test]
     fn priorities_follow_syslog() {
         assert_eq!(super::priority(log::Level::Error), 3);

@@ -83,6 +83,36 @@ fn empty_object() -> Value {
     Value::Object(Map::new())
 }
 
+/// Whether `secs` is a usable `timeout_seconds`: finite, in (0, a week].
+pub fn timeout_in_bounds(secs: f64) -> bool {
+    crate::bounded::seconds_within(secs, crate::bounded::MAX_TASK_TIMEOUT).is_some()
+}
+
+/// What is wrong with a `field` whose JSON is `value`: it names both.
+pub fn out_of_bounds(field: &str, value: &str) -> String {
+    let max = crate::bounded::MAX_TASK_TIMEOUT.as_secs();
+    format!("field \"{field}\" is {value}, not a number of seconds in (0, {max}]")
+}
+
+/// Keeps the first object of each `id` in a claim answer; returns them and
+/// the ids of the copies dropped. Objects without a string `id` pass through
+/// (they are rejected, and counted, later).
+pub fn drop_duplicate_ids(objects: Vec<Value>) -> (Vec<Value>, Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    let mut copies = Vec::new();
+    let kept = objects
+        .into_iter()
+        .filter(|o| match o.get("id").and_then(Value::as_str) {
+            Some(id) if !seen.insert(id.to_string()) => {
+                copies.push(id.to_string());
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    (kept, copies)
+}
+
 /// Why a claimed object is not a runnable task.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MalformedTask {
@@ -93,6 +123,18 @@ pub enum MalformedTask {
         /// The task's id, to report the failure against.
         id: String,
     },
+    /// A field out of its bounds (`timeout_seconds` not a number of seconds
+    /// in (0, 604800]): reported failed as `VALIDATION`, not retryable.
+    OutOfBounds {
+        /// The task's id, to report the failure against.
+        id: String,
+        /// The task's type.
+        task_type: String,
+        /// The field, as the wire names it.
+        field: &'static str,
+        /// The value as it came, in JSON.
+        value: String,
+    },
 }
 
 impl std::fmt::Display for MalformedTask {
@@ -102,6 +144,9 @@ impl std::fmt::Display for MalformedTask {
             MalformedTask::BadType { id } => {
                 write!(f, "task {id}: missing or non-string type")
             }
+            MalformedTask::OutOfBounds {
+                id, field, value, ..
+            } => write!(f, "task {id}: {}", out_of_bounds(field, value)),
         }
     }
 }
@@ -124,8 +169,10 @@ impl Task {
         }
     }
 
-    /// Reads a claimed object leniently: only `id` and `type` must be usable;
-    /// optional fields of the wrong type are treated as absent.
+    /// Reads a claimed object leniently: only `id` and `type` must be usable,
+    /// and `timeout_seconds`, when present, bounded; other optional fields of
+    /// the wrong type, an unknown `priority` and a `lease_expires_at` that does
+    /// not parse are treated as absent.
     pub fn from_claimed(value: Value) -> Result<Task, MalformedTask> {
         let Value::Object(mut map) = value else {
             return Err(MalformedTask::NoId);
@@ -147,18 +194,30 @@ impl Task {
             .unwrap_or_default();
         let (created_at, claimed_by, claimed_at) =
             (text("created_at"), text("claimed_by"), text("claimed_at"));
-        let lease_expires_at = text("lease_expires_at");
+        let lease_expires_at =
+            text("lease_expires_at").filter(|t| crate::timestamp::parse(t).is_some());
         let small = |v: Option<&Value>| {
             v.and_then(Value::as_u64)
                 .and_then(|n| u32::try_from(n).ok())
         };
+        let timeout_seconds = match map.get("timeout_seconds") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_f64().filter(|s| timeout_in_bounds(*s)) {
+                Some(secs) => Some(secs),
+                None => {
+                    return Err(MalformedTask::OutOfBounds {
+                        id,
+                        task_type,
+                        field: "timeout_seconds",
+                        value: v.to_string(),
+                    })
+                }
+            },
+        };
         Ok(Task {
             attempt: small(map.get("attempt")),
             max_attempts: small(map.get("max_attempts")),
-            timeout_seconds: map
-                .get("timeout_seconds")
-                .and_then(Value::as_f64)
-                .filter(|s| *s > 0.0),
+            timeout_seconds,
             parameters: match map.remove("parameters") {
                 None | Some(Value::Null) => empty_object(),
                 Some(v) => v,
@@ -297,11 +356,15 @@ pub struct EnqueueRequest {
     pub id: Option<String>,
 }
 
-/// Percent-encodes a task id for use as one path segment.
+/// Percent-encodes a task id for use as one path segment. The ids `.` and
+/// `..` are encoded too (`%2E`), since a client library or proxy would
+/// otherwise resolve them as "this" and "the parent" path.
 pub fn encode_path_segment(id: &str) -> String {
+    let dots = id == "." || id == "..";
     let mut out = String::with_capacity(id.len());
     for b in id.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+        let plain = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~');
+        if plain || (b == b'.' && !dots) {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -460,11 +523,72 @@ mod tests {
     }
 
     #[test]
+    fn timeout_seconds_out_of_bounds_fails_the_task_naming_field_and_value() {
+        for bad in [
+            json!(0),
+            json!(-1),
+            json!(604_801),
+            json!(1e300),
+            json!("30"),
+            json!(true),
+        ] {
+            let err = Task::from_claimed(json!({"id": "a", "type": "t", "timeout_seconds": bad}))
+                .unwrap_err();
+            let MalformedTask::OutOfBounds {
+                ref id,
+                field,
+                ref value,
+                ..
+            } = err
+            else {
+                panic!("{err:?}");
+            };
+            assert_eq!((id.as_str(), field), ("a", "timeout_seconds"));
+            assert_eq!(value, &bad.to_string());
+            assert!(err.to_string().contains(&format!("is {bad}")), "{err}");
+        }
+        for good in [json!(0.5), json!(30), json!(604_800), Value::Null] {
+            let t = Task::from_claimed(json!({"id": "a", "type": "t", "timeout_seconds": good}));
+            assert_eq!(t.unwrap().timeout_seconds, good.as_f64());
+        }
+    }
+
+    #[test]
+    fn an_unparsable_lease_counts_as_absent() {
+        let t = Task::from_claimed(json!({"id": "a", "type": "t", "lease_expires_at": "soon"}));
+        assert_eq!(t.unwrap().lease_expires_at, None);
+        let at = "2025-11-09T15:01:05Z";
+        let t = Task::from_claimed(json!({"id": "a", "type": "t", "lease_expires_at": at}));
+        assert_eq!(t.unwrap().lease_expires_at.as_deref(), Some(at));
+    }
+
+    #[test]
+    fn a_claim_answer_keeps_the_first_of_each_id() {
+        let (kept, copies) = drop_duplicate_ids(vec![
+            json!({"id": "a", "n": 1}),
+            json!({"id": "b"}),
+            json!({"id": "a", "n": 2}),
+            json!({"type": "no id"}),
+            json!({"type": "no id"}),
+        ]);
+        assert_eq!(kept.len(), 4);
+        assert_eq!(kept[0]["n"], 1);
+        assert_eq!(copies, ["a"]);
+    }
+
+    #[test]
     fn path_segments_round_trip() {
         for id in ["task_1", "a/b c?d#%", "ünï"] {
             assert_eq!(decode_path_segment(&encode_path_segment(id)).unwrap(), id);
         }
         assert_eq!(encode_path_segment("a/b"), "a%2Fb");
         assert_eq!(decode_path_segment("%zz"), None);
+        assert_eq!(encode_path_segment("."), "%2E");
+        assert_eq!(encode_path_segment(".."), "%2E%2E");
+        assert_eq!(encode_path_segment("a.b"), "a.b");
+        assert_eq!(encode_path_segment("..."), "...");
+        for id in [".", ".."] {
+            assert_eq!(decode_path_segment(&encode_path_segment(id)).unwrap(), id);
+        }
     }
 }

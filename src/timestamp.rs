@@ -2,10 +2,14 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// 9999-12-31T23:59:59Z, the last second RFC 3339 can write.
+const LAST_SECOND: i64 = 253_402_300_799;
+
 /// Formats a system time as RFC 3339 UTC with millisecond precision.
 pub fn format(t: SystemTime) -> String {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs() as i64;
+    // Past the year 9999 the format has no digits left: show the last second.
+    let secs = i64::try_from(since.as_secs()).map_or(LAST_SECOND, |s| s.min(LAST_SECOND));
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
     format!(
@@ -57,7 +61,7 @@ pub fn parse(s: &str) -> Option<SystemTime> {
     };
     let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset;
     let secs = u64::try_from(secs).ok()?;
-    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+    UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
 }
 
 /// Howard Hinnant's days-to-civil algorithm.
@@ -103,6 +107,19 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(format(a), "2025-11-09T15:00:05.000Z");
         assert!(parse("2024-02-29T00:00:00Z").is_some());
+    }
+
+    #[test]
+    fn far_times_format_without_overflow() {
+        let far = UNIX_EPOCH
+            .checked_add(Duration::from_secs(1 << 40))
+            .unwrap();
+        assert!(
+            format(far).starts_with("9999-12-31T23:59:59."),
+            "{}",
+            format(far)
+        );
+        assert!(parse("9999-12-31T23:59:59Z").is_some());
     }
 
     #[test]

@@ -11,10 +11,12 @@ use std::time::Duration;
 use serde_json::Value;
 use ureq::Agent;
 
-use crate::config::Config;
+use crate::bounded;
+use crate::config::{url, Config};
 use crate::error::Error;
 use crate::task::{
-    encode_path_segment, CancelClaimRequest, ClaimRequest, ClaimResponse, HeartbeatBody,
+    drop_duplicate_ids, encode_path_segment, CancelClaimRequest, ClaimRequest, ClaimResponse,
+    HeartbeatBody,
 };
 
 /// The largest claim answer read: a full batch of large tasks fits; an
@@ -26,6 +28,8 @@ pub const MAX_SMALL_BODY: u64 = 64 << 10;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// What a claim may take beyond the long-poll time it asked for.
 pub const CLAIM_MARGIN: Duration = Duration::from_secs(10);
+/// The longest long poll a claim asks for (`WAIT_SECONDS` allows no more).
+const MAX_CLAIM_WAIT: Duration = Duration::from_secs(300);
 
 /// Why an API call did not get a usable answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,10 +73,12 @@ impl std::error::Error for ApiError {}
 impl ApiError {
     /// Whether the server could not be reached or failed on its side: the
     /// kind of error that says "the API is down", logged once per outage.
+    /// A redirect is one: the worker follows none, so only the server's
+    /// own fix ends it.
     pub fn is_outage(&self) -> bool {
         match self {
             ApiError::Transport(_) => true,
-            ApiError::Status { status, .. } => *status >= 500,
+            ApiError::Status { status, .. } => is_redirect(*status) || *status >= 500,
             _ => false,
         }
     }
@@ -147,6 +153,8 @@ impl ReportKind {
 pub struct ApiClient {
     agent: Agent,
     base: Arc<str>,
+    /// `base` as logs and errors show it (userinfo as `***`).
+    shown_base: Arc<str>,
     auth: Option<Arc<str>>,
     worker_id: Arc<str>,
 }
@@ -154,7 +162,7 @@ pub struct ApiClient {
 impl std::fmt::Debug for ApiClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiClient")
-            .field("base", &self.base)
+            .field("base", &self.shown_base)
             .field("worker_id", &self.worker_id)
             .finish()
     }
@@ -165,6 +173,9 @@ impl std::fmt::Debug for ApiClient {
 pub fn build_agent(config: &Config) -> Result<Agent, Error> {
     let mut builder = Agent::config_builder()
         .http_status_as_error(false)
+        // A redirect is answered, not followed: a 302 to a report must not
+        // turn into a `GET` whose 200 would count as delivered.
+        .max_redirects(0)
         .timeout_connect(Some(Duration::from_secs(10)))
         .timeout_global(Some(REQUEST_TIMEOUT))
         .max_idle_connections_per_host(config.concurrent_tasks + 4)
@@ -203,9 +214,11 @@ pub fn build_agent(config: &Config) -> Result<Agent, Error> {
 impl ApiClient {
     /// A client for `base_url` that authenticates with `api_key` when given.
     pub fn new(agent: Agent, base_url: &str, api_key: Option<&str>, worker_id: &str) -> ApiClient {
+        let base = base_url.trim_end_matches('/');
         ApiClient {
             agent,
-            base: base_url.trim_end_matches('/').into(),
+            base: base.into(),
+            shown_base: url::masked(base).into(),
             auth: api_key.map(|k| format!("Bearer {k}").into()),
             worker_id: worker_id.into(),
         }
@@ -248,36 +261,56 @@ impl ApiClient {
         if let Some(auth) = &self.auth {
             req = req.header("Authorization", &**auth);
         }
-        let mut resp = req.send(body).map_err(transport)?;
+        let mut resp = req.send(body).map_err(|e| self.transport(e))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(retry_after);
+        if is_redirect(status) {
+            // Its body is of no use, and its `Location` may carry anything.
+            return Ok((status, Vec::new(), retry_after));
+        }
         let body = resp
             .body_mut()
             .with_config()
             .limit(limit)
             .read_to_vec()
-            .map_err(transport)?;
+            .map_err(|e| self.transport(e))?;
         Ok((status, body, retry_after))
+    }
+
+    /// A failed request as an [`ApiError`], without the URL's userinfo.
+    fn transport(&self, e: ureq::Error) -> ApiError {
+        match e {
+            ureq::Error::BodyExceedsLimit(limit) => ApiError::TooLarge { limit },
+            other => ApiError::Transport(url::redact(&other.to_string(), &self.base)),
+        }
     }
 
     /// `POST /tasks/claim`. The HTTP timeout is the long-poll time plus a margin.
     pub fn claim(&self, req: &ClaimRequest) -> Result<Claimed, ApiError> {
-        let wait = Duration::from_secs_f64(req.wait_seconds.unwrap_or(0.0).max(0.0));
+        let wait = bounded::seconds_clamped(req.wait_seconds.unwrap_or(0.0), MAX_CLAIM_WAIT);
         let body = serde_json::to_vec(req).map_err(|e| ApiError::Malformed(e.to_string()))?;
-        let (status, body, retry_after) =
-            self.post("/tasks/claim", &body, wait + CLAIM_MARGIN, MAX_CLAIM_BODY)?;
+        let (status, body, retry_after) = self.post(
+            "/tasks/claim",
+            &body,
+            wait.saturating_add(CLAIM_MARGIN),
+            MAX_CLAIM_BODY,
+        )?;
         match status {
             200 if body.iter().all(u8::is_ascii_whitespace) => Ok(Claimed::Nothing),
             200 => {
                 let answer: ClaimResponse = serde_json::from_slice(&body).map_err(|e| {
                     ApiError::Malformed(format!("claim answer is not a task object: {e}"))
                 })?;
-                let tasks = answer.into_claimed();
+                let (tasks, copies) = drop_duplicate_ids(answer.into_claimed());
+                for id in copies {
+                    log::warn!(
+                        "claim: task {id} appears more than once in one answer; the copy is dropped"
+                    );
+                }
                 Ok(if tasks.is_empty() {
                     Claimed::Nothing
                 } else {
@@ -345,17 +378,31 @@ impl ApiClient {
     }
 }
 
-fn transport(e: ureq::Error) -> ApiError {
-    match e {
-        ureq::Error::BodyExceedsLimit(limit) => ApiError::TooLarge { limit },
-        other => ApiError::Transport(other.to_string()),
+/// Whether `status` is a redirect (3xx), which the client never follows.
+fn is_redirect(status: u16) -> bool {
+    (300..400).contains(&status)
+}
+
+/// A `Retry-After` in seconds, at most [`bounded::MAX_RETRY_AFTER`]; a
+/// number too large for any integer is the maximum too. An HTTP date is
+/// not read: the backoff applies instead.
+fn retry_after(value: &str) -> Option<Duration> {
+    let digits = value.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
+    let secs = digits.parse::<u64>().unwrap_or(u64::MAX);
+    Some(Duration::from_secs(secs).min(bounded::MAX_RETRY_AFTER))
 }
 
 fn status_error(status: u16, retry_after: Option<Duration>, body: &[u8]) -> ApiError {
-    let text = String::from_utf8_lossy(&body[..body.len().min(200)])
-        .trim()
-        .to_string();
+    let text = if is_redirect(status) {
+        "a redirect, not followed".to_string()
+    } else {
+        String::from_utf8_lossy(&body[..body.len().min(200)])
+            .trim()
+            .to_string()
+    };
     ApiError::Status {
         status,
         retry_after,
@@ -378,5 +425,31 @@ mod tests {
         assert!(ApiError::Transport("refused".into()).is_outage());
         let long = vec![b'x'; 1000];
         assert!(status_error(400, None, &long).to_string().len() < 220);
+    }
+
+    #[test]
+    fn redirects_are_outages_and_say_so() {
+        let e = status_error(302, None, b"<a href=\"/elsewhere?token=1\">moved</a>");
+        assert!(e.is_outage());
+        assert_eq!(e.to_string(), "status 302: a redirect, not followed");
+        assert!(!status_error(404, None, b"").is_outage());
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds_and_capped_at_an_hour() {
+        assert_eq!(retry_after(" 3 "), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after("3600"), Some(Duration::from_secs(3600)));
+        assert_eq!(retry_after("3601"), Some(Duration::from_secs(3600)));
+        assert_eq!(
+            retry_after("18446744073709551615"),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            retry_after("99999999999999999999999999"),
+            Some(Duration::from_secs(3600))
+        );
+        for ignored in ["", "-1", "1.5", "Wed, 21 Oct 2015 07:28:00 GMT", "abc"] {
+            assert_eq!(retry_after(ignored), None, "{ignored}");
+        }
     }
 }

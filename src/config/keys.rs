@@ -191,11 +191,14 @@ macro_rules! number_as_text {
 }
 number_as_text!(u32, u64, usize);
 
-/// `value` as text, or `***` when `key` is a secret that is set.
+/// `value` as text, or `***` when `key` is a secret that is set; the API
+/// URL with its userinfo as `***`.
 fn shown(key: Key, value: &impl AsText) -> String {
     let text = value.as_text();
     if key.spec().secret && !text.is_empty() {
         "***".into()
+    } else if key == Key::ApiUrl {
+        super::url::masked(&text)
     } else {
         text
     }
@@ -576,7 +579,10 @@ fn url(v: &str) -> Result<String, String> {
         .or_else(|| v.strip_prefix("https://"));
     match rest {
         Some(host) if !host.is_empty() && !host.starts_with('/') => Ok(v.to_string()),
-        _ => Err(format!("{v:?} is not an http:// or https:// URL")),
+        _ => Err(format!(
+            "{:?} is not an http:// or https:// URL",
+            super::url::masked(v)
+        )),
     }
 }
 

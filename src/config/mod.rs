@@ -6,6 +6,7 @@
 pub mod dotenv;
 mod keys;
 pub mod units;
+pub mod url;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -281,7 +282,7 @@ impl Config {
             warnings.push(format!(
                 "{} is sent in clear text over http:// to a host that is not loopback ({}); use https://",
                 Key::ApiKey.env(),
-                self.api_url
+                url::masked(&self.api_url)
             ));
         }
         warnings

@@ -3,6 +3,18 @@
 
 use std::time::Duration;
 
+/// The longest duration a configuration may write (about 31 years).
+const MAX_DURATION: Duration = Duration::from_secs(1_000_000_000);
+
+/// `secs` as a duration when it is 0 or a finite number up to [`MAX_DURATION`].
+fn seconds(secs: f64) -> Option<Duration> {
+    if secs == 0.0 {
+        Some(Duration::ZERO)
+    } else {
+        crate::bounded::seconds_within(secs, MAX_DURATION)
+    }
+}
+
 /// Parses a duration: bare numbers are seconds, as the seed writes them.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let s = text.trim();
@@ -24,11 +36,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ))
         }
     };
-    let secs = value * scale;
-    if !secs.is_finite() || secs > 1e9 {
-        return Err(format!("{text:?} is too long"));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    seconds(value * scale).ok_or_else(|| format!("{text:?} is too long"))
 }
 
 /// Parses a size in bytes: a number with an optional `K`, `M` or `G` (powers of 1024).
@@ -63,8 +71,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 pub fn duration_from_json(v: &serde_json::Value) -> Result<Duration, String> {
     match v {
         serde_json::Value::Number(n) => match n.as_f64() {
-            Some(secs) if (0.0..=1e9).contains(&secs) => Ok(Duration::from_secs_f64(secs)),
-            _ => Err(format!("{n} is not a duration")),
+            Some(secs) => seconds(secs).ok_or_else(|| format!("{n} is not a duration")),
+            None => Err(format!("{n} is not a duration")),
         },
         serde_json::Value::String(s) => parse_duration(s),
         other => Err(format!("{other} is not a duration")),

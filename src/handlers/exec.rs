@@ -220,7 +220,7 @@ impl ExecHandler {
             Stop::Exited => group.kill_and_reap(),
             _ => group.stop(self.kill_grace),
         };
-        let pipes_closed = Instant::now() + PIPE_GRACE;
+        let pipes_closed = crate::bounded::instant_after(Instant::now(), PIPE_GRACE);
         let out = out.finish(pipes_closed);
         let stderr_tail = err
             .finish(pipes_closed)

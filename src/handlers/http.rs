@@ -8,7 +8,9 @@
 //! `max_response` fails as `VALIDATION`. The request is bounded by the
 //! handler's `timeout` and the task's deadline, whichever is sooner; a
 //! request in flight cannot be interrupted, so a cancel is seen only before
-//! it starts (the supervisor reports the task on time regardless).
+//! it starts (the supervisor reports the task on time regardless). No
+//! redirect is followed: a 3xx is a permanent failure. Errors name the URL
+//! without its query string, where tokens live.
 
 use std::io::Read;
 use std::time::Duration;
@@ -35,6 +37,8 @@ const OPTIONS: [&str; 3] = ["url", "timeout", "max_response"];
 pub struct HttpHandler {
     /// Where tasks are POSTed.
     url: String,
+    /// `url` as errors name it: no query string, userinfo as `***`.
+    shown_url: String,
     /// The handler's own time limit per request; the task's deadline applies as well.
     timeout: Option<Duration>,
     /// Most bytes of an answer accepted.
@@ -54,6 +58,7 @@ impl HttpHandler {
             None => return Err(Error::config(opts.key("url"), "must be an http(s) URL")),
         };
         Ok(HttpHandler {
+            shown_url: crate::config::url::for_errors(&url),
             url,
             timeout: opts.duration("timeout")?,
             max_response: opts.size("max_response", DEFAULT_MAX_RESPONSE)?,
@@ -82,6 +87,7 @@ impl HttpHandler {
             .header("Accept", "application/json")
             .config()
             .http_status_as_error(false)
+            .max_redirects(0)
             .timeout_global(Some(limit))
             .build()
             .send_json(task)
@@ -95,7 +101,7 @@ impl HttpHandler {
                 .as_reader()
                 .take(ERROR_BODY)
                 .read_to_end(&mut head);
-            return Err(status_failure(&self.url, status, &head));
+            return Err(status_failure(&self.shown_url, status, &head));
         }
         let body = response
             .body_mut()
@@ -106,7 +112,7 @@ impl HttpHandler {
                 ureq::Error::BodyExceedsLimit(_) => TaskError::permanent(
                     format!(
                         "{}: answer exceeded max_response ({} bytes)",
-                        self.url, self.max_response
+                        self.shown_url, self.max_response
                     ),
                     error_type::VALIDATION,
                 ),
@@ -118,7 +124,9 @@ impl HttpHandler {
     /// A request that got no usable answer: retryable unless retrying the
     /// same request cannot help.
     fn request_error(&self, e: ureq::Error) -> TaskError {
-        let message = format!("{}: {e}", self.url);
+        // The error's own text may quote the URL too.
+        let detail = e.to_string().replace(&self.url, &self.shown_url);
+        let message = format!("{}: {detail}", self.shown_url);
         match e {
             ureq::Error::Timeout(_) => TaskError::retryable(message, error_type::TIMEOUT),
             ureq::Error::BadUri(_)
@@ -148,6 +156,9 @@ fn status_failure(url: &str, status: u16, head: &[u8]) -> TaskError {
     let text = String::from_utf8_lossy(head);
     let first_line = text.lines().map(str::trim).find(|l| !l.is_empty());
     let message = match first_line {
+        _ if (300..400).contains(&status) => {
+            format!("{url}: status {status}: a redirect, not followed")
+        }
         Some(line) => format!("{url}: status {status}: {}", clip(line, 200)),
         None => format!("{url}: status {status}"),
     };

@@ -91,7 +91,7 @@ impl ProcessGroup {
 
     /// Waits up to `grace` for the leader to exit, without spinning.
     pub fn wait_exit(&self, grace: Duration) -> bool {
-        let until = Instant::now() + grace;
+        let until = crate::bounded::instant_after(Instant::now(), grace);
         let mut pause = Duration::from_millis(1);
         loop {
             if self.leader_exited() {

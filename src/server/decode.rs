@@ -190,8 +190,11 @@ pub fn enqueue(f: &Fields) -> Result<EnqueueRequest, String> {
         return Err("field `max_attempts`: must be at least 1".into());
     }
     let timeout_seconds = f.opt_seconds("timeout_seconds")?;
-    if timeout_seconds == Some(0.0) {
-        return Err("field `timeout_seconds`: must be more than 0".into());
+    if let Some(secs) = timeout_seconds.filter(|s| !crate::task::timeout_in_bounds(*s)) {
+        let max = crate::bounded::MAX_TASK_TIMEOUT.as_secs();
+        return Err(format!(
+            "field `timeout_seconds`: must be more than 0 and at most {max}, not {secs}"
+        ));
     }
     Ok(EnqueueRequest {
         task_type: f.str("type")?,

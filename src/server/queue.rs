@@ -23,6 +23,8 @@ pub const MAX_BATCH: usize = 1000;
 /// How long a cancelled claim id is remembered, so a late repeat of the
 /// cancelled claim gets nothing instead of new tasks.
 const CANCELLED_CLAIM_MEMORY_MS: u64 = 10 * 60 * 1000;
+/// The longest `delay_seconds` an enqueue may ask for: longer is kept at this.
+const MAX_DELAY: std::time::Duration = crate::bounded::FOREVER;
 
 /// The rules the queue keeps.
 #[derive(Debug, Clone)]
@@ -238,7 +240,7 @@ impl Queue {
         let delay_ms = req
             .delay_seconds
             .filter(|d| d.is_finite() && *d > 0.0)
-            .map(|d| (d * 1000.0).min(1e15) as u64)
+            .map(|d| crate::bounded::millis(crate::bounded::seconds_clamped(d, MAX_DELAY)))
             .unwrap_or(0);
         let rec = TaskRecord {
             id: id.clone(),
@@ -298,7 +300,7 @@ impl Queue {
             }
         }
         let max = match req.max_tasks {
-            Some(n) if ext => (n as usize).clamp(1, MAX_BATCH),
+            Some(n) if ext => usize::try_from(n).map_or(MAX_BATCH, |n| n.clamp(1, MAX_BATCH)),
             _ => 1,
         };
         let types = if ext { req.types.as_deref() } else { None };
@@ -416,7 +418,7 @@ impl Queue {
                 released += 1;
             }
         }
-        self.totals.released += released as u64;
+        self.totals.released += crate::bounded::count(released);
         released
     }
 
@@ -637,7 +639,7 @@ impl Queue {
         let ext = self.cfg.extensions;
         self.touch(id);
         let rec = self.tasks.get_mut(id)?;
-        rec.attempt += 1;
+        rec.attempt = rec.attempt.saturating_add(1);
         rec.lease = Some(Lease {
             worker_id: worker.to_string(),
             claim_id: claim_id.map(str::to_string),

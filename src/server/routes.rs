@@ -135,7 +135,7 @@ impl Routes {
         let mut req = decode::claim(f)?;
         let batch = self.extensions && req.max_tasks.is_some();
         let wait = match req.wait_seconds {
-            Some(s) if self.extensions => Duration::from_secs_f64(s.min(MAX_WAIT.as_secs_f64())),
+            Some(s) if self.extensions => crate::bounded::seconds_clamped(s, MAX_WAIT),
             _ => Duration::ZERO,
         };
         if !self.extensions {

@@ -210,7 +210,7 @@ impl Service {
 
     /// Claims tasks, waiting up to `wait` for one to become ready.
     pub fn claim(&self, req: &ClaimRequest, wait: Duration) -> Result<Vec<Task>, ServiceError> {
-        let deadline = Instant::now() + wait;
+        let deadline = crate::bounded::instant_after(Instant::now(), wait);
         let mut last_try = wait.is_zero();
         loop {
             let mut q = self.lock();

@@ -90,8 +90,12 @@ pub fn health(state: &WorkerState) -> (bool, Value) {
     };
     let healthy = reason.is_none();
     let last = stats.last_task_at_ms.load(Relaxed);
-    let last_task_at = (last > 0)
-        .then(|| crate::timestamp::format(std::time::UNIX_EPOCH + Duration::from_millis(last)));
+    let last_task_at = (last > 0).then(|| {
+        crate::timestamp::format(crate::bounded::time_after(
+            std::time::UNIX_EPOCH,
+            Duration::from_millis(last),
+        ))
+    });
     let mut threads = serde_json::Map::new();
     let mut died = serde_json::Map::new();
     for role in Role::ALL {
@@ -151,7 +155,8 @@ fn not_ready_because(state: &WorkerState) -> Option<&'static str> {
     if state.shutdown.is_quiet() {
         return Some("quiet");
     }
-    let first_claim_limit = Duration::from_secs(state.config.wait_seconds) + CLAIM_MARGIN;
+    let first_claim_limit =
+        Duration::from_secs(state.config.wait_seconds).saturating_add(CLAIM_MARGIN);
     match state.connectivity.state() {
         ApiState::Down => return Some("task API unreachable"),
         ApiState::Unauthorized => return Some("task API refused the credentials"),
@@ -178,7 +183,7 @@ fn status(state: &WorkerState) -> Value {
                 "task_id": r.task.id,
                 "type": r.task.task_type,
                 "attempt": r.ctx.attempt,
-                "running_ms": r.started.elapsed().as_millis() as u64,
+                "running_ms": crate::bounded::millis(r.started.elapsed()),
                 "stuck": r.is_abandoned(),
             })
         })
@@ -194,7 +199,7 @@ fn status(state: &WorkerState) -> Value {
         "api_answered_ms_ago": state
             .connectivity
             .since_last_ok()
-            .map(|d| d.as_millis() as u64),
+            .map(crate::bounded::millis),
         "running": running,
     })
 }
@@ -209,7 +214,7 @@ fn metrics(state: &WorkerState) -> String {
         "taskworker_spool_depth",
         Kind::Gauge,
         "Outcomes in the spool not yet delivered.",
-        &[(String::new(), spool_depth as u64)],
+        &[(String::new(), crate::bounded::count(spool_depth))],
     );
     let up = u64::from(state.connectivity.state() == ApiState::Up);
     family(

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{after, select, Receiver};
 
+use crate::bounded::instant_after;
 use crate::client::Beat;
 use crate::context::CancelReason;
 use crate::error::Error;
@@ -48,7 +49,7 @@ impl Heartbeats {
         let mut next_beat: HashMap<u64, Instant> = HashMap::new();
         loop {
             let now = Instant::now();
-            let mut wake = now + TICK;
+            let mut wake = instant_after(now, TICK);
             let leased: Vec<_> = shared
                 .inflight
                 .unsettled()
@@ -63,7 +64,7 @@ impl Heartbeats {
                 let interval = entry.lease.unwrap_or(TICK) / 3;
                 let due = *next_beat
                     .entry(entry.id)
-                    .or_insert(entry.started + interval);
+                    .or_insert_with(|| instant_after(entry.started, interval));
                 if now < due {
                     wake = wake.min(due);
                     continue;
@@ -73,7 +74,7 @@ impl Heartbeats {
                 match shared.client.heartbeat(&task.id) {
                     Ok(Beat::Extended(_)) => {
                         shared.connectivity.success();
-                        next_beat.insert(entry.id, Instant::now() + interval);
+                        next_beat.insert(entry.id, instant_after(Instant::now(), interval));
                     }
                     Ok(Beat::Lost(status)) => {
                         shared.connectivity.success();
@@ -96,7 +97,10 @@ impl Heartbeats {
                         // Try again soon, but well within the lease.
                         next_beat.insert(
                             entry.id,
-                            Instant::now() + (interval / 3).max(Duration::from_millis(100)),
+                            instant_after(
+                                Instant::now(),
+                                (interval / 3).max(Duration::from_millis(100)),
+                            ),
                         );
                     }
                 }

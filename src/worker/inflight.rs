@@ -156,7 +156,7 @@ impl InFlight {
     }
 
     fn ms_since_epoch(&self, t: Instant) -> u64 {
-        t.saturating_duration_since(self.epoch).as_millis() as u64
+        crate::bounded::millis(t.saturating_duration_since(self.epoch))
     }
 
     /// Takes the right to settle `entry`: true for exactly one caller, who

@@ -155,8 +155,10 @@ impl Liveness {
 
     /// Records a supervisor tick.
     pub fn tick(&self) {
-        self.supervisor_tick_ms
-            .store(self.started.elapsed().as_millis() as u64, Ordering::SeqCst);
+        self.supervisor_tick_ms.store(
+            crate::bounded::millis(self.started.elapsed()),
+            Ordering::SeqCst,
+        );
     }
 
     /// Whether the poller and at least one reporter run.

@@ -32,7 +32,7 @@ impl Histogram {
         }
         self.count.fetch_add(1, Relaxed);
         self.sum_micros
-            .fetch_add(d.as_micros().min(u64::MAX as u128) as u64, Relaxed);
+            .fetch_add(crate::bounded::micros(d), Relaxed);
     }
 
     fn render(&self, out: &mut String, name: &str, help: &str) {
@@ -118,6 +118,41 @@ impl Default for Stats {
     }
 }
 
+/// How many distinct `error_type` labels the outcome counter takes; past
+/// that, a new handler word counts as `OTHER`. Handlers choose their own
+/// words, and each label is a time series a scraper keeps.
+const MAX_OUTCOME_LABELS: usize = 32;
+
+/// The `error_type` label of an outcome: `ok`, a word of the protocol, or a
+/// handler's own upper-case word (up to 32 of `A-Z`, `0-9`, `_`) while there
+/// is room; anything else is `OTHER`.
+fn outcome_label<'a>(error_type: &'a str, seen: &BTreeMap<String, u64>) -> &'a str {
+    use crate::error::error_type::*;
+    const PROTOCOL: [&str; 9] = [
+        "ok",
+        VALIDATION,
+        UNKNOWN_TYPE,
+        HANDLER,
+        TIMEOUT,
+        RATE_LIMIT,
+        SHUTDOWN,
+        LEASE_LOST,
+        PANIC,
+    ];
+    let word = (1..=32).contains(&error_type.len())
+        && error_type
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    if PROTOCOL.contains(&error_type)
+        || seen.contains_key(error_type)
+        || (word && seen.len() < MAX_OUTCOME_LABELS)
+    {
+        error_type
+    } else {
+        "OTHER"
+    }
+}
+
 impl Stats {
     /// Records a finished task: `None` for a completion, else its `error_type`.
     pub fn record_outcome(&self, error_type: Option<&str>, duration: Duration) {
@@ -126,13 +161,14 @@ impl Stats {
             Some(_) => self.tasks_failed.fetch_add(1, Relaxed),
         };
         self.task_duration.observe(duration);
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis() as u64;
+        let now = crate::bounded::millis(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
+        );
         self.last_task_at_ms.store(now, Relaxed);
-        let key = error_type.unwrap_or("ok");
         let mut outcomes = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
+        let key = outcome_label(error_type.unwrap_or("ok"), &outcomes);
         // A key is allocated once, on its first outcome, not on every task.
         match outcomes.get_mut(key) {
             Some(count) => *count += 1,
@@ -230,8 +266,8 @@ impl Stats {
             Kind::Gauge,
             "Processor threads by state (busy, idle).",
             &[
-                (labels(&[("state", "busy")]), busy as u64),
-                (labels(&[("state", "idle")]), idle as u64),
+                (labels(&[("state", "busy")]), crate::bounded::count(busy)),
+                (labels(&[("state", "idle")]), crate::bounded::count(idle)),
             ],
         );
         let gauges = [
@@ -307,5 +343,26 @@ mod tests {
         assert!(text.contains("taskworker_claim_latency_seconds_count 1"));
         assert_eq!(s.tasks_processed(), 2);
         assert!(rss_bytes().unwrap() > 0);
+    }
+
+    #[test]
+    fn the_error_type_label_takes_a_bounded_set_of_values() {
+        let s = Stats::default();
+        s.record_outcome(Some("TIMEOUT"), Duration::ZERO);
+        s.record_outcome(Some("bad\nlabel"), Duration::ZERO);
+        for i in 0..100 {
+            s.record_outcome(Some(&format!("WORD_{i}")), Duration::ZERO);
+        }
+        s.record_outcome(Some("PANIC"), Duration::ZERO);
+        let text = s.render();
+        let labels = text
+            .lines()
+            .filter(|l| l.starts_with("taskworker_outcomes_total{"))
+            .count();
+        assert!(labels <= MAX_OUTCOME_LABELS + 1, "{labels} labels");
+        assert!(text.contains("taskworker_outcomes_total{error_type=\"PANIC\"} 1"));
+        assert!(text.contains("taskworker_outcomes_total{error_type=\"WORD_0\"} 1"));
+        assert!(!text.contains("bad"), "{text}");
+        assert!(text.contains("taskworker_outcomes_total{error_type=\"OTHER\"}"));
     }
 }

@@ -209,7 +209,7 @@ impl Worker {
             shared.worker_id,
             shared.config.concurrent_tasks,
             shared.registry.types(),
-            shared.config.api_url
+            crate::config::url::masked(&shared.config.api_url)
         );
         notifier.ready();
         notifier.status(&status_line(&shared.stats, "ready"));
@@ -294,7 +294,8 @@ impl Threads {
         if !shared.inflight.wait_settled(grace) {
             cancel_for_shutdown(shared);
         }
-        self.reporters.finish(Instant::now() + REPORT_GRACE);
+        self.reporters
+            .finish(crate::bounded::instant_after(Instant::now(), REPORT_GRACE));
         drop(self.done);
         for thread in self.watchers {
             let _ = thread.join();

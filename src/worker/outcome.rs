@@ -39,7 +39,7 @@ impl Outcome {
         let body = CompleteBody {
             result,
             worker_id: Some(worker_id.to_string()),
-            duration_ms: Some(duration.as_millis() as u64),
+            duration_ms: Some(crate::bounded::millis(duration)),
         };
         Outcome {
             task_id: task_id.to_string(),
@@ -67,7 +67,7 @@ impl Outcome {
             traceback: err.traceback.clone(),
             worker_id: Some(worker_id.to_string()),
             attempts: Some(attempts),
-            duration_ms: Some(duration.as_millis() as u64),
+            duration_ms: Some(crate::bounded::millis(duration)),
         };
         Outcome {
             task_id: task_id.to_string(),

@@ -12,7 +12,7 @@ use crossbeam_channel::{after, bounded, never, select, Receiver, RecvTimeoutErro
 use crate::backoff::Backoff;
 use crate::client::{ApiClient, ApiError, Claimed};
 use crate::error::{error_type, Error, TaskError};
-use crate::task::{ClaimRequest, MalformedTask, Task};
+use crate::task::{out_of_bounds, ClaimRequest, MalformedTask, Task};
 use crate::worker::liveness::Role;
 use crate::worker::outbox::reports_backed_up;
 use crate::worker::outcome::Outcome;
@@ -343,15 +343,38 @@ impl Poller {
             }
             Err(MalformedTask::BadType { id }) => {
                 log::warn!("task {id} (no type): missing or non-string type; reported failed as VALIDATION");
-                let err =
-                    TaskError::permanent("task has no usable \"type\"", error_type::VALIDATION);
-                shared.outbox.finish(
-                    Outcome::failed(&id, "", &err, shared.client.worker_id(), 0, Duration::ZERO),
-                    Duration::ZERO,
-                );
+                self.fail_unrunnable(&id, "", "task has no usable \"type\"".into());
+                None
+            }
+            Err(MalformedTask::OutOfBounds {
+                id,
+                task_type,
+                field,
+                value,
+            }) => {
+                let problem = out_of_bounds(field, &value);
+                log::warn!("task {id} ({task_type}): {problem}; reported failed as VALIDATION");
+                self.fail_unrunnable(&id, &task_type, problem);
                 None
             }
         }
+    }
+
+    /// Reports a task that cannot run as given failed, `VALIDATION`, not retryable.
+    fn fail_unrunnable(&self, id: &str, task_type: &str, problem: String) {
+        let shared = &self.shared;
+        let err = TaskError::permanent(problem, error_type::VALIDATION);
+        shared.outbox.finish(
+            Outcome::failed(
+                id,
+                task_type,
+                &err,
+                shared.client.worker_id(),
+                0,
+                Duration::ZERO,
+            ),
+            Duration::ZERO,
+        );
     }
 
     /// Waits `d`, or less when a stop is asked (returns false) or, with

@@ -212,7 +212,7 @@ impl Processors {
         fault::panic_if_asked("processor-outside-handler");
         let timeout = task
             .timeout_seconds
-            .map(Duration::from_secs_f64)
+            .and_then(|s| crate::bounded::seconds_within(s, crate::bounded::MAX_TASK_TIMEOUT))
             .unwrap_or(shared.config.timeout);
         let ctx = Context::new(timeout, task.attempt.unwrap_or(1), shared.worker_id.clone());
         let lease = lease_length(&task);

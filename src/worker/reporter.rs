@@ -208,7 +208,7 @@ impl Schedule {
 
     /// A pass stopped on a failure at `now`.
     fn failed(&mut self, now: Instant, retry: Retry) {
-        self.next_try = now + retry.delay;
+        self.next_try = crate::bounded::instant_after(now, retry.delay);
         self.api_down = retry.outage;
     }
 }

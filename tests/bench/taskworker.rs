@@ -343,7 +343,7 @@ impl WorkerChild {
         // utime and stime are fields 14 and 15 of stat, 12 and 13 here, in clock ticks.
         let ticks: u64 =
             fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-        Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64)
+        Duration::from_millis(ticks.saturating_mul(1000) / clock_ticks().max(1))
     }
 
     /// A `kB` line of /proc/PID/status (`VmRSS`, `VmHWM`).
@@ -430,7 +430,9 @@ fn pickup_latency(wait_seconds: u64, samples: usize, spread: Duration) -> (Durat
     thread::sleep(Duration::from_millis(100));
     let mut latencies = Vec::with_capacity(samples);
     for _ in 0..samples {
-        thread::sleep(spread.mul_f64(rng.unit()));
+        thread::sleep(
+            Duration::try_from_secs_f64(spread.as_secs_f64() * rng.unit()).unwrap_or(spread),
+        );
         let sent = Instant::now();
         let (status, _) = conn.post("/tasks", br#"{"type":"pickup"}"#);
         assert_eq!(status, 201);

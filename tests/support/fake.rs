@@ -1,6 +1,7 @@
 //! A scripted task API on `tiny_http` for answers the reference server never
-//! gives (heartbeats refused, reports refused, oversized claims): the test
-//! decides each answer, and every request is recorded with its time.
+//! gives (heartbeats refused, reports refused, oversized claims, redirects,
+//! absurd `Retry-After`s): the test decides each answer, headers included,
+//! and every request is recorded with its time and method.
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -8,11 +9,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::wait_until;
+use super::worker::WorkerProcess;
+
 /// One request the fake received.
 #[derive(Debug, Clone)]
 pub struct Seen {
     /// When it arrived.
     pub at: Instant,
+    /// The method, such as `POST`.
+    pub method: String,
     /// The path, such as `/tasks/claim`.
     pub path: String,
     /// The body parsed as JSON (`Null` when it is not).
@@ -21,8 +27,11 @@ pub struct Seen {
     pub status: u16,
 }
 
-/// The answer function: path and body in, status and body out.
-pub type Answer = dyn Fn(&str, &Value) -> (u16, String) + Send + Sync;
+/// An answer with headers: status, body and extra headers.
+pub type Reply = (u16, String, Vec<(&'static str, String)>);
+
+/// The answer function: path and body in, an answer with headers out.
+pub type Answer = dyn Fn(&str, &Value) -> Reply + Send + Sync;
 
 /// A fake task API on `127.0.0.1:0`; stops when dropped.
 pub struct FakeApi {
@@ -35,6 +44,17 @@ impl FakeApi {
     /// Serves every request with `answer`, each on its own thread.
     pub fn start(
         answer: impl Fn(&str, &Value) -> (u16, String) + Send + Sync + 'static,
+    ) -> FakeApi {
+        FakeApi::start_with_headers(move |path, body| {
+            let (status, reply) = answer(path, body);
+            (status, reply, Vec::new())
+        })
+    }
+
+    /// As [`FakeApi::start`], with `answer` giving extra headers too
+    /// (`Retry-After`, `Location`).
+    pub fn start_with_headers(
+        answer: impl Fn(&str, &Value) -> Reply + Send + Sync + 'static,
     ) -> FakeApi {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("fake binds"));
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -49,20 +69,26 @@ impl FakeApi {
                     let _ = req.as_reader().read_to_string(&mut text);
                     let body = serde_json::from_str(&text).unwrap_or(Value::Null);
                     let path = req.url().to_string();
-                    let (status, reply) = answer(&path, &body);
+                    let method = req.method().to_string();
+                    let (status, reply, headers) = answer(&path, &body);
                     log.lock().unwrap().push(Seen {
                         at,
+                        method,
                         path,
                         body,
                         status,
                     });
                     let header = tiny_http::Header::from_bytes("Content-Type", "application/json")
                         .expect("header");
-                    let _ = req.respond(
-                        tiny_http::Response::from_string(reply)
-                            .with_status_code(status)
-                            .with_header(header),
-                    );
+                    let mut response = tiny_http::Response::from_string(reply)
+                        .with_status_code(status)
+                        .with_header(header);
+                    for (name, value) in headers {
+                        response.add_header(
+                            tiny_http::Header::from_bytes(name, value).expect("header"),
+                        );
+                    }
+                    let _ = req.respond(response);
                 });
             }
         });
@@ -127,4 +153,14 @@ pub fn nothing() -> (u16, String) {
 /// 200 `{}`.
 pub fn ok() -> (u16, String) {
     (200, "{}".into())
+}
+
+/// Waits up to 30 s for `done`, as `worker` runs against a fake; fails the
+/// test with the worker's log when it does not come.
+pub fn wait_for(worker: &WorkerProcess, done: impl FnMut() -> bool) {
+    assert!(
+        wait_until(Duration::from_secs(30), done),
+        "log:\n{}",
+        worker.log()
+    );
 }
