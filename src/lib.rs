@@ -17,8 +17,9 @@
 //!   `supervisor` (deadlines, stuck threads, the memory limit), `heartbeat`
 //!   (leases), `reaper` (orphans of handler programs), `shutdown` (signals,
 //!   the stop channel, quiet mode); and what they share: `inflight`,
-//!   `outcome`, `metrics`, `connectivity`, `liveness`, `fault` (test-only faults), `health` (`/health`,
-//!   `/ready`, `/status`, `/metrics`), `notify` (systemd).
+//!   `outcome`, `metrics`, `connectivity`, `liveness`, `health` (`/health`,
+//!   `/ready`, `/status`, `/metrics`), `notify` (systemd), and `fault`
+//!   (test-only faults in debug builds).
 //! - `handlers/`: the handler trait and registry, one file per kind (`exec`,
 //!   `http`, `builtin`) and their helpers (`process_group`, `capture`, `options`).
 //! - `server/`: the reference task-queue server (`taskworker serve`): a pure
@@ -26,7 +27,7 @@
 //! - `client/`: the task API client, with its `transport` (one write per
 //!   request) and `resolver` (no thread per lookup).
 //! - `config/`: every key defined once (`keys`), `.env` files (`dotenv`),
-//!   durations and sizes (`units`).
+//!   durations and sizes (`units`), URLs shown without their secrets (`url`).
 //! - `cli/`: the command line (`main.rs` only calls it), with `enqueue` and `demo`.
 //! - `listener/`: the hardened HTTP/1.1 listener under the server and `/health`.
 //!
