@@ -1,6 +1,7 @@
 //! A scripted task API on `tiny_http` for answers the reference server never
-//! gives (heartbeats refused, reports refused, oversized claims): the test
-//! decides each answer, and every request is recorded with its time.
+//! gives (heartbeats refused, reports refused, oversized claims, any status,
+//! header or bytes): the test decides each answer, and every request is
+//! recorded with its time and method.
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -13,6 +14,8 @@ use serde_json::{json, Value};
 pub struct Seen {
     /// When it arrived.
     pub at: Instant,
+    /// The method, such as `POST`.
+    pub method: String,
     /// The path, such as `/tasks/claim`.
     pub path: String,
     /// The body parsed as JSON (`Null` when it is not).
@@ -21,8 +24,30 @@ pub struct Seen {
     pub status: u16,
 }
 
-/// The answer function: path and body in, status and body out.
-pub type Answer = dyn Fn(&str, &Value) -> (u16, String) + Send + Sync;
+/// An answer with any status, headers and bytes.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The status.
+    pub status: u16,
+    /// Header lines, sent as given.
+    pub headers: Vec<(String, String)>,
+    /// The body, sent as given.
+    pub body: Vec<u8>,
+}
+
+impl From<(u16, String)> for Reply {
+    /// A JSON answer.
+    fn from((status, body): (u16, String)) -> Reply {
+        Reply {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: body.into_bytes(),
+        }
+    }
+}
+
+/// The answer function: method, path and body in, the reply out.
+pub type Answer = dyn Fn(&str, &str, &Value) -> Reply + Send + Sync;
 
 /// A fake task API on `127.0.0.1:0`; stops when dropped.
 pub struct FakeApi {
@@ -35,6 +60,13 @@ impl FakeApi {
     /// Serves every request with `answer`, each on its own thread.
     pub fn start(
         answer: impl Fn(&str, &Value) -> (u16, String) + Send + Sync + 'static,
+    ) -> FakeApi {
+        FakeApi::start_raw(move |_, path, body| answer(path, body).into())
+    }
+
+    /// As [`FakeApi::start`], with the method in and any reply out.
+    pub fn start_raw(
+        answer: impl Fn(&str, &str, &Value) -> Reply + Send + Sync + 'static,
     ) -> FakeApi {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("fake binds"));
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -49,20 +81,25 @@ impl FakeApi {
                     let _ = req.as_reader().read_to_string(&mut text);
                     let body = serde_json::from_str(&text).unwrap_or(Value::Null);
                     let path = req.url().to_string();
-                    let (status, reply) = answer(&path, &body);
+                    let method = req.method().to_string();
+                    let reply = answer(&method, &path, &body);
                     log.lock().unwrap().push(Seen {
                         at,
+                        method,
                         path,
                         body,
-                        status,
+                        status: reply.status,
                     });
-                    let header = tiny_http::Header::from_bytes("Content-Type", "application/json")
-                        .expect("header");
-                    let _ = req.respond(
-                        tiny_http::Response::from_string(reply)
-                            .with_status_code(status)
-                            .with_header(header),
-                    );
+                    let mut response =
+                        tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
+                    for (name, value) in &reply.headers {
+                        if let Ok(h) =
+                            tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes())
+                        {
+                            response.add_header(h);
+                        }
+                    }
+                    let _ = req.respond(response);
                 });
             }
         });
