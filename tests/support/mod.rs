@@ -368,4 +368,5 @@ pub fn status_kb(pid: &str, field: &str) -> u64 {
 
 pub mod fake;
 pub mod faulty;
+pub mod hostile;
 pub mod worker;
