@@ -159,6 +159,11 @@ fn each_value(prefix: &str, field: &str, values: &[Value]) -> Canned {
     )
 }
 
+/// A case of `echo` tasks, each with `field` set to one of `values`, all completed.
+fn completes_with(name: &'static str, field: &str, values: &[Value]) -> Case {
+    case(name, vec![each_value(field, field, values)]).all_complete()
+}
+
 /// A batch of `echo` tasks under each of `ids`.
 fn each_id(ids: &[&str]) -> Canned {
     batch(ids.iter().map(|id| echo(id)).collect())
@@ -343,61 +348,41 @@ fn numbers_at_and_past_every_bound() {
     run_group(
         "numbers",
         vec![
-            case(
+            completes_with(
                 "timeout_seconds inside the bounds",
-                vec![each_value(
-                    "ts-ok",
-                    "timeout_seconds",
-                    &[json!(604800), json!(0.5), json!(30)],
-                )],
-            )
-            .all_complete(),
+                "timeout_seconds",
+                &[json!(604800), json!(0.5), json!(30)],
+            ),
             timeouts,
-            case(
-                "attempt of any size and type",
-                vec![each_value("attempt", "attempt", &counts)],
-            )
-            .all_complete(),
-            case(
-                "max_attempts of any size and type",
-                vec![each_value("max-attempts", "max_attempts", &counts)],
-            )
-            .all_complete(),
-            case(
+            completes_with("attempt of any size and type", "attempt", &counts),
+            completes_with("max_attempts of any size and type", "max_attempts", &counts),
+            completes_with(
                 "unknown priorities count as medium",
-                vec![each_value(
-                    "priority",
-                    "priority",
-                    &[
-                        json!("urgent"),
-                        json!(""),
-                        json!(7),
-                        json!(["high"]),
-                        json!("HIGH"),
-                    ],
-                )],
-            )
-            .all_complete(),
-            case(
+                "priority",
+                &[
+                    json!("urgent"),
+                    json!(""),
+                    json!(7),
+                    json!(["high"]),
+                    json!("HIGH"),
+                ],
+            ),
+            completes_with(
                 "lease_expires_at that does not parse, or is far off",
-                vec![each_value("lease", "lease_expires_at", &leases)],
-            )
-            .all_complete(),
-            case(
-                "claimed_at at the ends of time",
-                vec![each_value("claimed-at", "claimed_at", &claimed_ats)],
-            )
-            .all_complete(),
+                "lease_expires_at",
+                &leases,
+            ),
+            completes_with("claimed_at at the ends of time", "claimed_at", &claimed_ats),
             case(
                 "a lease of ten thousand years",
                 vec![batch(vec![far_lease])],
             )
             .all_complete(),
-            case(
+            completes_with(
                 "parameters at the ends of the number line",
-                vec![each_value("params", "parameters", &[big_numbers])],
-            )
-            .all_complete(),
+                "parameters",
+                &[big_numbers],
+            ),
             huge,
         ],
     );
