@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::fake::{self, FakeApi};
-use support::worker::{builtin_handlers, tasks_with_status, wait_for_status, WorkerSpec};
+use support::worker::{builtin_handlers, spooled, tasks_with_status, wait_for_status, WorkerSpec};
 use support::{start_server, temp_dir, wait_until, Api, ServeProcess};
 use taskworker::ServerConfig;
 use taskworker::SPOOL_FILE_NAME as FILE_NAME;
@@ -36,23 +36,6 @@ fn lines(path: &Path) -> Vec<String> {
         .lines()
         .map(String::from)
         .collect()
-}
-
-/// Outcomes in a spool file not followed by a `sent` record.
-fn spooled(state: &Path) -> Vec<String> {
-    let mut unsent = Vec::new();
-    for line in lines(&state.join(FILE_NAME)) {
-        let Ok(v) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        let id = v["task_id"].as_str().unwrap_or("").to_string();
-        match v["op"].as_str() {
-            Some("outcome") => unsent.push(id),
-            Some("sent") => unsent.retain(|u| *u != id),
-            _ => {}
-        }
-    }
-    unsent
 }
 
 fn spool_record(task_id: &str, worker_id: &str, result: Value) -> String {

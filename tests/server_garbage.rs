@@ -4,24 +4,9 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
 use serde_json::json;
-use support::{start_server, Api};
+use support::{send_raw as raw, start_server, Api};
 use taskworker::ServerConfig;
-
-/// Sends raw bytes on a fresh connection; returns what came back (bounded).
-fn raw(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let _ = s.write_all(bytes);
-    let _ = s.shutdown(std::net::Shutdown::Write);
-    let mut out = Vec::new();
-    let _ = s.take(64 * 1024).read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 #[test]
 fn garbage_then_a_normal_claim_succeeds() {

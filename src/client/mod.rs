@@ -301,6 +301,11 @@ impl ApiClient {
         )?;
         match status {
             200 if body.iter().all(u8::is_ascii_whitespace) => Ok(Claimed::Nothing),
+            // serde reads a struct from an array too (fields in order): an
+            // answer `[task]` must not pass for `{"task": ...}`.
+            200 if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') => Err(
+                ApiError::Malformed("claim answer is not a JSON object".into()),
+            ),
             200 => {
                 let answer: ClaimResponse = serde_json::from_slice(&body).map_err(|e| {
                     ApiError::Malformed(format!("claim answer is not a task object: {e}"))

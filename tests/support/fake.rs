@@ -1,7 +1,7 @@
 //! A scripted task API on `tiny_http` for answers the reference server never
 //! gives (heartbeats refused, reports refused, oversized claims, redirects,
-//! absurd `Retry-After`s): the test decides each answer, headers included,
-//! and every request is recorded with its time and method.
+//! absurd `Retry-After`s, any status, header or bytes): the test decides
+//! each answer, and every request is recorded with its time and method.
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -27,11 +27,30 @@ pub struct Seen {
     pub status: u16,
 }
 
-/// An answer with headers: status, body and extra headers.
-pub type Reply = (u16, String, Vec<(&'static str, String)>);
+/// An answer with any status, headers and bytes.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The status.
+    pub status: u16,
+    /// Header lines, sent as given.
+    pub headers: Vec<(String, String)>,
+    /// The body, sent as given.
+    pub body: Vec<u8>,
+}
 
-/// The answer function: path and body in, an answer with headers out.
-pub type Answer = dyn Fn(&str, &Value) -> Reply + Send + Sync;
+impl From<(u16, String)> for Reply {
+    /// A JSON answer.
+    fn from((status, body): (u16, String)) -> Reply {
+        Reply {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: body.into_bytes(),
+        }
+    }
+}
+
+/// The answer function: method, path and body in, the reply out.
+pub type Answer = dyn Fn(&str, &str, &Value) -> Reply + Send + Sync;
 
 /// A fake task API on `127.0.0.1:0`; stops when dropped.
 pub struct FakeApi {
@@ -45,16 +64,30 @@ impl FakeApi {
     pub fn start(
         answer: impl Fn(&str, &Value) -> (u16, String) + Send + Sync + 'static,
     ) -> FakeApi {
-        FakeApi::start_with_headers(move |path, body| {
-            let (status, reply) = answer(path, body);
-            (status, reply, Vec::new())
-        })
+        FakeApi::start_raw(move |_, path, body| answer(path, body).into())
     }
 
     /// As [`FakeApi::start`], with `answer` giving extra headers too
     /// (`Retry-After`, `Location`).
     pub fn start_with_headers(
-        answer: impl Fn(&str, &Value) -> Reply + Send + Sync + 'static,
+        answer: impl Fn(&str, &Value) -> (u16, String, Vec<(&'static str, String)>)
+            + Send
+            + Sync
+            + 'static,
+    ) -> FakeApi {
+        FakeApi::start_raw(move |_, path, body| {
+            let (status, body, headers) = answer(path, body);
+            let mut reply = Reply::from((status, body));
+            reply
+                .headers
+                .extend(headers.into_iter().map(|(k, v)| (k.to_string(), v)));
+            reply
+        })
+    }
+
+    /// As [`FakeApi::start`], with the method in and any reply out.
+    pub fn start_raw(
+        answer: impl Fn(&str, &str, &Value) -> Reply + Send + Sync + 'static,
     ) -> FakeApi {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("fake binds"));
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -70,23 +103,22 @@ impl FakeApi {
                     let body = serde_json::from_str(&text).unwrap_or(Value::Null);
                     let path = req.url().to_string();
                     let method = req.method().to_string();
-                    let (status, reply, headers) = answer(&path, &body);
+                    let reply = answer(&method, &path, &body);
                     log.lock().unwrap().push(Seen {
                         at,
                         method,
                         path,
                         body,
-                        status,
+                        status: reply.status,
                     });
-                    let header = tiny_http::Header::from_bytes("Content-Type", "application/json")
-                        .expect("header");
-                    let mut response = tiny_http::Response::from_string(reply)
-                        .with_status_code(status)
-                        .with_header(header);
-                    for (name, value) in headers {
-                        response.add_header(
-                            tiny_http::Header::from_bytes(name, value).expect("header"),
-                        );
+                    let mut response =
+                        tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
+                    for (name, value) in &reply.headers {
+                        if let Ok(h) =
+                            tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes())
+                        {
+                            response.add_header(h);
+                        }
                     }
                     let _ = req.respond(response);
                 });

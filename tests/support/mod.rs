@@ -348,6 +348,19 @@ pub fn group_members(pgid: i32) -> Vec<i32> {
     found
 }
 
+/// Sends raw bytes on a fresh connection, then closes its sending side;
+/// returns what came back (at most 64 KiB, waiting at most 5 s for each read).
+pub fn send_raw(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.write_all(bytes);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = s.take(64 * 1024).read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// A `kB` line of /proc/self/status (`VmRSS`, `VmHWM`), in bytes.
 pub fn self_status_kb(field: &str) -> u64 {
     status_kb("self", field)
@@ -368,4 +381,5 @@ pub fn status_kb(pid: &str, field: &str) -> u64 {
 
 pub mod fake;
 pub mod faulty;
+pub mod hostile;
 pub mod worker;

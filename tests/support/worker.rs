@@ -1,7 +1,7 @@
 //! A `taskworker run` child process with its own config, environment and
 //! log file, plus a few waits on what the server says about tasks.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -193,4 +193,23 @@ pub fn builtin_handlers() -> Value {
         "sleep": {"builtin": "sleep"},
         "fail": {"builtin": "fail"},
     }})
+}
+
+/// The task ids whose outcome waits in the spool of `state`: an `outcome`
+/// record not followed by a `sent` one. Torn lines are skipped.
+pub fn spooled(state: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(state.join(taskworker::SPOOL_FILE_NAME)).unwrap_or_default();
+    let mut unsent = Vec::new();
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let id = v["task_id"].as_str().unwrap_or("").to_string();
+        match v["op"].as_str() {
+            Some("outcome") => unsent.push(id),
+            Some("sent") => unsent.retain(|u| *u != id),
+            _ => {}
+        }
+    }
+    unsent
 }
