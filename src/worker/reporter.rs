@@ -274,18 +274,23 @@ impl Reporter {
             } else {
                 never()
             };
-            select! {
-                recv(outcomes) -> msg => match msg {
-                    Ok(outcome) => {
-                        self.accept(outcome);
-                        fault::panic_if_asked("reporter");
+            // Once the drain's deadline is given, what waits was taken with
+            // it: only a retry is waited for, or the loop would block on new
+            // outcomes that never come.
+            if self.schedule.deadline.is_none() || retrying {
+                select! {
+                    recv(outcomes) -> msg => match msg {
+                        Ok(outcome) => {
+                            self.accept(outcome);
+                            fault::panic_if_asked("reporter");
+                        }
+                        Err(_) => inputs_open = false,
+                    },
+                    recv(finish) -> msg => {
+                        self.schedule.deadline = Some(msg.unwrap_or_else(|_| Instant::now()));
                     }
-                    Err(_) => inputs_open = false,
-                },
-                recv(finish) -> msg => {
-                    self.schedule.deadline = Some(msg.unwrap_or_else(|_| Instant::now()));
+                    recv(timer) -> _ => {}
                 }
-                recv(timer) -> _ => {}
             }
             let take = self.schedule.batch(retrying);
             let mut taken = 0;
