@@ -5,27 +5,21 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::time::Duration;
 
-use support::{bin, send_signal, temp_dir, wait_exit, wait_until};
-
-/// The binary in `dir` with only `PATH` and `env` in its environment.
-fn command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(bin());
-    cmd.args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd
-}
+use support::{clean_command, send_signal, temp_dir, wait_exit, wait_until};
 
 fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    command(dir, args, env).output().expect("binary runs")
+    clean_command(dir, args, env).output().expect("binary runs")
+}
+
+/// A fresh directory named after `name` with `c.json` holding `config`.
+fn dir_with_config(name: &str, config: &str) -> PathBuf {
+    let dir = temp_dir(name);
+    std::fs::write(dir.join("c.json"), config).unwrap();
+    dir
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -78,13 +72,11 @@ fn run_help_names_every_key_with_its_default() {
 
 #[test]
 fn check_config_says_where_each_value_came_from() {
-    let dir = temp_dir("origins");
-    std::fs::write(
-        dir.join("c.json"),
+    let dir = dir_with_config(
+        "origins",
         r#"{"api": {"url": "http://127.0.0.1:9"}, "worker": {"timeout": 7},
             "handlers": {"echo": {"builtin": "echo"}}}"#,
-    )
-    .unwrap();
+    );
     std::fs::write(dir.join(".env"), "MAX_RETRIES=2\n").unwrap();
     let out = run_in(
         &dir,
@@ -142,12 +134,10 @@ fn a_missing_config_file_exits_78_in_one_line() {
 
 #[test]
 fn an_unknown_key_suggests_the_nearest_one() {
-    let dir = temp_dir("did-you-mean");
-    std::fs::write(
-        dir.join("c.json"),
+    let dir = dir_with_config(
+        "did-you-mean",
         r#"{"worker": {"polling_intervall": 5}, "handlers": {"echo": {"builtin": "echo"}}}"#,
-    )
-    .unwrap();
+    );
     let out = run_in(&dir, &["check-config", "--config", "c.json"], &[]);
     assert_eq!(out.status.code(), Some(78));
     let err = text(&out.stderr);
@@ -174,12 +164,10 @@ fn an_unknown_key_suggests_the_nearest_one() {
 /// runs fills in its own pid.
 #[test]
 fn check_config_shows_the_worker_id_that_run_uses() {
-    let dir = temp_dir("worker-id");
-    std::fs::write(
-        dir.join("c.json"),
+    let dir = dir_with_config(
+        "worker-id",
         r#"{"handlers": {"echo": {"builtin": "echo"}}}"#,
-    )
-    .unwrap();
+    );
     let env = [("API_URL", "http://127.0.0.1:9"), ("HEALTH_ADDR", "")];
     let out = run_in(&dir, &["check-config", "--config", "c.json"], &env);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -196,7 +184,7 @@ fn check_config_shows_the_worker_id_that_run_uses() {
     assert!(shown.ends_with("-<pid>"), "{line}");
 
     let log = dir.join("worker.log");
-    let mut worker = command(&dir, &["run", "--config", "c.json"], &env)
+    let mut worker = clean_command(&dir, &["run", "--config", "c.json"], &env)
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("the worker starts");
@@ -235,7 +223,7 @@ fn is_worker_text_line(line: &str) -> bool {
 fn serve_log(name: &str, env: &[(&str, &str)]) -> String {
     let dir = temp_dir(name);
     let log = dir.join("serve.log");
-    let mut serve = command(&dir, &["serve", "--listen", "127.0.0.1:0"], env)
+    let mut serve = clean_command(&dir, &["serve", "--listen", "127.0.0.1:0"], env)
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
