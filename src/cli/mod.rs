@@ -182,8 +182,8 @@ fn plain(markdown: &str) -> String {
 }
 
 /// `text` broken at spaces into lines of at most `width` characters (a
-/// longer word keeps its own line).
-fn wrap(text: &str, width: usize) -> Vec<String> {
+/// longer word keeps its own line); for the `--help` texts.
+pub(crate) fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     for word in text.split(' ') {
         match lines.last_mut() {

@@ -53,7 +53,7 @@ const FLAGS: &[Flag] = &[
         which: Which::Data,
         name: "--data",
         value: "FILE",
-        meaning: "journal file: tasks survive restarts [default: none, in memory]",
+        meaning: "journal file: tasks survive restarts (in memory without it)",
     },
     Flag {
         which: Which::ApiKey,
@@ -113,7 +113,11 @@ pub fn usage() -> String {
     );
     for f in FLAGS {
         let flag = format!("{} {}", f.name, f.value);
-        text.push_str(&format!("    {:<24} {}\n", flag.trim_end(), f.meaning));
+        let mut prefix = format!("    {:<24} ", flag.trim_end());
+        for line in crate::cli::wrap(f.meaning, 79 - prefix.len()) {
+            text.push_str(&format!("{prefix}{line}\n"));
+            prefix = " ".repeat(prefix.len());
+        }
     }
     text.push_str(
         "\nLogs go to stderr as the worker's do: LOG_LEVEL, LOG_FORMAT and LOG_FILE\n\
