@@ -1,4 +1,4 @@
-//! The worker's configuration: every key of design.md, merged from defaults <
+//! The worker's configuration: every key, merged from defaults <
 //! config file < `.env` < environment < flags, then validated into [`Config`]
 //! in one step. A bad value is an error that names the key as the user wrote it.
 //! The keys themselves, and `Config`, are defined once in `keys.rs`.
