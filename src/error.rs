@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-/// The `error_type` words of task-api.md.
+/// The `error_type` words of the protocol (packaging/PROTOCOL.md).
 pub mod error_type {
     /// Bad input: the task cannot succeed as given.
     pub const VALIDATION: &str = "VALIDATION";
@@ -145,7 +145,7 @@ impl Error {
         }
     }
 
-    /// The process exit code for this error (design.md "Exit codes").
+    /// The process exit code for this error (README.md lists them).
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => 64,

@@ -27,7 +27,8 @@
 //! - `client/`: the task API client, with its `transport` (one write per
 //!   request) and `resolver` (no thread per lookup).
 //! - `config/`: every key defined once (`keys`), `.env` files (`dotenv`),
-//!   durations and sizes (`units`), URLs shown without their secrets (`url`).
+//!   durations and sizes (`units`), URLs shown without their secrets (`url`),
+//!   "did you mean" (`suggest`).
 //! - `cli/`: the command line (`main.rs` only calls it), with `enqueue` and `demo`.
 //! - `listener/`: the hardened HTTP/1.1 listener under the server and `/health`.
 //!

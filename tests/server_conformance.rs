@@ -1,4 +1,4 @@
-//! Every endpoint and status of task-api.md against the reference server.
+//! Every endpoint and status of the protocol (packaging/PROTOCOL.md) against the reference server.
 
 #![cfg(feature = "server")]
 

@@ -3,20 +3,10 @@
 
 mod support;
 
-use std::process::Command;
-
-use support::{bin, temp_dir};
+use support::{clean_command, temp_dir};
 
 fn run_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut cmd = Command::new(bin());
-    cmd.args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("binary runs")
+    clean_command(dir, args, env).output().expect("binary runs")
 }
 
 #[test]

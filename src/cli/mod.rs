@@ -10,7 +10,8 @@ use std::ffi::OsString;
 
 use lexopt::prelude::*;
 
-use crate::config::{Args, Config, Key, KEYS};
+use crate::config::suggest::did_you_mean;
+use crate::config::{Args, Config, Key, RawConfig, KEYS};
 use crate::error::Error;
 use crate::handlers::{HandlerEnv, Registry};
 use crate::worker::Worker;
@@ -38,7 +39,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
             let mut msg = e.to_string();
             let mut source = std::error::Error::source(&e);
             while let Some(cause) = source {
-                msg.push_str(&format!(": {cause}"));
+                // An error that shows its cause already needs it only once.
+                let cause_text = cause.to_string();
+                if !msg.ends_with(&cause_text) {
+                    msg.push_str(&format!(": {cause_text}"));
+                }
                 source = cause.source();
             }
             log::error!("{msg}");
@@ -80,10 +85,17 @@ fn dispatch(args: Vec<OsString>) -> Result<i32, Error> {
         // `run` is the default: `taskworker --config F` runs the worker.
         _ if first.is_empty() || first.starts_with('-') => run(args),
         other => Err(Error::Usage(format!(
-            "unknown command {other:?}; see --help"
+            "unknown command {other:?}{}; see --help",
+            did_you_mean(other, COMMANDS.iter().copied())
         ))),
     }
 }
+
+/// The commands, for "did you mean".
+const COMMANDS: &[&str] = &["run", "check-config", "serve", "enqueue", "demo", "help"];
+
+/// The flags of `run` and `check-config` besides the keys'.
+const FILE_FLAGS: &[&str] = &["--config", "--env-file", "--help"];
 
 /// Parses the flags of `run` and `check-config`; `None` when `--help` was shown.
 fn worker_args(args: Vec<OsString>, command: &str) -> Result<Option<Args>, Error> {
@@ -100,8 +112,13 @@ fn worker_args(args: Vec<OsString>, command: &str) -> Result<Option<Args>, Error
             Long(name) => {
                 let flag = format!("--{name}");
                 let Some(key) = Key::from_flag(&flag) else {
+                    let known = FILE_FLAGS
+                        .iter()
+                        .copied()
+                        .chain(KEYS.iter().map(|k| k.flag));
                     return Err(Error::Usage(format!(
-                        "unknown option {flag}; see taskworker {command} --help"
+                        "unknown option {flag}{}; see taskworker {command} --help",
+                        did_you_mean(&flag, known)
                     )));
                 };
                 let value = parser.value()?.string()?;
@@ -113,18 +130,71 @@ fn worker_args(args: Vec<OsString>, command: &str) -> Result<Option<Args>, Error
     Ok(Some(parsed))
 }
 
+/// The text of `run --help` and `check-config --help`: every key from the
+/// one table, with its names, default and meaning.
 fn worker_help(command: &str) -> String {
     let mut text = format!(
         "USAGE: taskworker {command} [--config FILE] [--env-file FILE] [OPTIONS]\n\n\
-         Every option also reads from its environment variable and the config file;\n\
-         flags win over the environment, which wins over .env and the config file.\n\n\
-         OPTIONS:\n    --config FILE           JSON config file (also CONFIG_FILE)\n    \
-         --env-file FILE         .env file (default ./.env when present)\n"
+         Each option is also an environment variable and a config-file key (shown\n\
+         after it). Lowest first: defaults, the config file, .env, the environment,\n\
+         flags. Durations: 30, 500ms, 30s, 5m. Sizes: 512M. `taskworker check-config`\n\
+         prints the values in effect and where each one came from.\n\n\
+         OPTIONS:\n    \
+         -c, --config FILE       CONFIG_FILE\n{0}the JSON config file [default: none]\n    \
+         --env-file FILE\n{0}the .env file [default: ./.env when present]\n",
+        " ".repeat(HELP_INDENT)
     );
     for k in KEYS {
-        text.push_str(&format!("    {:<23} {}\n", format!("{} V", k.flag), k.env));
+        text.push_str(&format!(
+            "    {:<22}  {}, {}\n",
+            format!("{} V", k.flag),
+            k.env,
+            k.file
+        ));
+        let width = 79 - HELP_INDENT;
+        let mut lines = wrap(&plain(k.meaning), width);
+        // The default stays whole, so that it reads (and greps) as one.
+        let default = format!("[default: {}]", plain(k.default));
+        match lines.last_mut() {
+            Some(last) if last.chars().count() + 1 + default.chars().count() <= width => {
+                last.push(' ');
+                last.push_str(&default);
+            }
+            _ => lines.push(default),
+        }
+        for line in lines {
+            text.push_str(&format!("{}{line}\n", " ".repeat(HELP_INDENT)));
+        }
     }
+    text.push_str(
+        "\nHandlers are configured in the config file only (\"handlers\"); see\n\
+         packaging/examples/config.json.\n",
+    );
     text
+}
+
+/// Where the meaning of an option starts in `--help`.
+const HELP_INDENT: usize = 12;
+
+/// Markdown to terminal text: the docs' code spans lose their backticks.
+fn plain(markdown: &str) -> String {
+    markdown.replace('`', "")
+}
+
+/// `text` broken at spaces into lines of at most `width` characters (a
+/// longer word keeps its own line); for the `--help` texts.
+pub(crate) fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines
 }
 
 fn run(args: Vec<OsString>) -> Result<i32, Error> {
@@ -142,13 +212,41 @@ fn check_config(args: Vec<OsString>) -> Result<i32, Error> {
     let Some(args) = worker_args(args, "check-config")? else {
         return Ok(0);
     };
-    let config = Config::load(&args)?;
-    let env = HandlerEnv::for_config(&config, crate::client::build_agent(&config)?);
-    let registry = Registry::from_config(&config.handlers, &env)?;
+    let env = |name: &str| std::env::var(name).ok();
+    let raw = RawConfig::gather(&args, &env)?;
+    let config = raw.validate(&env)?;
+    let handler_env = HandlerEnv::for_config(&config, crate::client::build_agent(&config)?);
+    let registry = Registry::from_config(&config.handlers, &handler_env)?;
     config.check_runnable(&registry)?;
     for warning in config.warnings() {
         eprintln!("warning: {warning}");
     }
-    print!("{}", config.describe());
+    print!("{}", config.describe_origins(&raw, &env));
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrap_breaks_at_spaces_within_the_width() {
+        assert_eq!(wrap("a bb ccc dddd", 6), ["a bb", "ccc", "dddd"]);
+        assert_eq!(wrap("averylongword x", 4), ["averylongword", "x"]);
+        assert_eq!(wrap("", 4), [""]);
+    }
+
+    #[test]
+    fn help_names_every_key_with_its_default() {
+        let help = worker_help("run");
+        for k in KEYS {
+            assert!(help.contains(k.flag) && help.contains(k.env), "{}", k.env);
+            assert!(
+                help.contains(&format!("[default: {}]", plain(k.default))),
+                "{}",
+                k.env
+            );
+        }
+        assert!(help.lines().all(|l| l.chars().count() <= 79), "{help}");
+    }
 }

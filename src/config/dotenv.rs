@@ -15,7 +15,13 @@ use crate::error::Error;
 pub fn read(path: &Path) -> Result<Vec<(String, String)>, Error> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    parse(&text)
+    parse_file(path, &text)
+}
+
+/// The `KEY=value` pairs of `text`, read from the file at `path`; an error
+/// names the file and the line.
+pub fn parse_file(path: &Path, text: &str) -> Result<Vec<(String, String)>, Error> {
+    parse(text)
         .map_err(|(line, problem)| Error::config(format!("{}:{line}", path.display()), problem))
 }
 

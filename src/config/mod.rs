@@ -1,10 +1,11 @@
-//! The worker's configuration: every key of design.md, merged from defaults <
+//! The worker's configuration: every key, merged from defaults <
 //! config file < `.env` < environment < flags, then validated into [`Config`]
 //! in one step. A bad value is an error that names the key as the user wrote it.
 //! The keys themselves, and `Config`, are defined once in `keys.rs`.
 
 pub mod dotenv;
 mod keys;
+pub mod suggest;
 pub mod units;
 pub mod url;
 
@@ -55,18 +56,26 @@ pub enum LogFormat {
     Json,
 }
 
-/// `<hostname>-<pid>`.
+/// `<hostname>-<pid>`: this process's.
 pub fn default_worker_id() -> String {
+    worker_id_of(&std::process::id().to_string())
+}
+
+/// `<hostname>-<pid>` with the pid given as text: `check-config` shows the
+/// default as `<hostname>-<pid>`, since the pid is that of the worker that
+/// will run, not its own.
+fn worker_id_of(pid: &str) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|h| h.trim().to_string())
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "worker".into());
-    format!("{host}-{}", std::process::id())
+    format!("{host}-{pid}")
 }
 
-/// Where a raw value came from; used to name the key in errors.
+/// Where a raw value came from; used to name the key in errors, and by
+/// `check-config` to say where each value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
     /// The JSON config file.
@@ -121,21 +130,34 @@ impl Args {
 pub struct RawConfig {
     values: BTreeMap<Key, (String, Origin)>,
     handlers: Map<String, Value>,
+    /// The config file that was read, for `check-config`'s origins.
+    config_file: Option<PathBuf>,
+    /// The `.env` file that was read.
+    env_file: Option<PathBuf>,
 }
 
 impl RawConfig {
     /// Gathers every layer. `env` looks up process environment variables.
     pub fn gather(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<RawConfig, Error> {
         let mut raw = RawConfig::default();
-        let config_file = args
-            .config_file
-            .clone()
-            .or_else(|| env("CONFIG_FILE").map(PathBuf::from));
-        if let Some(path) = config_file {
-            raw.merge_file(&path)?;
+        let config_file = match (&args.config_file, env("CONFIG_FILE")) {
+            (Some(path), _) => Some(("--config", path.clone())),
+            (None, Some(path)) => Some(("CONFIG_FILE", PathBuf::from(path))),
+            (None, None) => None,
+        };
+        if let Some((name, path)) = config_file {
+            let text = read_named(name, &path)?;
+            raw.merge_text(&path, &text)?;
+            raw.config_file = Some(path);
         }
         if let Some(path) = args.env_file_path() {
-            for (name, value) in dotenv::read(&path)? {
+            let flag = if args.env_file.is_some() {
+                "--env-file"
+            } else {
+                ".env"
+            };
+            let text = read_named(flag, &path)?;
+            for (name, value) in dotenv::parse_file(&path, &text)? {
                 // `.env` never overrides a variable that is already set.
                 if env(&name).is_none() {
                     if let Some(key) = Key::from_env(&name) {
@@ -144,6 +166,7 @@ impl RawConfig {
                 }
             }
         }
+        raw.env_file = args.env_file_path();
         for spec in KEYS {
             if let Some(v) = env(spec.env) {
                 raw.values.insert(spec.key, (v, Origin::Env));
@@ -155,11 +178,9 @@ impl RawConfig {
         Ok(raw)
     }
 
-    /// Reads the JSON config file; unknown keys are errors.
-    pub fn merge_file(&mut self, path: &Path) -> Result<(), Error> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        let doc: Value = serde_json::from_str(&text).map_err(|e| {
+    /// Merges the text of the JSON config file at `path`; unknown keys are errors.
+    fn merge_text(&mut self, path: &Path, text: &str) -> Result<(), Error> {
+        let doc: Value = serde_json::from_str(text).map_err(|e| {
             Error::config(path.display().to_string(), format!("not valid JSON: {e}"))
         })?;
         self.merge_json(&doc)
@@ -181,13 +202,19 @@ impl RawConfig {
                 self.handlers = map.clone();
                 continue;
             }
+            let known_section = KEYS
+                .iter()
+                .any(|s| s.file.split('.').next() == Some(section));
             let Some(fields) = body.as_object() else {
-                return Err(Error::config(section.clone(), "must be an object"));
+                if known_section {
+                    return Err(Error::config(section.clone(), "must be an object"));
+                }
+                return Err(unknown_file_key(section));
             };
             for (field, value) in fields {
                 let path = format!("{section}.{field}");
                 let Some(key) = Key::from_file(&path) else {
-                    return Err(Error::config(path, "unknown key"));
+                    return Err(unknown_file_key(&path));
                 };
                 let text = match value {
                     Value::String(s) => s.clone(),
@@ -245,6 +272,67 @@ impl RawConfig {
     pub fn validate(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Error> {
         Config::read(self, env)
     }
+
+    /// Where `key`'s value came from, as `check-config` says it: `default`,
+    /// `config file F (api.url)`, `.env file F`, `environment`, `flag
+    /// --timeout`. The keys that fall back on another key or on a systemd
+    /// variable say which one supplied them.
+    pub fn origin(&self, key: Key, env: &dyn Fn(&str) -> Option<String>) -> String {
+        let spec = key.spec();
+        match self.values.get(&key).map(|(_, o)| o) {
+            Some(Origin::File) => format!(
+                "config file {} ({})",
+                shown_path(&self.config_file),
+                spec.file
+            ),
+            Some(Origin::DotEnv) => format!(".env file {}", shown_path(&self.env_file)),
+            Some(Origin::Env) => "environment".into(),
+            Some(Origin::Flag) => format!("flag {}", spec.flag),
+            None => match key {
+                Key::ApiKey if self.values.contains_key(&Key::ApiKeyFile) => format!(
+                    "the file named by {}, from the {}",
+                    Key::ApiKeyFile.env(),
+                    self.origin(Key::ApiKeyFile, env)
+                ),
+                Key::ApiKey if env("CREDENTIALS_DIRECTORY").is_some() => {
+                    "$CREDENTIALS_DIRECTORY/api_key, when present".into()
+                }
+                Key::StateDir if env("STATE_DIRECTORY").is_some() => "$STATE_DIRECTORY".into(),
+                _ => "default".into(),
+            },
+        }
+    }
+}
+
+/// A path for a message, `-` when there is none.
+fn shown_path(path: &Option<PathBuf>) -> String {
+    path.as_ref()
+        .map_or_else(|| "-".into(), |p| p.display().to_string())
+}
+
+/// The text of a file the user named with `name` (`--config`,
+/// `CONFIG_FILE`, `--env-file`); a file that cannot be read is a
+/// configuration error (exit 78) that names the flag and the path.
+fn read_named(name: &str, path: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file".to_string(),
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+            _ => e.to_string(),
+        };
+        Error::config(name, format!("cannot read {}: {why}", path.display()))
+    })
+}
+
+/// An unknown key of the config file, with the nearest known one.
+fn unknown_file_key(path: &str) -> Error {
+    let known = KEYS.iter().map(|s| s.file);
+    // A name written as its environment variable (`worker.TIMEOUT`) still
+    // finds its key: the distance ignores case.
+    Error::config(
+        path,
+        format!("unknown key{}", suggest::did_you_mean(path, known)),
+    )
 }
 
 impl Config {
@@ -308,15 +396,68 @@ impl Config {
     /// The effective configuration as `KEY=value` lines, secrets as `***`,
     /// then a `handlers.TYPE=spec` line a handler.
     pub fn describe(&self) -> String {
-        let mut out: String = self
-            .values()
+        self.lines()
             .into_iter()
-            .map(|(key, value)| format!("{}={value}\n", key.env()))
-            .collect();
-        for (task_type, spec) in &self.handlers {
-            out.push_str(&format!("handlers.{task_type}={spec}\n"));
+            .map(|(line, _)| line + "\n")
+            .collect()
+    }
+
+    /// [`Config::describe`] with where each value came from, as `# origin`
+    /// after the line: the layers in `raw`, which this configuration was
+    /// validated from. A default `WORKER_ID` shows as `<hostname>-<pid>`,
+    /// since the pid is that of the worker that will run.
+    pub fn describe_origins(
+        &self,
+        raw: &RawConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> String {
+        let lines = self.lines();
+        let width = lines
+            .iter()
+            .map(|(l, _)| l.chars().count())
+            .max()
+            .unwrap_or(0)
+            .min(48);
+        let mut out = String::new();
+        for (mut line, key) in lines {
+            let origin = match key {
+                Some(key) => {
+                    if key == Key::WorkerId && !raw.values.contains_key(&key) {
+                        line = format!("{}={}", key.env(), worker_id_of("<pid>"));
+                    }
+                    raw.origin(key, env)
+                }
+                None => format!("config file {}", shown_path(&raw.config_file)),
+            };
+            out.push_str(&format!("{line:<width$}  # {origin}\n"));
         }
         out
+    }
+
+    /// Each line of [`Config::describe`] with its key (`None` for a handler).
+    fn lines(&self) -> Vec<(String, Option<Key>)> {
+        let keys = self
+            .values()
+            .into_iter()
+            .map(|(key, value)| (format!("{}={value}", key.env()), Some(key)));
+        let handlers = self
+            .handlers
+            .iter()
+            .map(|(task_type, spec)| (format!("handlers.{task_type}={spec}"), None));
+        keys.chain(handlers).collect()
+    }
+
+    /// The logging keys alone (`LOG_LEVEL`, `LOG_FORMAT`, `LOG_FILE`) read
+    /// from `env`, every other field at its default: `serve` logs as the
+    /// worker does, set up by the same keys.
+    pub fn logging_from(env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Error> {
+        let mut raw = RawConfig::default();
+        for key in [Key::LogLevel, Key::LogFormat, Key::LogFile] {
+            if let Some(value) = env(key.env()) {
+                raw.values.insert(key, (value, Origin::Env));
+            }
+        }
+        raw.validate(&|_| None)
     }
 }
 
@@ -448,10 +589,98 @@ mod tests {
             .merge_json(&json!({"worker": {"polling_intervall": 5}}))
             .unwrap_err();
         assert!(
-            err.to_string().contains("worker.polling_intervall"),
+            err.to_string().contains("worker.polling_intervall")
+                && err
+                    .to_string()
+                    .contains("did you mean worker.polling_interval?"),
             "{err}"
         );
         assert!(raw.merge_json(&json!({"api": "x"})).is_err());
+        let err = raw.merge_json(&json!({"api_url": "x"})).unwrap_err();
+        assert!(err.to_string().contains("did you mean api.url?"), "{err}");
+        let err = raw
+            .merge_json(&json!({"worker": {"TIMEOUT": 5}}))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("did you mean worker.timeout?"),
+            "{err}"
+        );
+        let err = raw
+            .merge_json(&json!({"worker": {"colour": 5}}))
+            .unwrap_err();
+        assert!(!err.to_string().contains("did you mean"), "{err}");
+    }
+
+    #[test]
+    fn origins_name_each_layer() {
+        let file = temp_file("origins.json", r#"{"worker": {"timeout": 7}}"#);
+        let dotenv = temp_file("origins.env", "MAX_RETRIES=2\n");
+        let args = Args {
+            config_file: Some(file.clone()),
+            env_file: Some(dotenv.clone()),
+            flags: vec![(Key::PollingInterval, "2s".into())],
+        };
+        let env = env_of(&[
+            ("CONCURRENT_TASKS", "3"),
+            ("STATE_DIRECTORY", "/var/lib/tw"),
+        ]);
+        let raw = RawConfig::gather(&args, &env).unwrap();
+        let origin = |key| raw.origin(key, &env);
+        assert_eq!(
+            origin(Key::Timeout),
+            format!("config file {} (worker.timeout)", file.display())
+        );
+        assert_eq!(
+            origin(Key::MaxRetries),
+            format!(".env file {}", dotenv.display())
+        );
+        assert_eq!(origin(Key::ConcurrentTasks), "environment");
+        assert_eq!(origin(Key::PollingInterval), "flag --polling-interval");
+        assert_eq!(origin(Key::WaitSeconds), "default");
+        assert_eq!(origin(Key::StateDir), "$STATE_DIRECTORY");
+        let text = raw.validate(&env).unwrap().describe_origins(&raw, &env);
+        let line = text.lines().find(|l| l.starts_with("WORKER_ID=")).unwrap();
+        assert!(
+            line.contains("-<pid>") && line.ends_with("# default"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn a_missing_file_is_a_configuration_error_naming_the_flag() {
+        let args = Args {
+            config_file: Some("/nonexistent/c.json".into()),
+            ..Args::default()
+        };
+        let err = RawConfig::gather(&args, &env_of(&[])).unwrap_err();
+        assert_eq!(err.exit_code(), 78);
+        assert_eq!(
+            err.to_string(),
+            "config: --config: cannot read /nonexistent/c.json: no such file"
+        );
+        let err = RawConfig::gather(
+            &Args::default(),
+            &env_of(&[("CONFIG_FILE", "/nonexistent/c")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("config: CONFIG_FILE: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn logging_keys_alone_come_from_the_environment() {
+        let env = env_of(&[
+            ("LOG_FORMAT", "json"),
+            ("LOG_LEVEL", "debug"),
+            ("TIMEOUT", "x"),
+        ]);
+        let c = Config::logging_from(&env).unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.log_level, log::LevelFilter::Debug);
+        let err = Config::logging_from(&env_of(&[("LOG_FORMAT", "xml")])).unwrap_err();
+        assert!(err.to_string().contains("LOG_FORMAT"), "{err}");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `taskworker serve`: flags to a [`ServerConfig`], then serve until a signal.
+//! `taskworker serve`: flags to a [`ServerConfig`], logging set up as the
+//! worker's, then serve until a signal.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -6,40 +7,135 @@ use std::io::Write;
 use lexopt::ValueExt;
 
 use super::{Server, ServerConfig};
+use crate::config::suggest::did_you_mean;
 use crate::config::units::parse_duration;
+use crate::config::Config;
 use crate::error::Error;
 
-/// The text of `taskworker serve --help`.
-pub const USAGE: &str = "\
-taskworker serve — the reference task-queue server (task-api.md)
+/// The address `serve` listens on when `--listen` is not given; the
+/// examples' `API_URL` points here.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
 
-USAGE:
-    taskworker serve [OPTIONS]
+/// A flag of `serve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Which {
+    Listen,
+    Data,
+    ApiKey,
+    ApiKeyFile,
+    Lease,
+    MaxAttempts,
+    RetryBackoff,
+    Retain,
+    CoreOnly,
+    Help,
+}
 
-OPTIONS:
-    --listen ADDR            address to listen on [default: 127.0.0.1:8000]; port 0 picks one
-    --data FILE              journal file: tasks survive restarts (in memory without it)
-    --api-key KEY            bearer token every request but /health must carry [env: API_KEY]
-    --api-key-file FILE      read the key from FILE [env: API_KEY_FILE]; an empty key is refused
-    --lease DURATION         lease of a claimed task [default: 30s]
-    --max-attempts N         deliveries allowed per task [default: 3]
-    --retry-backoff DURATION wait before the first server-side retry, doubling [default: 1s]
-    --retain DURATION        keep completed and failed tasks this long, then drop them [default: 168h]
-    --core-only              serve only the core protocol
-    -h, --help               show this help
+/// One flag: the parser looks flags up here and `--help` is written from
+/// here, so the two cannot disagree.
+struct Flag {
+    which: Which,
+    name: &'static str,
+    /// The value's placeholder; empty for a switch.
+    value: &'static str,
+    /// What it means, with its default and environment variable.
+    meaning: &'static str,
+}
 
-Prints `listening on http://HOST:PORT` once it serves; stops on SIGTERM or SIGINT.
-";
+const FLAGS: &[Flag] = &[
+    Flag {
+        which: Which::Listen,
+        name: "--listen",
+        value: "ADDR",
+        meaning: "address to listen on; port 0 picks a free one [default: 127.0.0.1:8000]",
+    },
+    Flag {
+        which: Which::Data,
+        name: "--data",
+        value: "FILE",
+        meaning: "journal file: tasks survive restarts (in memory without it)",
+    },
+    Flag {
+        which: Which::ApiKey,
+        name: "--api-key",
+        value: "KEY",
+        meaning: "bearer token every request but /health must carry [env: API_KEY]",
+    },
+    Flag {
+        which: Which::ApiKeyFile,
+        name: "--api-key-file",
+        value: "FILE",
+        meaning: "read the key from FILE; an empty key is refused [env: API_KEY_FILE]",
+    },
+    Flag {
+        which: Which::Lease,
+        name: "--lease",
+        value: "DURATION",
+        meaning: "lease of a claimed task [default: 30s]",
+    },
+    Flag {
+        which: Which::MaxAttempts,
+        name: "--max-attempts",
+        value: "N",
+        meaning: "deliveries allowed per task that does not say [default: 3]",
+    },
+    Flag {
+        which: Which::RetryBackoff,
+        name: "--retry-backoff",
+        value: "DURATION",
+        meaning: "wait before the first server-side retry, doubling [default: 1s]",
+    },
+    Flag {
+        which: Which::Retain,
+        name: "--retain",
+        value: "DURATION",
+        meaning: "keep completed and failed tasks this long [default: 168h]",
+    },
+    Flag {
+        which: Which::CoreOnly,
+        name: "--core-only",
+        value: "",
+        meaning: "serve only the core protocol (no batches, long polls, heartbeats)",
+    },
+    Flag {
+        which: Which::Help,
+        name: "--help",
+        value: "",
+        meaning: "show this help (also -h)",
+    },
+];
+
+/// The text of `taskworker serve --help`, from [`FLAGS`].
+pub fn usage() -> String {
+    let mut text = String::from(
+        "taskworker serve — the reference task-queue server\n\n\
+         USAGE:\n    taskworker serve [OPTIONS]\n\nOPTIONS:\n",
+    );
+    for f in FLAGS {
+        let flag = format!("{} {}", f.name, f.value);
+        let mut prefix = format!("    {:<24} ", flag.trim_end());
+        for line in crate::cli::wrap(f.meaning, 79 - prefix.len()) {
+            text.push_str(&format!("{prefix}{line}\n"));
+            prefix = " ".repeat(prefix.len());
+        }
+    }
+    text.push_str(
+        "\nLogs go to stderr as the worker's do: LOG_LEVEL, LOG_FORMAT and LOG_FILE\n\
+         work as for `taskworker run`. Prints `listening on http://HOST:PORT` on\n\
+         stdout once it serves; stops on SIGTERM or SIGINT. The protocol and every\n\
+         endpoint, with examples: packaging/PROTOCOL.md.\n",
+    );
+    text
+}
 
 /// Runs `taskworker serve` with `args` (after the command name).
 pub fn run(args: Vec<OsString>) -> Result<(), Error> {
     let env = |name: &str| std::env::var(name).ok();
     let Some(config) = parse(args, &env)? else {
-        print!("{USAGE}");
+        print!("{}", usage());
         return Ok(());
     };
-    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .try_init();
+    crate::logging::init(&Config::logging_from(&env)?)?;
     let server = Server::start(config)?;
     let mut out = std::io::stdout();
     let _ = writeln!(out, "listening on {}", server.url());
@@ -57,7 +153,7 @@ fn parse(
 ) -> Result<Option<ServerConfig>, Error> {
     use lexopt::prelude::*;
     let mut config = ServerConfig {
-        listen: "127.0.0.1:8000".into(),
+        listen: DEFAULT_LISTEN.into(),
         ..ServerConfig::default()
     };
     // A flag wins over the environment, and a key over a key file.
@@ -65,17 +161,28 @@ fn parse(
     let mut key_file_flag = None;
     let mut parser = lexopt::Parser::from_args(args);
     while let Some(arg) = parser.next()? {
-        match arg {
-            Long("listen") => config.listen = parser.value()?.string()?,
-            Long("data") => config.data = Some(parser.value()?.into()),
-            Long("api-key") => key_flag = Some(parser.value()?.string()?),
-            Long("api-key-file") => key_file_flag = Some(parser.value()?.string()?),
-            Long("lease") => config.lease = duration("--lease", parser.value()?)?,
-            Long("retry-backoff") => {
+        let name = match &arg {
+            Short('h') => "--help".to_string(),
+            Long(name) => format!("--{name}"),
+            _ => return Err(arg.unexpected().into()),
+        };
+        let Some(flag) = FLAGS.iter().find(|f| f.name == name) else {
+            return Err(Error::Usage(format!(
+                "unknown option {name}{}; see taskworker serve --help",
+                did_you_mean(&name, FLAGS.iter().map(|f| f.name))
+            )));
+        };
+        match flag.which {
+            Which::Listen => config.listen = parser.value()?.string()?,
+            Which::Data => config.data = Some(parser.value()?.into()),
+            Which::ApiKey => key_flag = Some(parser.value()?.string()?),
+            Which::ApiKeyFile => key_file_flag = Some(parser.value()?.string()?),
+            Which::Lease => config.lease = duration("--lease", parser.value()?)?,
+            Which::RetryBackoff => {
                 config.retry_backoff = duration("--retry-backoff", parser.value()?)?
             }
-            Long("retain") => config.retain = duration("--retain", parser.value()?)?,
-            Long("max-attempts") => {
+            Which::Retain => config.retain = duration("--retain", parser.value()?)?,
+            Which::MaxAttempts => {
                 let v = parser.value()?.string()?;
                 config.max_attempts = v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
                     Error::Usage(format!(
@@ -83,9 +190,8 @@ fn parse(
                     ))
                 })?;
             }
-            Long("core-only") => config.core_only = true,
-            Short('h') | Long("help") => return Ok(None),
-            _ => return Err(arg.unexpected().into()),
+            Which::CoreOnly => config.core_only = true,
+            Which::Help => return Ok(None),
         }
     }
     if config.lease.is_zero() {
@@ -176,6 +282,61 @@ mod tests {
             64
         );
         assert_eq!(parse(args(&["--bogus"])).unwrap_err().exit_code(), 64);
+        let err = parse(args(&["--lisen", "x"])).unwrap_err();
+        assert!(err.to_string().contains("did you mean --listen?"), "{err}");
+    }
+
+    /// Every flag of the table parses, and the defaults that `--help`
+    /// states are the parser's.
+    #[test]
+    fn help_is_the_parser_s_table() {
+        let samples = |w: Which| match w {
+            Which::Listen => Some("127.0.0.1:0"),
+            Which::Data => Some("/tmp/x"),
+            Which::ApiKey => Some("k"),
+            Which::ApiKeyFile => None,
+            Which::Lease | Which::RetryBackoff | Which::Retain => Some("2s"),
+            Which::MaxAttempts => Some("2"),
+            Which::CoreOnly => Some(""),
+            Which::Help => Some(""),
+        };
+        for f in FLAGS {
+            let Some(sample) = samples(f.which) else {
+                continue;
+            };
+            let mut argv = vec![f.name];
+            if !f.value.is_empty() {
+                argv.push(sample);
+            }
+            let parsed = parse(args(&argv));
+            assert!(parsed.is_ok(), "{}: {:?}", f.name, parsed.err());
+            assert_eq!(parsed.unwrap().is_none(), f.which == Which::Help);
+            assert_eq!(FLAGS.iter().filter(|g| g.which == f.which).count(), 1);
+        }
+        let c = parse(args(&[])).unwrap().unwrap();
+        let default = |w: Which| {
+            let meaning = FLAGS.iter().find(|f| f.which == w).unwrap().meaning;
+            let start = meaning.find("[default: ").unwrap() + "[default: ".len();
+            meaning[start..].trim_end_matches(']').to_string()
+        };
+        let secs = |d: std::time::Duration| d.as_secs();
+        assert_eq!(default(Which::Listen), c.listen);
+        assert_eq!(
+            parse_duration(&default(Which::Lease)).map(secs),
+            Ok(secs(c.lease))
+        );
+        assert_eq!(
+            parse_duration(&default(Which::RetryBackoff)).map(secs),
+            Ok(secs(c.retry_backoff))
+        );
+        assert_eq!(
+            parse_duration(&default(Which::Retain)).map(secs),
+            Ok(secs(c.retain))
+        );
+        assert_eq!(default(Which::MaxAttempts), c.max_attempts.to_string());
+        let help = usage();
+        assert!(FLAGS.iter().all(|f| help.contains(f.name)));
+        assert!(help.contains("packaging/PROTOCOL.md"), "{help}");
     }
 
     #[test]
