@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -118,27 +119,14 @@ fn output_over_max_output_is_a_validation_failure() {
 }
 
 #[test]
-fn a_missing_program_fails_permanently_naming_its_path() {
-    let err = run(
-        &handler(json!({"exec": {"command": ["/nonexistent/taskworker-prog"]}})),
-        &task("1", json!({})),
-        &ctx(),
-        LIMIT,
-    )
-    .unwrap_err();
-    assert!(
-        err.message.contains("/nonexistent/taskworker-prog"),
-        "{}",
-        err.message
-    );
-    assert!(err.message.contains("not found"), "{}", err.message);
-    assert_eq!(err.error_type, "HANDLER");
-    assert!(!err.retryable);
-
-    let dir = temp_dir("noexec");
+fn a_program_gone_after_the_start_fails_retryably_naming_its_path() {
+    let dir = temp_dir("gone");
     let script = dir.join("script");
     std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let h = handler(json!({"exec": {"command": [script]}}));
+
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
     let err = run(&h, &task("1", json!({})), &ctx(), LIMIT).unwrap_err();
     assert!(
         err.message.contains(script.to_str().unwrap()),
@@ -146,7 +134,13 @@ fn a_missing_program_fails_permanently_naming_its_path() {
         err.message
     );
     assert!(err.message.contains("not executable"), "{}", err.message);
-    assert!(!err.retryable);
+    assert_eq!(err.error_type, "HANDLER");
+    assert!(err.retryable);
+
+    std::fs::remove_file(&script).unwrap();
+    let err = run(&h, &task("1", json!({})), &ctx(), LIMIT).unwrap_err();
+    assert!(err.message.contains("not found"), "{}", err.message);
+    assert!(err.retryable);
 
     let h = handler(json!({"exec": {"command": ["true"], "cwd": dir.join("missing")}}));
     let err = run(&h, &task("1", json!({})), &ctx(), LIMIT).unwrap_err();

@@ -121,6 +121,7 @@ impl Args {
 pub struct RawConfig {
     values: BTreeMap<Key, (String, Origin)>,
     handlers: Map<String, Value>,
+    config_dir: Option<PathBuf>,
 }
 
 impl RawConfig {
@@ -162,6 +163,9 @@ impl RawConfig {
         let doc: Value = serde_json::from_str(&text).map_err(|e| {
             Error::config(path.display().to_string(), format!("not valid JSON: {e}"))
         })?;
+        self.config_dir = std::path::absolute(path)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf));
         self.merge_json(&doc)
     }
 

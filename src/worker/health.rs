@@ -2,6 +2,7 @@
 //! (liveness), `/ready` (fit for work), `/status` (what each processor runs)
 //! and `/metrics` (Prometheus text). It only reads shared state.
 
+use std::borrow::Cow;
 use std::net::TcpListener;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -145,29 +146,33 @@ pub fn ready(state: &WorkerState) -> (bool, Value) {
 }
 
 /// Why the worker is not ready, or `None` when it is.
-fn not_ready_because(state: &WorkerState) -> Option<&'static str> {
+fn not_ready_because(state: &WorkerState) -> Option<Cow<'static, str>> {
     if let Some(role) = state.liveness.fatal_death() {
-        return Some(role.death());
+        return Some(role.death().into());
     }
     if state.shutdown.is_stopping() {
-        return Some("draining");
+        return Some("draining".into());
     }
     if state.shutdown.is_quiet() {
-        return Some("quiet");
+        return Some("quiet".into());
     }
     let first_claim_limit =
         Duration::from_secs(state.config.wait_seconds).saturating_add(CLAIM_MARGIN);
     match state.connectivity.state() {
-        ApiState::Down => return Some("task API unreachable"),
-        ApiState::Unauthorized => return Some("task API refused the credentials"),
+        ApiState::Down => return Some("task API unreachable".into()),
+        ApiState::Unauthorized => return Some("task API refused the credentials".into()),
         ApiState::Unknown if state.stats.started.elapsed() >= first_claim_limit => {
-            return Some("task API has not answered yet")
+            return Some("task API has not answered yet".into())
         }
         ApiState::Unknown | ApiState::Up => {}
     }
+    // A handler whose program went missing fails every task of its type.
+    if let Some(problem) = state.missing_programs.problem() {
+        return Some(problem.into());
+    }
     // As the poller judges it: many reports held while their sends fail.
     if reports_backed_up(&state.reports, 0) {
-        return Some("reports are backing up");
+        return Some("reports are backing up".into());
     }
     None
 }

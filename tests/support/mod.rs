@@ -264,6 +264,8 @@ pub fn handler_env(secret_vars: &[&str]) -> HandlerEnv {
             .build()
             .into(),
         secret_vars: secret_vars.iter().map(|s| s.to_string()).collect(),
+        base_dir: None,
+        missing: Default::default(),
     }
 }
 
