@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::client::CLAIM_MARGIN;
 use crate::error::Error;
 use crate::listener::{Limits, Listener, Request, Responder, Response};
-use crate::worker::connectivity::ApiState;
+use crate::worker::connectivity::{ApiState, Connectivity};
 use crate::worker::fault;
 use crate::worker::liveness::Role;
 use crate::worker::metrics::{family, labels, Kind};
@@ -124,7 +124,7 @@ pub fn health(state: &WorkerState) -> (bool, Value) {
         "in_flight": stats.inflight.load(Relaxed),
         "worker_id": &*state.worker_id,
         "version": env!("CARGO_PKG_VERSION"),
-        "api": api_state_name(state.connectivity.state()),
+        "api": api_state_name(&state.connectivity),
         "threads": threads,
     });
     (healthy, body)
@@ -158,6 +158,9 @@ fn not_ready_because(state: &WorkerState) -> Option<Cow<'static, str>> {
     }
     let first_claim_limit =
         Duration::from_secs(state.config.wait_seconds).saturating_add(CLAIM_MARGIN);
+    if let Some(why) = state.connectivity.misplaced() {
+        return Some(why.into());
+    }
     match state.connectivity.state() {
         ApiState::Down => return Some("task API unreachable".into()),
         ApiState::Unauthorized => return Some("task API refused the credentials".into()),
@@ -200,7 +203,7 @@ fn status(state: &WorkerState) -> Value {
         "stuck_threads": state.stats.stuck_threads.load(Relaxed),
         "draining": state.shutdown.is_stopping(),
         "quiet": state.shutdown.is_quiet(),
-        "api": api_state_name(state.connectivity.state()),
+        "api": api_state_name(&state.connectivity),
         "api_answered_ms_ago": state
             .connectivity
             .since_last_ok()
@@ -243,11 +246,14 @@ fn metrics(state: &WorkerState) -> String {
     text
 }
 
-fn api_state_name(state: ApiState) -> &'static str {
-    match state {
-        ApiState::Unknown => "unknown",
-        ApiState::Up => "up",
+/// The API's state as `/health` and `/status` name it.
+fn api_state_name(connectivity: &Connectivity) -> &'static str {
+    match connectivity.state() {
         ApiState::Down => "unreachable",
         ApiState::Unauthorized => "unauthorized",
+        // It answers, but `/health` says no task API is there.
+        _ if connectivity.misplaced().is_some() => "wrong_url",
+        ApiState::Unknown => "unknown",
+        ApiState::Up => "up",
     }
 }
