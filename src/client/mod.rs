@@ -372,9 +372,19 @@ impl ApiClient {
         kind: ReportKind,
         body: &[u8],
     ) -> Result<Delivery, ApiError> {
+        self.report_within(task_id, kind, body, REQUEST_TIMEOUT)
+    }
+
+    /// [`ApiClient::report`] within `timeout` (an exit that does not wait).
+    pub fn report_within(
+        &self,
+        task_id: &str,
+        kind: ReportKind,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<Delivery, ApiError> {
         let path = format!("/tasks/{}/{}", encode_path_segment(task_id), kind.path());
-        let (status, answer, retry_after) =
-            self.post(&path, body, REQUEST_TIMEOUT, MAX_SMALL_BODY)?;
+        let (status, answer, retry_after) = self.post(&path, body, timeout, MAX_SMALL_BODY)?;
         match status {
             200..=299 => Ok(Delivery::Delivered),
             404 | 409 | 410 => Ok(Delivery::Gone(status)),

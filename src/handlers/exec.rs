@@ -173,6 +173,10 @@ impl ExecHandler {
             std::io::ErrorKind::PermissionDenied => {
                 return self.program_lost(format!("{prog}: not executable"))
             }
+            // No group starts once every group was killed for the exit.
+            std::io::ErrorKind::Interrupted => {
+                return TaskError::retryable(format!("{prog}: {e}"), error_type::SHUTDOWN)
+            }
             std::io::ErrorKind::InvalidInput => {
                 return TaskError::permanent(
                     format!("{prog}: task id or type cannot be passed in the environment: {e}"),

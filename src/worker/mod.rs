@@ -202,6 +202,7 @@ impl Worker {
         let (outcome_tx, outcome_rx) = unbounded();
         let (state, left) = WorkerState::new(self.config, handlers, client, shutdown, outcome_tx)?;
         let shared = Arc::new(state);
+        shared.shutdown.set_worker(&shared);
         // Bound before any work starts, so that a port in use fails the start.
         let health = match &shared.config.health_addr {
             Some(addr) => Some(HealthServer::start(addr, shared.clone())?),
@@ -230,6 +231,9 @@ impl Worker {
         );
         threads.drain(&shared, grace.saturating_sub(drain_started.elapsed()));
         drop(health);
+        if let Some(code) = shared.shutdown.exit_without_waiting_code() {
+            return Ok(code);
+        }
         log::info!(
             "stopped after draining in {} ms: {} completed, {} failed",
             drain_started.elapsed().as_millis(),
