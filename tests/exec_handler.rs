@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{ctx, handler, run, sh, task, temp_dir};
+use support::{ctx, handler, run, sh, task, temp_dir, write_file_mode};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -122,8 +122,7 @@ fn output_over_max_output_is_a_validation_failure() {
 fn a_program_gone_after_the_start_fails_retryably_naming_its_path() {
     let dir = temp_dir("gone");
     let script = dir.join("script");
-    std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_file_mode(&script, "#!/bin/sh\necho hi\n", 0o755);
     let h = handler(json!({"exec": {"command": [script]}}));
 
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();

@@ -10,23 +10,28 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use support::fake::{nothing, FakeApi};
-use support::worker::{builtin_handlers, WorkerSpec};
-use support::{start_server, wait_until, Api};
+use support::worker::{builtin_handlers, WorkerProcess, WorkerSpec};
+use support::{start_server, wait_answer, wait_until, Api};
 use taskworker::ServerConfig;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// Waits (bounded) until `path` of the health server answers `status`.
-fn wait_answer(health: &Api, path: &str, status: u16) -> Value {
-    let mut last = (0, Value::Null);
-    let ok = wait_until(LIMIT, || {
-        last = health.get(path);
-        last.0 == status
-    });
-    assert!(ok, "{path}: wanted {status}, last {last:?}");
-    last.1
+/// Starts a worker on `url` with a health server; returns it and a client
+/// of its health server.
+fn start(name: &str, url: &str) -> (WorkerProcess, Api) {
+    let worker = WorkerSpec::new(name, url, builtin_handlers())
+        .env("HEALTH_ADDR", "127.0.0.1:0")
+        .start();
+    let health = Api::new(worker.health_url());
+    (worker, health)
+}
+
+/// Waits until `/ready` answers 503; returns its reason.
+fn not_ready(health: &Api) -> String {
+    let ready = wait_answer(health, "/ready", 503, LIMIT);
+    ready["reason"].as_str().unwrap_or_default().to_string()
 }
 
 fn error_lines(log: &str) -> Vec<&str> {
@@ -49,14 +54,10 @@ fn a_wrong_path_in_api_url_logs_one_error_and_is_not_ready() {
     assert!(!error.contains("no task available"), "{body}");
     assert_eq!(body["no_route"], "/v1/tasks/claim", "{body}");
 
-    let worker = WorkerSpec::new("wrong-url", &wrong, builtin_handlers())
-        .env("HEALTH_ADDR", "127.0.0.1:0")
-        .start();
-    let health = Api::new(worker.health_url());
-    let ready = wait_answer(&health, "/ready", 503);
-    let reason = ready["reason"].as_str().unwrap_or_default();
-    assert!(reason.contains(&format!("{wrong}/health")), "{ready}");
-    assert!(reason.contains("404"), "{ready}");
+    let (worker, health) = start("wrong-url", &wrong);
+    let reason = not_ready(&health);
+    assert!(reason.contains(&format!("{wrong}/health")), "{reason}");
+    assert!(reason.contains("404"), "{reason}");
     assert_eq!(health.get("/health").1["api"], "wrong_url");
 
     assert!(worker.wait_log("ERROR", LIMIT), "{}", worker.log());
@@ -67,12 +68,8 @@ fn a_wrong_path_in_api_url_logs_one_error_and_is_not_ready() {
     assert!(errors[0].contains("/v1"), "{log}");
 
     // Pointed right, the same server makes a worker ready and quiet.
-    let right = server.url();
-    let worker = WorkerSpec::new("right-url", &right, builtin_handlers())
-        .env("HEALTH_ADDR", "127.0.0.1:0")
-        .start();
-    let health = Api::new(worker.health_url());
-    wait_answer(&health, "/ready", 200);
+    let (worker, health) = start("right-url", &server.url());
+    wait_answer(&health, "/ready", 200, LIMIT);
     assert!(error_lines(&worker.log()).is_empty(), "{}", worker.log());
 }
 
@@ -85,14 +82,9 @@ fn ready_clears_once_health_answers_and_the_error_is_not_repeated() {
         "/health" => (200, "<html>it works</html>".into()),
         _ => nothing(),
     });
-    let url = api.url();
-    let worker = WorkerSpec::new("health-later", &url, builtin_handlers())
-        .env("HEALTH_ADDR", "127.0.0.1:0")
-        .start();
-    let health = Api::new(worker.health_url());
-    let ready = wait_answer(&health, "/ready", 503);
-    let reason = ready["reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("not JSON"), "{ready}");
+    let (worker, health) = start("health-later", &api.url());
+    let reason = not_ready(&health);
+    assert!(reason.contains("not JSON"), "{reason}");
 
     // Asked again while wrong, without a second ERROR.
     assert!(
@@ -105,7 +97,7 @@ fn ready_clears_once_health_answers_and_the_error_is_not_repeated() {
     assert!(!api.seen("/tasks/claim").is_empty());
 
     answers.store(true, Ordering::SeqCst);
-    wait_answer(&health, "/ready", 200);
+    wait_answer(&health, "/ready", 200, LIMIT);
     assert_eq!(health.get("/health").1["api"], "up");
     assert!(
         worker.log().contains("the task API is found"),

@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,42 +14,45 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::fake::{claimed, nothing, ok, task, wait_for, FakeApi};
+use support::fake::{one_task_api, task, wait_for};
 use support::worker::{wait_for_status, WorkerSpec};
-use support::{bin, start_server, temp_dir, wait_exit, wait_until, Api};
+use support::{bin, start_server, temp_dir, wait_exit, wait_until, write_file_mode, Api};
 use taskworker::ServerConfig;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// Writes an executable shell script.
-fn script(path: &Path, body: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+/// Writes a shell script with permission `mode`.
+fn script(path: &Path, body: &str, mode: u32) {
+    write_file_mode(path, &format!("#!/bin/sh\n{body}\n"), mode);
 }
 
-/// Runs `taskworker <command> --config <config>` in `cwd`, bounded; returns
-/// its exit code and stderr.
-fn taskworker(command: &str, config: &Path, cwd: &Path, api_url: &str) -> (Option<i32>, String) {
-    let err = cwd.join(format!("{command}.stderr"));
-    let mut child = Command::new(bin())
-        .args([command, "--config"])
+/// `taskworker <command> --config <config>` in `cwd`, with only `PATH`,
+/// `API_URL` and `extra` in its environment.
+fn taskworker(command: &str, config: &Path, cwd: &Path, extra: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args([command, "--config"])
         .arg(config)
         .current_dir(cwd)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("API_URL", api_url)
         .env("HEALTH_ADDR", "")
+        .envs(extra.iter().copied())
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::null());
+    cmd
+}
+
+/// Runs `taskworker <command>` as [`taskworker`] builds it, bounded;
+/// returns its exit code and stderr.
+fn exit_of(command: &str, config: &Path, cwd: &Path) -> (Option<i32>, String) {
+    let err = cwd.join(format!("{command}.stderr"));
+    let mut child = taskworker(command, config, cwd, &[("API_URL", "http://127.0.0.1:9")])
         .stderr(std::fs::File::create(&err).unwrap())
         .spawn()
         .expect("taskworker starts");
     let code = wait_exit(&mut child, LIMIT);
-    if code.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    let _ = child.kill();
+    let _ = child.wait();
     (code, std::fs::read_to_string(&err).unwrap_or_default())
 }
 
@@ -64,8 +66,7 @@ fn write_config(dir: &Path, handlers: Value) -> std::path::PathBuf {
 fn a_missing_or_non_executable_program_is_refused_with_78_naming_the_handler() {
     let dir = temp_dir("programs-refused");
     let not_executable = dir.join("send-email");
-    std::fs::write(&not_executable, "#!/bin/sh\n").unwrap();
-    std::fs::set_permissions(&not_executable, std::fs::Permissions::from_mode(0o644)).unwrap();
+    script(&not_executable, "", 0o644);
     for (handler, command, problem) in [
         (
             "send.email",
@@ -84,7 +85,7 @@ fn a_missing_or_non_executable_program_is_refused_with_78_naming_the_handler() {
             json!({ "echo": {"builtin": "echo"}, handler: {"exec": {"command": command}} }),
         );
         for command in ["check-config", "run"] {
-            let (code, stderr) = taskworker(command, &config, &dir, "http://127.0.0.1:9");
+            let (code, stderr) = exit_of(command, &config, &dir);
             assert_eq!(code, Some(78), "{command}: {stderr}");
             let key = format!("handlers.{handler}.exec.command");
             assert!(stderr.contains(&key), "{command}: {stderr}");
@@ -101,32 +102,29 @@ fn a_relative_command_resolves_against_the_config_files_directory() {
     script(
         &etc.join("handlers/hello"),
         r#"printf '{"hello": "%s"}' "$TASK_ID""#,
+        0o755,
     );
     let config = write_config(
         &etc,
         json!({ "hello": {"exec": {"command": ["handlers/hello"]}} }),
     );
 
-    let (code, stderr) = taskworker("check-config", &config, &elsewhere, "http://127.0.0.1:9");
+    let (code, stderr) = exit_of("check-config", &config, &elsewhere);
     assert_eq!(code, Some(0), "{stderr}");
 
     let server = start_server(ServerConfig::default());
     let api = Api::new(server.url());
     let id = api.enqueue("hello", json!({}));
-    let mut worker = Command::new(bin())
-        .args(["run", "--config"])
-        .arg(&config)
-        .current_dir(&elsewhere)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("API_URL", server.url())
-        .env("HEALTH_ADDR", "")
-        .env("POLLING_INTERVAL", "100ms")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("worker starts");
+    let url = server.url();
+    let mut worker = taskworker(
+        "run",
+        &config,
+        &elsewhere,
+        &[("API_URL", &url), ("POLLING_INTERVAL", "100ms")],
+    )
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("worker starts");
     let done = wait_for_status(&api, "completed", 1, LIMIT);
     support::send_signal(&worker, "TERM");
     let code = wait_exit(&mut worker, LIMIT);
@@ -142,20 +140,12 @@ fn a_relative_command_resolves_against_the_config_files_directory() {
 #[test]
 fn a_program_removed_after_the_start_fails_retryably_and_is_not_ready() {
     // No task until the program is gone.
-    let handed_out = Arc::new(AtomicBool::new(true));
-    let once = handed_out.clone();
-    let api = FakeApi::start(move |path, _| match path {
-        "/health" => (200, r#"{"status": "healthy"}"#.into()),
-        "/tasks/claim" if !once.swap(true, Ordering::SeqCst) => {
-            claimed(vec![task("t-1", "mail", json!({}), None)])
-        }
-        "/tasks/claim" => nothing(),
-        _ => ok(),
-    });
+    let release = Arc::new(AtomicBool::new(false));
+    let api = one_task_api(task("t-1", "mail", json!({}), None), release.clone());
     let url = api.url();
     let program_dir = temp_dir("program-removed-bin");
     let program = program_dir.join("send-mail");
-    script(&program, "echo '{}'");
+    script(&program, "echo '{}'", 0o755);
     let worker = WorkerSpec::new(
         "program-removed",
         &url,
@@ -171,7 +161,7 @@ fn a_program_removed_after_the_start_fails_retryably_and_is_not_ready() {
         worker.log()
     );
     std::fs::remove_file(&program).unwrap();
-    handed_out.store(false, Ordering::SeqCst);
+    release.store(true, Ordering::SeqCst);
 
     wait_for(&worker, || !api.seen("/tasks/t-1/fail").is_empty());
     let fail = &api.seen("/tasks/t-1/fail")[0].body;
@@ -194,7 +184,7 @@ fn a_program_removed_after_the_start_fails_retryably_and_is_not_ready() {
         "{ready}"
     );
 
-    script(&program, "echo '{}'");
+    script(&program, "echo '{}'", 0o755);
     assert!(
         wait_until(LIMIT, || health.get("/ready").0 == 200),
         "{}",

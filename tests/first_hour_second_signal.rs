@@ -7,14 +7,16 @@
 mod support;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::fake::{claimed, nothing, ok, task, FakeApi};
+use support::fake::{one_task_api, task};
 use support::worker::{WorkerProcess, WorkerSpec};
-use support::{group_members, read_pid, start_server, temp_dir, wait_until, Api};
+use support::{
+    assert_group_gone, group_members, read_pid, start_server, temp_dir, wait_until, Api,
+};
 use taskworker::ServerConfig;
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -42,14 +44,6 @@ fn second_sigterm(worker: &mut WorkerProcess) -> String {
     log
 }
 
-fn assert_group_gone(pgid: i32, log: &str) {
-    assert!(
-        wait_until(Duration::from_secs(5), || group_members(pgid).is_empty()),
-        "processes left in group {pgid}: {:?}\n{log}",
-        group_members(pgid)
-    );
-}
-
 #[test]
 fn a_second_sigterm_kills_the_group_and_hands_the_task_back() {
     let server = start_server(ServerConfig::default());
@@ -66,18 +60,17 @@ fn a_second_sigterm_kills_the_group_and_hands_the_task_back() {
     assert!(!group_members(pgid).is_empty());
 
     let log = second_sigterm(&mut worker);
-    assert_group_gone(pgid, &log);
+    assert_group_gone(pgid);
     assert!(
         log.contains(&format!("task {id} (long): abandoned")),
         "{log}"
     );
     let task = api.task(&id);
-    let last = task["history"]
+    let errors: Vec<&Value> = task["history"]
         .as_array()
-        .and_then(|h| h.last())
-        .cloned()
+        .map(|attempts| attempts.iter().map(|a| &a["error_type"]).collect())
         .unwrap_or_default();
-    assert_eq!(last["error_type"], "SHUTDOWN", "{task}\n{log}");
+    assert_eq!(errors, [&json!("SHUTDOWN")], "{task}\n{log}");
     assert_ne!(task["status"], "failed", "retryable: {task}");
     assert_ne!(task["status"], "claimed", "handed back: {task}");
     let _ = std::fs::remove_dir_all(dir);
@@ -85,16 +78,10 @@ fn a_second_sigterm_kills_the_group_and_hands_the_task_back() {
 
 #[test]
 fn a_second_sigterm_keeps_what_it_cannot_send_in_the_spool() {
-    let handed_out = Arc::new(AtomicBool::new(false));
-    let once = handed_out.clone();
-    let api = FakeApi::start(move |path, _| match path {
-        "/health" => (200, "{}".into()),
-        "/tasks/claim" if !once.swap(true, Ordering::SeqCst) => {
-            claimed(vec![task("t-spooled", "long", json!({}), None)])
-        }
-        "/tasks/claim" => nothing(),
-        _ => ok(),
-    });
+    let api = one_task_api(
+        task("t-spooled", "long", json!({}), None),
+        Arc::new(AtomicBool::new(true)),
+    );
     let url = api.url();
     let dir = temp_dir("second-signal-spool");
     let pid_file = dir.join("pid");
@@ -110,7 +97,7 @@ fn a_second_sigterm_keeps_what_it_cannot_send_in_the_spool() {
     drop(api);
 
     let log = second_sigterm(&mut worker);
-    assert_group_gone(pgid, &log);
+    assert_group_gone(pgid);
     assert!(log.contains("task t-spooled (long): abandoned"), "{log}");
     assert!(log.contains("task t-spooled: kept in the spool"), "{log}");
     let spool = std::fs::read_to_string(state.join("spool.jsonl")).unwrap_or_default();

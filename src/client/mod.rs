@@ -260,6 +260,19 @@ impl ApiClient {
         &self.shown_base
     }
 
+    /// `req` with this client's timeout and credentials.
+    fn prepared<B>(
+        &self,
+        req: ureq::RequestBuilder<B>,
+        timeout: Duration,
+    ) -> ureq::RequestBuilder<B> {
+        let req = req.config().timeout_global(Some(timeout)).build();
+        match &self.auth {
+            Some(auth) => req.header("Authorization", &**auth),
+            None => req,
+        }
+    }
+
     fn post(
         &self,
         path: &str,
@@ -267,17 +280,23 @@ impl ApiClient {
         timeout: Duration,
         limit: u64,
     ) -> Result<(u16, Vec<u8>, Option<Duration>), ApiError> {
-        let mut req = self
+        let req = self
             .agent
             .post(format!("{}{path}", self.base))
-            .header("Content-Type", "application/json")
-            .config()
-            .timeout_global(Some(timeout))
-            .build();
-        if let Some(auth) = &self.auth {
-            req = req.header("Authorization", &**auth);
-        }
-        let mut resp = req.send(body).map_err(|e| self.transport(e))?;
+            .header("Content-Type", "application/json");
+        let resp = self
+            .prepared(req, timeout)
+            .send(body)
+            .map_err(|e| self.transport(e))?;
+        self.read_answer(resp, limit)
+    }
+
+    /// The status, at most `limit` bytes of body, and `Retry-After` of an answer.
+    fn read_answer(
+        &self,
+        mut resp: ureq::http::Response<ureq::Body>,
+        limit: u64,
+    ) -> Result<(u16, Vec<u8>, Option<Duration>), ApiError> {
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -301,26 +320,12 @@ impl ApiClient {
     /// base URL. An answer that tells nothing either way (a redirect, 401,
     /// 429, 5xx, no answer) is an error.
     pub fn health(&self, timeout: Duration) -> Result<Health, ApiError> {
-        let mut req = self
-            .agent
-            .get(format!("{}/health", self.base))
-            .config()
-            .timeout_global(Some(timeout))
-            .build();
-        if let Some(auth) = &self.auth {
-            req = req.header("Authorization", &**auth);
-        }
-        let mut resp = req.call().map_err(|e| self.transport(e))?;
-        let status = resp.status().as_u16();
-        if is_redirect(status) {
-            return Err(status_error(status, None, &[]));
-        }
-        let body = resp
-            .body_mut()
-            .with_config()
-            .limit(MAX_SMALL_BODY)
-            .read_to_vec()
+        let req = self.agent.get(format!("{}/health", self.base));
+        let resp = self
+            .prepared(req, timeout)
+            .call()
             .map_err(|e| self.transport(e))?;
+        let (status, body, _) = self.read_answer(resp, MAX_SMALL_BODY)?;
         health_answer(status, &body)
     }
 

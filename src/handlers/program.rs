@@ -164,42 +164,38 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    fn temp_dir(name: &str) -> PathBuf {
+    /// A fresh directory holding one script, `prog`, with permission `mode`.
+    fn dir_with_program(name: &str, mode: u32) -> (PathBuf, PathBuf) {
         let dir =
             std::env::temp_dir().join(format!("taskworker-program-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        dir
+        let prog = dir.join("prog");
+        std::fs::write(&prog, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(mode)).unwrap();
+        (dir, prog)
     }
 
     #[test]
     fn relative_paths_resolve_against_the_base_and_bare_names_stay_bare() {
-        let base = Path::new("/etc/taskworker");
-        assert_eq!(
-            absolute(Path::new("handlers/send"), Some(base)).unwrap(),
-            Path::new("/etc/taskworker/handlers/send")
-        );
-        assert_eq!(
-            absolute(Path::new("./send"), Some(base)).unwrap(),
-            Path::new("/etc/taskworker/./send")
-        );
-        assert_eq!(
-            absolute(Path::new("/usr/bin/x"), Some(base)).unwrap(),
-            Path::new("/usr/bin/x")
-        );
-        assert_eq!(
-            absolute(Path::new("convert"), Some(base)).unwrap(),
-            Path::new("convert")
-        );
+        let base = Some(Path::new("/etc/taskworker"));
+        for (program, resolved) in [
+            ("handlers/send", "/etc/taskworker/handlers/send"),
+            ("./send", "/etc/taskworker/./send"),
+            ("/usr/bin/x", "/usr/bin/x"),
+            ("convert", "convert"),
+        ] {
+            assert_eq!(
+                absolute(Path::new(program), base).unwrap(),
+                Path::new(resolved)
+            );
+        }
         assert!(absolute(Path::new("bin/x"), None).unwrap().is_absolute());
     }
 
     #[test]
     fn finds_executables_and_names_what_is_wrong() {
-        let dir = temp_dir("check");
-        let script = dir.join("script");
-        std::fs::write(&script, "#!/bin/sh\n").unwrap();
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (dir, script) = dir_with_program("check", 0o644);
         assert_eq!(
             check(&script, None),
             Err(ProgramError::NotExecutable(script.clone()))
@@ -208,47 +204,36 @@ mod tests {
         assert_eq!(check(&script, None), Ok(()));
         assert_eq!(check(&dir, None), Err(ProgramError::NotAFile(dir.clone())));
         let gone = dir.join("gone");
-        assert_eq!(
-            check(&gone, None),
-            Err(ProgramError::Missing(gone.clone()))
-        );
+        assert_eq!(check(&gone, None), Err(ProgramError::Missing(gone.clone())));
 
         let path = std::env::join_paths([Path::new("/nonexistent"), &dir]).unwrap();
-        assert_eq!(check(Path::new("script"), Some(&path)), Ok(()));
+        assert_eq!(check(Path::new("prog"), Some(&path)), Ok(()));
         assert_eq!(
             check(Path::new("gone"), Some(&path)),
             Err(ProgramError::NotInPath("gone".into()))
         );
-        assert!(check(Path::new("script"), None).is_err());
+        assert!(check(Path::new("prog"), None).is_err());
         let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn a_missing_program_is_forgotten_once_it_is_back() {
-        let dir = temp_dir("missing");
-        let prog = dir.join("prog");
+        let (dir, prog) = dir_with_program("missing", 0o600);
         let missing = MissingPrograms::default();
         assert_eq!(missing.problem(), None);
-        missing.lost(
-            "handlers.x.exec",
-            &prog,
-            None,
-            ProgramError::Missing(prog.clone()),
-        );
+        let lose = || {
+            let problem = ProgramError::NotExecutable(prog.clone());
+            missing.lost("handlers.x.exec", &prog, None, problem)
+        };
+        lose();
         let problem = missing.problem().unwrap();
         assert!(
             problem.starts_with("handlers.x.exec: program "),
             "{problem}"
         );
-        std::fs::write(&prog, "#!/bin/sh\n").unwrap();
         std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(missing.problem(), None);
-        missing.lost(
-            "handlers.x.exec",
-            &prog,
-            None,
-            ProgramError::Missing(prog.clone()),
-        );
+        lose();
         missing.found("handlers.x.exec");
         assert!(missing.lock().is_empty());
         let _ = std::fs::remove_dir_all(dir);
