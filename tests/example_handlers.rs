@@ -48,7 +48,12 @@ fn the_example_config_builds_its_handlers() {
     let text = std::fs::read_to_string(examples().join("config.json")).unwrap();
     let config: Value = serde_json::from_str(&text).unwrap();
     let handlers = config["handlers"].as_object().unwrap();
-    let reg = Registry::from_config(handlers, &support::handler_env(&[])).unwrap();
+    // Its relative commands resolve against the config file's directory.
+    let env = taskworker::HandlerEnv {
+        base_dir: Some(examples()),
+        ..support::handler_env(&[])
+    };
+    let reg = Registry::from_config(handlers, &env).unwrap();
     assert_eq!(
         reg.types(),
         ["generate.report", "process.image", "send.email"]

@@ -3,11 +3,12 @@
 
 mod support;
 
+use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{ctx, handler, run, sh, task, temp_dir};
+use support::{ctx, handler, run, sh, task, temp_dir, write_file_mode};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -118,27 +119,13 @@ fn output_over_max_output_is_a_validation_failure() {
 }
 
 #[test]
-fn a_missing_program_fails_permanently_naming_its_path() {
-    let err = run(
-        &handler(json!({"exec": {"command": ["/nonexistent/taskworker-prog"]}})),
-        &task("1", json!({})),
-        &ctx(),
-        LIMIT,
-    )
-    .unwrap_err();
-    assert!(
-        err.message.contains("/nonexistent/taskworker-prog"),
-        "{}",
-        err.message
-    );
-    assert!(err.message.contains("not found"), "{}", err.message);
-    assert_eq!(err.error_type, "HANDLER");
-    assert!(!err.retryable);
-
-    let dir = temp_dir("noexec");
+fn a_program_gone_after_the_start_fails_retryably_naming_its_path() {
+    let dir = temp_dir("gone");
     let script = dir.join("script");
-    std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+    write_file_mode(&script, "#!/bin/sh\necho hi\n", 0o755);
     let h = handler(json!({"exec": {"command": [script]}}));
+
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
     let err = run(&h, &task("1", json!({})), &ctx(), LIMIT).unwrap_err();
     assert!(
         err.message.contains(script.to_str().unwrap()),
@@ -146,7 +133,13 @@ fn a_missing_program_fails_permanently_naming_its_path() {
         err.message
     );
     assert!(err.message.contains("not executable"), "{}", err.message);
-    assert!(!err.retryable);
+    assert_eq!(err.error_type, "HANDLER");
+    assert!(err.retryable);
+
+    std::fs::remove_file(&script).unwrap();
+    let err = run(&h, &task("1", json!({})), &ctx(), LIMIT).unwrap_err();
+    assert!(err.message.contains("not found"), "{}", err.message);
+    assert!(err.retryable);
 
     let h = handler(json!({"exec": {"command": ["true"], "cwd": dir.join("missing")}}));
     let err = run(&h, &task("1", json!({})), &ctx(), LIMIT).unwrap_err();

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::{
-    ctx, group_members, handler, handler_env, read_pid, run, task, temp_dir, wait_until,
+    assert_group_gone, ctx, group_members, handler, handler_env, read_pid, run, task, temp_dir,
+    wait_until,
 };
 use taskworker::ExecHandler;
 use taskworker::Handler;
@@ -22,14 +23,6 @@ fn forking_script(pid_file: &std::path::Path) -> String {
         "echo $$ > {}; sleep 1000 & sleep 1000; wait",
         pid_file.display()
     )
-}
-
-fn assert_group_gone(pgid: i32) {
-    assert!(
-        wait_until(Duration::from_secs(10), || group_members(pgid).is_empty()),
-        "processes of group {pgid} remain: {:?}",
-        group_members(pgid)
-    );
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::worker::{wait_for_status, WorkerProcess, WorkerSpec};
-use support::{start_server, temp_dir, wait_until, Api};
+use support::{start_server, temp_dir, wait_answer, wait_until, Api};
 use taskworker::{Server, ServerConfig};
 
 /// Handlers: `echo`, and `gated`, which runs until the file its task names
@@ -30,17 +30,6 @@ fn worker(name: &str, url: &str) -> WorkerProcess {
         .env("HEALTH_ADDR", "127.0.0.1:0")
         .env("WORKER_ID", format!("health-{name}"))
         .start()
-}
-
-/// Waits (bounded) until `path` answers `status`; returns the last body.
-fn wait_answer(health: &Api, path: &str, status: u16, within: Duration) -> Value {
-    let mut last = (0, Value::Null);
-    let ok = wait_until(within, || {
-        last = health.get(path);
-        last.0 == status
-    });
-    assert!(ok, "{path}: wanted {status}, last {last:?}");
-    last.1
 }
 
 /// Waits (bounded) until `/status` lists a running task; returns that entry.

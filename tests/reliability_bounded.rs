@@ -6,7 +6,7 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -77,18 +77,19 @@ fn a_claim_that_never_answers_times_out_and_is_repeated_with_its_claim_id() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let claims: Arc<Mutex<Vec<(Instant, Value)>>> = Arc::default();
     let seen = claims.clone();
+    // Only the first claim is held: the worker's `GET /health` may come first.
+    let holding = Arc::new(AtomicBool::new(false));
     std::thread::spawn(move || {
         let mut held = Vec::new();
         for stream in listener.incoming().flatten() {
-            let seen = seen.clone();
-            let first = held.is_empty();
+            let (seen, holding) = (seen.clone(), holding.clone());
             held.push(stream.try_clone().unwrap());
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 let mut stream = stream;
                 while let Some(body) = read_request(&mut reader) {
                     seen.lock().unwrap().push((Instant::now(), body));
-                    if first {
+                    if !holding.swap(true, SeqCst) {
                         // Hold the first claim open without an answer.
                         std::thread::sleep(Duration::from_secs(120));
                         return;

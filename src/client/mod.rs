@@ -1,5 +1,5 @@
-//! The task API client: claim, complete, fail, heartbeat and claim cancel over
-//! one keep-alive `ureq` agent. Statuses are read here, deliberately, and
+//! The task API client: claim, complete, fail, heartbeat, claim cancel and
+//! the `/health` check of the base URL over one keep-alive `ureq` agent. Statuses are read here, deliberately, and
 //! every answer body is read with a size cap.
 
 pub mod resolver;
@@ -130,6 +130,17 @@ pub enum Beat {
     Lost(u16),
 }
 
+/// What `GET /health` says of the base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// A JSON answer: a task API lives at this base URL.
+    Found,
+    /// A 404, or an answer that is not JSON: no task API lives at this base
+    /// URL, and a claim's 404 would be read as "no task" for ever. Says
+    /// what was answered.
+    Missing(String),
+}
+
 /// Complete or fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportKind {
@@ -244,6 +255,24 @@ impl ApiClient {
         &self.agent
     }
 
+    /// The base URL as logs show it (userinfo as `***`).
+    pub fn shown_base(&self) -> &str {
+        &self.shown_base
+    }
+
+    /// `req` with this client's timeout and credentials.
+    fn prepared<B>(
+        &self,
+        req: ureq::RequestBuilder<B>,
+        timeout: Duration,
+    ) -> ureq::RequestBuilder<B> {
+        let req = req.config().timeout_global(Some(timeout)).build();
+        match &self.auth {
+            Some(auth) => req.header("Authorization", &**auth),
+            None => req,
+        }
+    }
+
     fn post(
         &self,
         path: &str,
@@ -251,17 +280,23 @@ impl ApiClient {
         timeout: Duration,
         limit: u64,
     ) -> Result<(u16, Vec<u8>, Option<Duration>), ApiError> {
-        let mut req = self
+        let req = self
             .agent
             .post(format!("{}{path}", self.base))
-            .header("Content-Type", "application/json")
-            .config()
-            .timeout_global(Some(timeout))
-            .build();
-        if let Some(auth) = &self.auth {
-            req = req.header("Authorization", &**auth);
-        }
-        let mut resp = req.send(body).map_err(|e| self.transport(e))?;
+            .header("Content-Type", "application/json");
+        let resp = self
+            .prepared(req, timeout)
+            .send(body)
+            .map_err(|e| self.transport(e))?;
+        self.read_answer(resp, limit)
+    }
+
+    /// The status, at most `limit` bytes of body, and `Retry-After` of an answer.
+    fn read_answer(
+        &self,
+        mut resp: ureq::http::Response<ureq::Body>,
+        limit: u64,
+    ) -> Result<(u16, Vec<u8>, Option<Duration>), ApiError> {
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -279,6 +314,19 @@ impl ApiClient {
             .read_to_vec()
             .map_err(|e| self.transport(e))?;
         Ok((status, body, retry_after))
+    }
+
+    /// `GET /health`, within `timeout`: whether a task API lives at the
+    /// base URL. An answer that tells nothing either way (a redirect, 401,
+    /// 429, 5xx, no answer) is an error.
+    pub fn health(&self, timeout: Duration) -> Result<Health, ApiError> {
+        let req = self.agent.get(format!("{}/health", self.base));
+        let resp = self
+            .prepared(req, timeout)
+            .call()
+            .map_err(|e| self.transport(e))?;
+        let (status, body, _) = self.read_answer(resp, MAX_SMALL_BODY)?;
+        health_answer(status, &body)
     }
 
     /// A failed request as an [`ApiError`], without the URL's userinfo.
@@ -334,9 +382,19 @@ impl ApiClient {
         kind: ReportKind,
         body: &[u8],
     ) -> Result<Delivery, ApiError> {
+        self.report_within(task_id, kind, body, REQUEST_TIMEOUT)
+    }
+
+    /// [`ApiClient::report`] within `timeout` (an exit that does not wait).
+    pub fn report_within(
+        &self,
+        task_id: &str,
+        kind: ReportKind,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<Delivery, ApiError> {
         let path = format!("/tasks/{}/{}", encode_path_segment(task_id), kind.path());
-        let (status, answer, retry_after) =
-            self.post(&path, body, REQUEST_TIMEOUT, MAX_SMALL_BODY)?;
+        let (status, answer, retry_after) = self.post(&path, body, timeout, MAX_SMALL_BODY)?;
         match status {
             200..=299 => Ok(Delivery::Delivered),
             404 | 409 | 410 => Ok(Delivery::Gone(status)),
@@ -380,6 +438,24 @@ impl ApiClient {
             200..=299 | 404 | 405 | 501 => Ok(()),
             _ => Err(status_error(status, retry_after, &answer)),
         }
+    }
+}
+
+/// What a `/health` answer says: a 404 or a body that is not JSON means no
+/// task API is there; 2xx with JSON means one is; the rest tell nothing.
+fn health_answer(status: u16, body: &[u8]) -> Result<Health, ApiError> {
+    let json = serde_json::from_slice::<Value>(body).is_ok();
+    let inconclusive = is_redirect(status) || matches!(status, 401 | 403 | 429) || status >= 500;
+    match status {
+        404 => Ok(Health::Missing(
+            status_error(status, None, body).to_string(),
+        )),
+        200..=299 if json => Ok(Health::Found),
+        _ if inconclusive || json => Err(status_error(status, None, body)),
+        _ => Ok(Health::Missing(format!(
+            "{} (not JSON)",
+            status_error(status, None, body)
+        ))),
     }
 }
 
@@ -430,6 +506,34 @@ mod tests {
         assert!(ApiError::Transport("refused".into()).is_outage());
         let long = vec![b'x'; 1000];
         assert!(status_error(400, None, &long).to_string().len() < 220);
+    }
+
+    #[test]
+    fn health_is_missing_on_404_or_an_answer_that_is_not_json() {
+        assert_eq!(
+            health_answer(200, b"{\"status\": \"healthy\"}"),
+            Ok(Health::Found)
+        );
+        assert_eq!(
+            health_answer(404, b"{\"error\": \"no route\"}"),
+            Ok(Health::Missing(
+                "status 404: {\"error\": \"no route\"}".into()
+            ))
+        );
+        assert_eq!(
+            health_answer(200, b"<html>welcome</html>"),
+            Ok(Health::Missing(
+                "status 200: <html>welcome</html> (not JSON)".into()
+            ))
+        );
+        assert!(matches!(health_answer(400, b"bad"), Ok(Health::Missing(_))));
+        for inconclusive in [301, 401, 403, 429, 500, 502, 503] {
+            assert!(
+                health_answer(inconclusive, b"<html/>").is_err(),
+                "{inconclusive}"
+            );
+        }
+        assert!(health_answer(400, b"{}").is_err());
     }
 
     #[test]

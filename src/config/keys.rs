@@ -274,6 +274,10 @@ macro_rules! config_keys {
             )?)*
             /// Task type → handler spec, from the config file only.
             pub handlers: Map<String, Value>,
+            /// The directory of the config file, against which a handler's
+            /// relative `command` path resolves; the working directory when
+            /// `None` (no config file).
+            pub config_dir: Option<std::path::PathBuf>,
         }
 
         impl Default for Config {
@@ -281,6 +285,7 @@ macro_rules! config_keys {
                 Config {
                     $($( $field: $default, )?)*
                     handlers: Map::new(),
+                    config_dir: None,
                 }
             }
         }
@@ -296,6 +301,7 @@ macro_rules! config_keys {
                 Ok(Config {
                     $($( $field: read_field!($how($read), raw, env, Key::$Key, $default), )?)*
                     handlers: raw.handlers.clone(),
+                    config_dir: raw.config_dir.clone(),
                 })
             }
 

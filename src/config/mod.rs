@@ -134,6 +134,9 @@ pub struct RawConfig {
     config_file: Option<PathBuf>,
     /// The `.env` file that was read.
     env_file: Option<PathBuf>,
+    /// The directory of the config file, against which relative handler
+    /// commands resolve.
+    config_dir: Option<PathBuf>,
 }
 
 impl RawConfig {
@@ -183,6 +186,9 @@ impl RawConfig {
         let doc: Value = serde_json::from_str(text).map_err(|e| {
             Error::config(path.display().to_string(), format!("not valid JSON: {e}"))
         })?;
+        self.config_dir = std::path::absolute(path)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf));
         self.merge_json(&doc)
     }
 

@@ -8,9 +8,11 @@
 //! one (`HANDLER`), death by a signal a retryable one. On timeout or cancel
 //! the group gets SIGTERM and, if its leader is still there after the grace
 //! (5 s), SIGKILL; so `handle` returns within that grace of a cancel. After
-//! any exit the rest of the group is killed. A program that cannot
-//! be started (missing, not executable, missing interpreter) fails the task
-//! permanently as `HANDLER`: it is a deployment problem, not bad task input.
+//! any exit the rest of the group is killed. The program is checked when
+//! the handler is built (a missing or non-executable one is a configuration
+//! error); one that cannot be started later (removed, made non-executable,
+//! its interpreter gone) fails the task as a retryable `HANDLER` and turns
+//! `/ready` 503: it is a deployment problem, not bad task input.
 
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
@@ -24,6 +26,7 @@ use serde_json::{Map, Value};
 use super::capture::{last_line, tail_text, PipeReader};
 use super::options::Options;
 use super::process_group::ProcessGroup;
+use super::program::{self, MissingPrograms};
 use super::{cancelled, result_from_output, Handler, HandlerEnv};
 use crate::config::SECRET_VARS;
 use crate::context::{CancelReason, Context};
@@ -51,9 +54,14 @@ const OPTIONS: [&str; 5] = ["command", "env", "cwd", "timeout", "max_output"];
 #[derive(Debug, Clone)]
 pub struct ExecHandler {
     /// The program: a name looked up in `PATH`, or a path. A relative path
-    /// was made absolute against the worker's working directory at start-up,
-    /// so it does not depend on `cwd`.
+    /// was made absolute against the config file's directory when the
+    /// handler was built, so it depends neither on the worker's working
+    /// directory (`/` under systemd) nor on `cwd`.
     program: PathBuf,
+    /// The handler's key (`handlers.TYPE.exec`), and where a program that
+    /// could not be started is recorded for `/ready`.
+    key: String,
+    missing: MissingPrograms,
     /// The arguments after the program.
     args: Vec<String>,
     /// Added to the child's environment last, so the config may set any
@@ -84,11 +92,16 @@ impl ExecHandler {
     /// entry (`handlers.TYPE.exec`) in errors.
     pub fn from_config(options: &Value, key: &str, env: &HandlerEnv) -> Result<ExecHandler, Error> {
         let opts = Options::new(options, key, &OPTIONS)?;
-        let (program, args) = command_from_json(opts.get("command"), &opts.key("command"))?;
+        let command_key = opts.key("command");
+        let (program, args) = command_from_json(opts.get("command"), &command_key)?;
         let env_vars = match opts.get("env") {
             None => Vec::new(),
             Some(v) => env_from_json(v, &opts.key("env"))?,
         };
+        let program = program::absolute(&program, env.base_dir.as_deref())
+            .map_err(|e| Error::config(&command_key, format!("{}: {e}", program.display())))?;
+        program::check(&program, program::path_var(&env_vars).as_deref())
+            .map_err(|e| Error::config(&command_key, e.to_string()))?;
         let cwd = match opts.get("cwd") {
             None => None,
             Some(Value::String(s)) if !s.is_empty() => Some(PathBuf::from(s)),
@@ -101,6 +114,8 @@ impl ExecHandler {
         scrubbed.extend(env.secret_vars.iter().cloned());
         Ok(ExecHandler {
             program,
+            key: key.to_string(),
+            missing: env.missing.clone(),
             args,
             env: env_vars,
             cwd,
@@ -139,7 +154,9 @@ impl ExecHandler {
         cmd
     }
 
-    /// A clear, permanent failure for a command that could not be started.
+    /// A clear failure for a command that could not be started. A program
+    /// that was there at start and is not now is retryable: the deployment
+    /// is being changed, and `/ready` says so until it is back.
     fn spawn_error(&self, e: std::io::Error) -> TaskError {
         let prog = self.program.display();
         let message = match e.kind() {
@@ -147,9 +164,19 @@ impl ExecHandler {
                 Some(cwd) if !cwd.is_dir() => {
                     format!("working directory {} not found", cwd.display())
                 }
-                _ => format!("{prog}: program not found (or its interpreter is missing)"),
+                _ => {
+                    return self.program_lost(format!(
+                        "{prog}: program not found (or its interpreter is missing)"
+                    ))
+                }
             },
-            std::io::ErrorKind::PermissionDenied => format!("{prog}: not executable"),
+            std::io::ErrorKind::PermissionDenied => {
+                return self.program_lost(format!("{prog}: not executable"))
+            }
+            // No group starts once every group was killed for the exit.
+            std::io::ErrorKind::Interrupted => {
+                return TaskError::retryable(format!("{prog}: {e}"), error_type::SHUTDOWN)
+            }
             std::io::ErrorKind::InvalidInput => {
                 return TaskError::permanent(
                     format!("{prog}: task id or type cannot be passed in the environment: {e}"),
@@ -159,6 +186,19 @@ impl ExecHandler {
             _ => format!("{prog}: cannot start: {e}"),
         };
         TaskError::permanent(message, error_type::HANDLER)
+    }
+
+    /// Records that the program could not be started, for `/ready`.
+    fn program_lost(&self, message: String) -> TaskError {
+        let path_var = program::path_var(&self.env);
+        let problem = match program::check(&self.program, path_var.as_deref()) {
+            Err(problem) => problem,
+            // It is there but would not start: its interpreter is missing.
+            Ok(()) => program::ProgramError::NotExecutable(self.program.clone()),
+        };
+        self.missing
+            .lost(&self.key, &self.program, path_var, problem);
+        TaskError::retryable(message, error_type::HANDLER)
     }
 
     /// Waits for the leader to exit, the output to overflow, the deadline or
@@ -209,6 +249,7 @@ impl ExecHandler {
         // From here on, dropping `group` kills and reaps whatever runs.
         let mut group =
             ProcessGroup::spawn(&mut self.command(task, ctx)).map_err(|e| self.spawn_error(e))?;
+        self.missing.found(&self.key);
         let (stdin, stdout, stderr) = take_pipes(&mut group).map_err(internal)?;
         feed(stdin, input).map_err(internal)?;
         let out = PipeReader::head("exec-stdout", stdout, self.max_output).map_err(internal)?;
@@ -340,14 +381,6 @@ fn command_from_json(v: Option<&Value>, key: &str) -> Result<(PathBuf, Vec<Strin
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => return Err(Error::config(key, problem)),
     };
-    // A relative path with a slash is taken from the worker's directory now,
-    // because how `cwd` would affect it is platform-specific.
-    let program = if program.is_relative() && program.components().count() > 1 {
-        std::path::absolute(&program)
-            .map_err(|e| Error::config(key, format!("{}: {e}", program.display())))?
-    } else {
-        program
-    };
     Ok((program, argv.collect()))
 }
 
@@ -381,13 +414,17 @@ mod tests {
 
     #[test]
     fn reads_options_and_rejects_bad_ones() {
+        let root = HandlerEnv {
+            base_dir: Some("/".into()),
+            ..env()
+        };
         let h = ExecHandler::from_config(
-            &json!({"command": ["bin/x", "-v"], "env": {"A": "1"}, "timeout": "1m", "max_output": "2K"}),
+            &json!({"command": ["bin/sh", "-v"], "env": {"A": "1"}, "timeout": "1m", "max_output": "2K"}),
             "k",
-            &env(),
+            &root,
         )
         .unwrap();
-        assert!(h.program.is_absolute());
+        assert_eq!(h.program, PathBuf::from("/bin/sh"));
         assert_eq!(h.args, ["-v"]);
         assert_eq!(h.timeout, Some(Duration::from_secs(60)));
         assert_eq!(h.max_output, 2048);
@@ -415,6 +452,12 @@ mod tests {
             (json!({"command": ["ls"], "cwd": 5}), "k.cwd"),
             (json!({"command": ["ls"], "shell": true}), "k.shell"),
             (json!(["ls"]), "k"),
+            (json!({"command": ["/nonexistent/x"]}), "k.command"),
+            (
+                json!({"command": ["taskworker-no-such-program"]}),
+                "k.command",
+            ),
+            (json!({"command": ["/"]}), "k.command"),
         ] {
             let err = ExecHandler::from_config(&bad, "k", &env()).unwrap_err();
             assert!(

@@ -1,6 +1,7 @@
 //! Handlers: what runs a task of a given type. One file per kind
 //! (`builtin`, `exec`, `http`), plus the registry that maps types to them;
-//! `process_group` and `capture` are the exec handler's child and pipes.
+//! `program`, `process_group` and `capture` are the exec handler's program,
+//! child and pipes.
 
 pub mod builtin;
 mod capture;
@@ -8,8 +9,10 @@ pub mod exec;
 pub mod http;
 mod options;
 pub(crate) mod process_group;
+pub mod program;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -41,6 +44,11 @@ pub struct HandlerEnv {
     pub agent: ureq::Agent,
     /// Environment variable names that must never reach a child process.
     pub secret_vars: Vec<String>,
+    /// Where a relative `command` path resolves: the config file's
+    /// directory; the working directory when `None`.
+    pub base_dir: Option<PathBuf>,
+    /// The programs that went missing while the worker runs, for `/ready`.
+    pub missing: program::MissingPrograms,
 }
 
 impl HandlerEnv {
@@ -55,7 +63,12 @@ impl HandlerEnv {
             .map(|v| v.to_string())
             .chain(config.secret_env.iter().cloned())
             .collect();
-        HandlerEnv { agent, secret_vars }
+        HandlerEnv {
+            agent,
+            secret_vars,
+            base_dir: config.config_dir.clone(),
+            missing: program::MissingPrograms::default(),
+        }
     }
 }
 
@@ -173,6 +186,8 @@ mod tests {
         HandlerEnv {
             agent: ureq::Agent::new_with_defaults(),
             secret_vars: secret_vars.iter().map(|s| s.to_string()).collect(),
+            base_dir: None,
+            missing: program::MissingPrograms::default(),
         }
     }
 

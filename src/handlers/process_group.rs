@@ -1,10 +1,12 @@
 //! A child process that leads its own process group, so that it and every
 //! process it starts can be signalled at once and none outlives the task;
-//! and the reaping of the orphans such groups leave behind.
+//! the reaping of the orphans such groups leave behind; and the killing of
+//! every group at once, for an exit that does not wait.
 
 use std::collections::BTreeSet;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -19,8 +21,24 @@ use rustix::process::{
 /// it exit before it is known.
 static LEADERS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 
+/// Set once every group was killed for the exit: no new group may start,
+/// since nothing would be left to kill it.
+static CLOSED: AtomicBool = AtomicBool::new(false);
+
 fn leaders() -> MutexGuard<'static, BTreeSet<i32>> {
     LEADERS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Kills every process group a handler still waits for (SIGKILL) and lets
+/// no new one start: for an exit that does not wait, so that no handler
+/// program outlives the worker. Returns how many groups it killed.
+pub(crate) fn kill_all() -> usize {
+    let leaders = leaders();
+    CLOSED.store(true, Ordering::SeqCst);
+    for pgid in leaders.iter().filter_map(|&pid| Pid::from_raw(pid)) {
+        let _ = kill_process_group(pgid, Signal::KILL);
+    }
+    leaders.len()
 }
 
 /// Reaps `pid` if it is a child of this process that no handler waits for
@@ -50,6 +68,12 @@ impl ProcessGroup {
     /// reaches it and everything it starts.
     pub fn spawn(command: &mut Command) -> std::io::Result<ProcessGroup> {
         let mut leaders = leaders();
+        if CLOSED.load(Ordering::SeqCst) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "the worker is exiting",
+            ));
+        }
         let child = command.process_group(0).spawn()?;
         let pgid = i32::try_from(child.id()).ok().and_then(Pid::from_raw);
         if let Some(pid) = pgid {

@@ -97,7 +97,7 @@ impl Routes {
                     Response::error(405, format!("method {} not allowed", req.head.method))
                         .with_header("Allow", allow)
                 }
-                None => Response::error(404, format!("no route for {path}")),
+                None => no_route(&req.head.method, &path),
             },
         }
     }
@@ -240,6 +240,22 @@ impl Responder for Routes {
     }
 }
 
+/// The answer to a route this server does not have. A claim's 404 means
+/// "no task" to a worker, so the body says plainly that the path is wrong,
+/// where the routes are, and, in `no_route`, which path was asked for.
+fn no_route(method: &str, path: &str) -> Response {
+    Response::json(
+        404,
+        &json!({
+            "error": format!(
+                "no route for {method} {path}: not a task API path (this is not \"no task\"); \
+                 the routes of this server start at its root, such as POST /tasks/claim and GET /health"
+            ),
+            "no_route": path,
+        }),
+    )
+}
+
 /// The `Allow` header for a route that exists, `None` for one that does not.
 fn allowed(route: &[&str], ext: bool) -> Option<&'static str> {
     match route {
@@ -280,6 +296,20 @@ mod tests {
         assert!(constant_time_eq(b"secret", b"secret"));
         assert!(!constant_time_eq(b"secret", b"secreT"));
         assert!(!constant_time_eq(b"secret", b"secret2"));
+    }
+
+    #[test]
+    fn an_unknown_route_says_so_and_names_the_path() {
+        let response = no_route("POST", "/v1/tasks/claim");
+        assert_eq!(response.status, 404);
+        let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+        assert_eq!(body["no_route"], "/v1/tasks/claim");
+        let error = body["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("no route for POST /v1/tasks/claim:"),
+            "{error}"
+        );
+        assert!(error.contains("GET /health"), "{error}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! (liveness), `/ready` (fit for work), `/status` (what each processor runs)
 //! and `/metrics` (Prometheus text). It only reads shared state.
 
+use std::borrow::Cow;
 use std::net::TcpListener;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use serde_json::{json, Value};
 use crate::client::CLAIM_MARGIN;
 use crate::error::Error;
 use crate::listener::{Limits, Listener, Request, Responder, Response};
-use crate::worker::connectivity::ApiState;
+use crate::worker::connectivity::{ApiState, Connectivity};
 use crate::worker::fault;
 use crate::worker::liveness::Role;
 use crate::worker::metrics::{family, labels, Kind};
@@ -123,7 +124,7 @@ pub fn health(state: &WorkerState) -> (bool, Value) {
         "in_flight": stats.inflight.load(Relaxed),
         "worker_id": &*state.worker_id,
         "version": env!("CARGO_PKG_VERSION"),
-        "api": api_state_name(state.connectivity.state()),
+        "api": api_state_name(&state.connectivity),
         "threads": threads,
     });
     (healthy, body)
@@ -145,29 +146,36 @@ pub fn ready(state: &WorkerState) -> (bool, Value) {
 }
 
 /// Why the worker is not ready, or `None` when it is.
-fn not_ready_because(state: &WorkerState) -> Option<&'static str> {
+fn not_ready_because(state: &WorkerState) -> Option<Cow<'static, str>> {
     if let Some(role) = state.liveness.fatal_death() {
-        return Some(role.death());
+        return Some(role.death().into());
     }
     if state.shutdown.is_stopping() {
-        return Some("draining");
+        return Some("draining".into());
     }
     if state.shutdown.is_quiet() {
-        return Some("quiet");
+        return Some("quiet".into());
     }
     let first_claim_limit =
         Duration::from_secs(state.config.wait_seconds).saturating_add(CLAIM_MARGIN);
+    if let Some(why) = state.connectivity.misplaced() {
+        return Some(why.into());
+    }
     match state.connectivity.state() {
-        ApiState::Down => return Some("task API unreachable"),
-        ApiState::Unauthorized => return Some("task API refused the credentials"),
+        ApiState::Down => return Some("task API unreachable".into()),
+        ApiState::Unauthorized => return Some("task API refused the credentials".into()),
         ApiState::Unknown if state.stats.started.elapsed() >= first_claim_limit => {
-            return Some("task API has not answered yet")
+            return Some("task API has not answered yet".into())
         }
         ApiState::Unknown | ApiState::Up => {}
     }
+    // A handler whose program went missing fails every task of its type.
+    if let Some(problem) = state.missing_programs.problem() {
+        return Some(problem.into());
+    }
     // As the poller judges it: many reports held while their sends fail.
     if reports_backed_up(&state.reports, 0) {
-        return Some("reports are backing up");
+        return Some("reports are backing up".into());
     }
     None
 }
@@ -195,7 +203,7 @@ fn status(state: &WorkerState) -> Value {
         "stuck_threads": state.stats.stuck_threads.load(Relaxed),
         "draining": state.shutdown.is_stopping(),
         "quiet": state.shutdown.is_quiet(),
-        "api": api_state_name(state.connectivity.state()),
+        "api": api_state_name(&state.connectivity),
         "api_answered_ms_ago": state
             .connectivity
             .since_last_ok()
@@ -238,11 +246,14 @@ fn metrics(state: &WorkerState) -> String {
     text
 }
 
-fn api_state_name(state: ApiState) -> &'static str {
-    match state {
-        ApiState::Unknown => "unknown",
-        ApiState::Up => "up",
+/// The API's state as `/health` and `/status` name it.
+fn api_state_name(connectivity: &Connectivity) -> &'static str {
+    match connectivity.state() {
         ApiState::Down => "unreachable",
         ApiState::Unauthorized => "unauthorized",
+        // It answers, but `/health` says no task API is there.
+        _ if connectivity.misplaced().is_some() => "wrong_url",
+        ApiState::Unknown => "unknown",
+        ApiState::Up => "up",
     }
 }

@@ -1,6 +1,8 @@
 //! The heartbeat thread: extends the lease of every running task that came
 //! with `lease_expires_at`, every third of the lease. When the server says the
 //! lease is lost (404/409/410), the task is cancelled and its outcome dropped.
+//! Off the poller's path, it also asks `GET /health` whether `API_URL` is a
+//! task API's base URL (see [`HealthChecks`] for when).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -11,14 +13,17 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{after, select, Receiver};
 
 use crate::bounded::instant_after;
-use crate::client::Beat;
+use crate::client::{Beat, Health};
 use crate::context::CancelReason;
 use crate::error::Error;
+use crate::worker::connectivity::HealthChecks;
 use crate::worker::liveness::Role;
 use crate::worker::{fault, spawn_role, WorkerState};
 
 /// The longest wait between checks for new leased tasks.
 const TICK: Duration = Duration::from_millis(250);
+/// The longest a `/health` check may hold up the heartbeats.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The heartbeat thread: the shared state, and the channel that ends it.
 pub(crate) struct Heartbeats {
@@ -47,9 +52,14 @@ impl Heartbeats {
     fn run(self) {
         let shared = &*self.shared;
         let mut next_beat: HashMap<u64, Instant> = HashMap::new();
+        let mut health_checks = HealthChecks::new(Instant::now());
         loop {
             let now = Instant::now();
             let mut wake = instant_after(now, TICK);
+            if !shared.shutdown.is_stopping() {
+                self.check_health(&mut health_checks, now);
+                wake = health_checks.next().map_or(wake, |at| wake.min(at));
+            }
             let leased: Vec<_> = shared
                 .inflight
                 .unsettled()
@@ -113,5 +123,25 @@ impl Heartbeats {
                 recv(after(wait)) -> _ => {}
             }
         }
+    }
+
+    /// Asks `GET /health` when a check is due, and records the answer.
+    fn check_health(&self, checks: &mut HealthChecks, now: Instant) {
+        let shared = &*self.shared;
+        if !checks.due(now, shared.connectivity.comebacks()) {
+            return;
+        }
+        let url = shared.client.shown_base();
+        let found = match shared.client.health(HEALTH_TIMEOUT) {
+            Ok(health) => {
+                shared.connectivity.health_checked(url, &health);
+                health == Health::Found
+            }
+            Err(err) => {
+                log::debug!("GET {url}/health: {err}; asked again later");
+                false
+            }
+        };
+        checks.checked(Instant::now(), found);
     }
 }

@@ -62,6 +62,7 @@ use self::supervisor::{cancel_for_shutdown, Supervisor};
 use crate::client::{build_agent, ApiClient};
 use crate::config::Config;
 use crate::error::Error;
+use crate::handlers::program::MissingPrograms;
 use crate::handlers::{Handler, HandlerEnv, Registry};
 use crate::state_lock::{LockError, StateLock, FILE_NAME as LOCK_FILE};
 
@@ -99,6 +100,8 @@ pub struct WorkerState {
     pub(crate) spool: Option<Spool>,
     /// Task type → handler.
     pub(crate) registry: Registry,
+    /// The handlers' programs that could not be started lately, for `/ready`.
+    pub(crate) missing_programs: MissingPrograms,
     /// The API for claims, heartbeats and the drain (each reporter has its own).
     pub(crate) client: ApiClient,
     /// Which threads live.
@@ -115,7 +118,7 @@ impl WorkerState {
     /// earlier run left there.
     fn new(
         config: Config,
-        registry: Registry,
+        (registry, missing_programs): (Registry, MissingPrograms),
         client: ApiClient,
         shutdown: Shutdown,
         outcomes: Sender<Outcome>,
@@ -141,6 +144,7 @@ impl WorkerState {
             reports: Backlog::default(),
             spool,
             registry,
+            missing_programs,
             client,
             liveness,
             config,
@@ -192,12 +196,13 @@ impl Worker {
         shutdown: Shutdown,
         started: impl FnOnce(&Arc<WorkerState>),
     ) -> Result<i32, Error> {
-        let (registry, client) = prepare(&self.config, self.extra)?;
+        let (handlers, client) = prepare(&self.config, self.extra)?;
         let notifier = Notifier::from_env();
         warn_if_watchdog_too_short(&notifier);
         let (outcome_tx, outcome_rx) = unbounded();
-        let (state, left) = WorkerState::new(self.config, registry, client, shutdown, outcome_tx)?;
+        let (state, left) = WorkerState::new(self.config, handlers, client, shutdown, outcome_tx)?;
         let shared = Arc::new(state);
+        shared.shutdown.set_worker(&shared);
         // Bound before any work starts, so that a port in use fails the start.
         let health = match &shared.config.health_addr {
             Some(addr) => Some(HealthServer::start(addr, shared.clone())?),
@@ -226,6 +231,9 @@ impl Worker {
         );
         threads.drain(&shared, grace.saturating_sub(drain_started.elapsed()));
         drop(health);
+        if let Some(code) = shared.shutdown.exit_without_waiting_code() {
+            return Ok(code);
+        }
         log::info!(
             "stopped after draining in {} ms: {} completed, {} failed",
             drain_started.elapsed().as_millis(),
@@ -326,8 +334,12 @@ fn log_panics() {
     }));
 }
 
-/// Checks what `run` needs, builds the handlers and the API client.
-fn prepare(config: &Config, extra: Registry) -> Result<(Registry, ApiClient), Error> {
+/// Checks what `run` needs, builds the handlers (with the record of their
+/// programs that go missing) and the API client.
+fn prepare(
+    config: &Config,
+    extra: Registry,
+) -> Result<((Registry, MissingPrograms), ApiClient), Error> {
     let agent = build_agent(config)?;
     let env = HandlerEnv::for_config(config, agent.clone());
     let mut registry = Registry::from_config(&config.handlers, &env)?;
@@ -337,7 +349,7 @@ fn prepare(config: &Config, extra: Registry) -> Result<(Registry, ApiClient), Er
         log::warn!("{warning}");
     }
     let client = ApiClient::for_config(agent, config);
-    Ok((registry, client))
+    Ok(((registry, env.missing), client))
 }
 
 /// Locks `dir` for this worker, before its spool is opened.

@@ -1,17 +1,33 @@
 //! Shutdown and quiet mode: the signal thread, the stop channel whose
-//! disconnection wakes every waiting thread, and the quiet switch.
+//! disconnection wakes every waiting thread, the quiet switch, and the exit
+//! that does not wait.
 //!
-//! First SIGTERM/SIGINT: drain. Second: exit at once with 143/130 (done inside
-//! the signal handler, so it works even if every thread is stuck).
+//! First SIGTERM/SIGINT: drain. Second: exit without waiting, with 143/130:
+//! every handler's process group is killed, each task abandoned is logged
+//! and, within [`ABANDON_BOUND`], handed back failed `SHUTDOWN` (retryable)
+//! or kept in the spool for the next start. A third signal exits at once
+//! inside the signal handler, so that works even if every thread is stuck.
 //! SIGTSTP: quiet (stop claiming, keep running). SIGCONT: claim again.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use signal_hook::consts::{SIGCONT, SIGINT, SIGTERM, SIGTSTP};
 
-use crate::error::Error;
+use crate::bounded::instant_after;
+use crate::client::{Delivery, ReportKind};
+use crate::context::CancelReason;
+use crate::error::{error_type, Error, TaskError};
+use crate::handlers::process_group;
+use crate::worker::outcome::Outcome;
+use crate::worker::WorkerState;
+
+/// How long an exit that does not wait tries to hand abandoned tasks back.
+pub const ABANDON_BOUND: Duration = Duration::from_secs(1);
+/// What the spool may take beyond that before the process exits anyway.
+const EXIT_SLACK: Duration = Duration::from_millis(500);
 
 /// Why the worker is stopping; it picks the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +58,15 @@ struct State {
     reason: AtomicU8,
     quiet: AtomicBool,
     wake_tx: Sender<()>,
+    /// The running worker, for an exit that does not wait; weak, since the
+    /// worker's state holds this one.
+    worker: Mutex<Weak<WorkerState>>,
+    /// The exit code of an exit without waiting once one began, else 0.
+    exit_code: AtomicI32,
+    /// Dropped when the exit without waiting has done its work: the
+    /// disconnection wakes the owner of the worker, who exits with its code.
+    exit_done_tx: Mutex<Option<Sender<()>>>,
+    exit_done_rx: Receiver<()>,
 }
 
 /// The waiting side: threads `select!` on [`Shutdown::stopped`] and [`Shutdown::woken`].
@@ -62,11 +87,16 @@ pub struct StopHandle {
 pub fn manual() -> (Shutdown, StopHandle) {
     let (stop_tx, stop_rx) = bounded(0);
     let (wake_tx, wake_rx) = bounded(1);
+    let (exit_done_tx, exit_done_rx) = bounded(0);
     let state = Arc::new(State {
         stop_tx: Mutex::new(Some(stop_tx)),
         reason: AtomicU8::new(0),
         quiet: AtomicBool::new(false),
         wake_tx,
+        worker: Mutex::new(Weak::new()),
+        exit_code: AtomicI32::new(0),
+        exit_done_tx: Mutex::new(Some(exit_done_tx)),
+        exit_done_rx,
     });
     (
         Shutdown {
@@ -82,25 +112,28 @@ pub fn manual() -> (Shutdown, StopHandle) {
 /// thread starts, so that no thread inherits a default disposition window.
 pub fn install_signals() -> Result<Shutdown, Error> {
     let (shutdown, handle) = manual();
+    // Set by the signal thread on the second signal, so that a third one
+    // exits inside the handler even if the exit without waiting hangs.
     let armed = Arc::new(AtomicBool::new(false));
-    let register = |sig, code| -> std::io::Result<()> {
-        // The exit must be registered before the flag: on the first signal the
-        // flag is still false when the exit action runs, on the second it is set.
-        signal_hook::flag::register_conditional_shutdown(sig, code, armed.clone())?;
-        signal_hook::flag::register(sig, armed.clone())?;
-        Ok(())
-    };
+    let register =
+        |sig, code| signal_hook::flag::register_conditional_shutdown(sig, code, armed.clone());
     register(SIGTERM, 143)
-        .and_then(|()| register(SIGINT, 130))
+        .and_then(|_| register(SIGINT, 130))
         .map_err(|e| Error::io("installing signal handlers", e))?;
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGTSTP, SIGCONT])
         .map_err(|e| Error::io("installing signal handlers", e))?;
     std::thread::Builder::new()
         .name("taskworker-signals".into())
         .spawn(move || {
+            let mut draining = false;
             for sig in signals.forever() {
                 match sig {
+                    SIGTERM | SIGINT if draining => {
+                        armed.store(true, Ordering::SeqCst);
+                        exit_without_waiting(&handle.state, sig);
+                    }
                     SIGTERM | SIGINT => {
+                        draining = true;
                         log::info!(
                             "signal {}: draining (a second one exits at once)",
                             signal_name(sig)
@@ -133,7 +166,167 @@ fn signal_name(sig: i32) -> &'static str {
     }
 }
 
+/// The second signal: kills every handler's process group, hands the tasks
+/// in flight back within [`ABANDON_BOUND`] (see [`abandon`]), and exits
+/// with 128 + `sig`, whatever is still under way by then.
+fn exit_without_waiting(state: &State, sig: i32) -> ! {
+    let code = 128 + sig;
+    // First, so that a drain that ends meanwhile does not exit 0 under us.
+    state.exit_code.store(code, Ordering::SeqCst);
+    let deadline = instant_after(Instant::now(), ABANDON_BOUND);
+    log::warn!(
+        "second {}: exiting now ({code}) without waiting for running tasks",
+        signal_name(sig)
+    );
+    let worker = state
+        .worker
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .upgrade();
+    // On its own thread, so that a lock held by a stuck thread cannot keep
+    // the process from exiting.
+    let (done_tx, done_rx) = bounded::<()>(1);
+    let abandoning = std::thread::Builder::new()
+        .name("taskworker-abandon".into())
+        .spawn(move || {
+            match worker {
+                Some(worker) => abandon(&worker, deadline),
+                None => {
+                    process_group::kill_all();
+                }
+            }
+            let _ = done_tx.send(());
+        });
+    if abandoning.is_ok() {
+        let _ = done_rx.recv_deadline(instant_after(deadline, EXIT_SLACK));
+    }
+    state
+        .exit_done_tx
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    log::logger().flush();
+    std::process::exit(code)
+}
+
+/// Abandons every task in flight for an exit that does not wait: settles
+/// each (so no processor reports the kill as its own outcome), kills every
+/// handler's process group, logs each task, and tries to hand each back
+/// failed `SHUTDOWN`, retryable, until `deadline`. What could not be
+/// delivered by then is kept in the spool, when there is one, for the next
+/// start; without one the task goes back when its lease runs out.
+///
+/// The spool is written after the sends, not before as for other outcomes:
+/// a "sent" mark could not be made durable in time, and every outcome sent
+/// here would be sent again by the next start.
+pub(crate) fn abandon(shared: &WorkerState, deadline: Instant) {
+    let err = TaskError::retryable(
+        "worker stopped without waiting (second signal)",
+        error_type::SHUTDOWN,
+    );
+    let mut outcomes = Vec::new();
+    for entry in shared.inflight.unsettled() {
+        if shared.inflight.settle_with(&entry, || {}) {
+            entry.ctx.cancel.cancel(CancelReason::Shutdown);
+            let task = &entry.task;
+            log::warn!(
+                "task {} ({}): abandoned by the exit, its process group killed",
+                task.id,
+                task.task_type
+            );
+            outcomes.push(Outcome::failed(
+                &task.id,
+                &task.task_type,
+                &err,
+                &shared.worker_id,
+                1,
+                entry.started.elapsed(),
+            ));
+        }
+    }
+    process_group::kill_all();
+    let (sent_tx, sent_rx) = unbounded();
+    let mut waiting = 0;
+    for (i, outcome) in outcomes.iter().enumerate() {
+        let (client, sent_tx) = (shared.client.clone(), sent_tx.clone());
+        let (id, body) = (outcome.task_id.clone(), outcome.body.clone());
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let sending = std::thread::Builder::new()
+            .name("taskworker-hand-back".into())
+            .spawn(move || {
+                let answer = client.report_within(&id, ReportKind::Fail, &body, timeout);
+                let _ = sent_tx.send((i, answer));
+            });
+        waiting += usize::from(sending.is_ok());
+    }
+    let mut delivered = vec![false; outcomes.len()];
+    while waiting > 0 {
+        let Ok((i, answer)) = sent_rx.recv_deadline(deadline) else {
+            break;
+        };
+        waiting -= 1;
+        let task_id = &outcomes[i].task_id;
+        match answer {
+            Ok(Delivery::Delivered) => {
+                delivered[i] = true;
+                log::info!("task {task_id}: handed back, failed SHUTDOWN (retryable)");
+            }
+            Ok(Delivery::Gone(status)) => {
+                delivered[i] = true;
+                log::info!("task {task_id}: no longer ours (the server answered {status})");
+            }
+            Err(e) => log::warn!("task {task_id}: could not be handed back: {e}"),
+        }
+    }
+    let left: Vec<&Outcome> = outcomes
+        .iter()
+        .zip(&delivered)
+        .filter_map(|(o, &done)| (!done).then_some(o))
+        .collect();
+    match &shared.spool {
+        Some(spool) if !left.is_empty() => {
+            for outcome in &left {
+                spool.append(outcome);
+                log::warn!(
+                    "task {}: kept in the spool; the next start reports it",
+                    outcome.task_id
+                );
+            }
+            spool.sync();
+        }
+        _ => {
+            for outcome in left {
+                log::warn!(
+                    "task {}: not handed back and no STATE_DIR to keep it; the server gives it out again when its lease runs out",
+                    outcome.task_id
+                );
+            }
+        }
+    }
+}
+
 impl Shutdown {
+    /// Points an exit that does not wait (the second signal) at the running
+    /// worker, whose tasks it abandons.
+    pub(crate) fn set_worker(&self, worker: &Arc<WorkerState>) {
+        *self.state.worker.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(worker);
+    }
+
+    /// The exit code of an exit without waiting (the second signal), once
+    /// one began; waits (bounded) until it has done its work, so that the
+    /// owner of the worker exits with that code and not before.
+    pub fn exit_without_waiting_code(&self) -> Option<i32> {
+        let code = self.state.exit_code.load(Ordering::SeqCst);
+        if code == 0 {
+            return None;
+        }
+        let _ = self
+            .state
+            .exit_done_rx
+            .recv_timeout(ABANDON_BOUND.saturating_add(EXIT_SLACK));
+        Some(code)
+    }
+
     /// Disconnects (so `recv` returns `Err` at once) when the stop is asked.
     pub fn stopped(&self) -> &Receiver<()> {
         &self.stop_rx

@@ -3,6 +3,7 @@
 //! absurd `Retry-After`s, any status, header or bytes): the test decides
 //! each answer, and every request is recorded with its time and method.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -158,6 +159,21 @@ impl Drop for FakeApi {
             let _ = t.join();
         }
     }
+}
+
+/// A fake whose `/health` answers JSON, which hands out `task` at the
+/// first claim once `release` is true and "no task" to every other claim,
+/// and answers 200 `{}` to anything else.
+pub fn one_task_api(task: Value, release: Arc<AtomicBool>) -> FakeApi {
+    let given = AtomicBool::new(false);
+    FakeApi::start(move |path, _| match path {
+        "/health" => (200, r#"{"status": "healthy"}"#.into()),
+        "/tasks/claim" if release.load(Ordering::SeqCst) && !given.swap(true, Ordering::SeqCst) => {
+            claimed(vec![task.clone()])
+        }
+        "/tasks/claim" => nothing(),
+        _ => ok(),
+    })
 }
 
 /// A claimed task object of `task_type`; with `lease`, it carries

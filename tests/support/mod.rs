@@ -59,6 +59,36 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Writes `text` to `path` (its directory made first) with permission `mode`.
+pub fn write_file_mode(path: &std::path::Path, text: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).expect("directory made");
+    }
+    std::fs::write(path, text).expect("file written");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("mode set");
+}
+
+/// Waits (bounded) until `path` answers `status`; returns the last body.
+pub fn wait_answer(api: &Api, path: &str, status: u16, within: Duration) -> Value {
+    let mut last = (0, Value::Null);
+    let ok = wait_until(within, || {
+        last = api.get(path);
+        last.0 == status
+    });
+    assert!(ok, "{path}: wanted {status}, last {last:?}");
+    last.1
+}
+
+/// Asserts that no live process is left in group `pgid` within 10 s.
+pub fn assert_group_gone(pgid: i32) {
+    assert!(
+        wait_until(Duration::from_secs(10), || group_members(pgid).is_empty()),
+        "processes of group {pgid} remain: {:?}",
+        group_members(pgid)
+    );
+}
+
 /// Polls `cond` until it holds or `within` has passed; returns whether it held.
 pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
@@ -282,6 +312,8 @@ pub fn handler_env(secret_vars: &[&str]) -> HandlerEnv {
             .build()
             .into(),
         secret_vars: secret_vars.iter().map(|s| s.to_string()).collect(),
+        base_dir: None,
+        missing: Default::default(),
     }
 }
 
