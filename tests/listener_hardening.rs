@@ -131,6 +131,13 @@ fn worker_with_health(name: &str, api_url: &str) -> (WorkerProcess, SocketAddr) 
         .env("HEALTH_ADDR", "127.0.0.1:0")
         .start();
     let url = worker.health_url();
+    // The health server starts before the worker's other threads: count
+    // threads only once they are all up.
+    assert!(
+        worker.wait_log(" started: ", Duration::from_secs(10)),
+        "{}",
+        worker.log()
+    );
     let addr = url
         .trim_start_matches("http://")
         .parse()
