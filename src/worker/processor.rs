@@ -215,13 +215,13 @@ impl Processors {
         shared.stats.inflight.fetch_add(1, Relaxed);
         hold(Holding::Running(entry.clone()));
         let (task, ctx) = (&entry.task, &entry.ctx);
+        let _log_fields = crate::logging::task_fields(&task.id, &task.task_type);
         log::debug!(
             "task {} ({}): started, attempt {}",
             task.id,
             task.task_type,
             ctx.attempt
         );
-        let _log_fields = crate::logging::task_fields(&task.id, &task.task_type);
         let started = Instant::now();
         let (result, tries) = match shared.registry.get(&task.task_type) {
             Some(handler) => {
