@@ -7,7 +7,6 @@ mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::fake::{self, FakeApi};
