@@ -48,26 +48,33 @@ fn run(name: &str, env: &[(&'static str, &str)]) -> String {
 #[test]
 fn each_finished_task_is_one_line_and_warn_keeps_only_failures() {
     let log = run("lines-info", &[]);
-    let finished = |id: &str| {
-        log.lines()
+    // The one line about `id` finishing, which holds each of `parts`.
+    let finished = |id: &str, parts: &[&str]| {
+        let lines: Vec<&str> = log
+            .lines()
             .filter(|l| l.contains(&format!("task {id} (")) && l.contains("): finished in "))
-            .collect::<Vec<_>>()
+            .collect();
+        assert_eq!(lines.len(), 1, "{log}");
+        assert!(
+            parts.iter().all(|p| lines[0].contains(p)),
+            "{parts:?}\n{log}"
+        );
     };
-    let done = finished("done-1");
-    assert_eq!(done.len(), 1, "{log}");
-    assert!(
-        done[0].contains(" INFO ")
-            && done[0].contains("task done-1 (echo): finished in ")
-            && done[0].ends_with(" ms: completed"),
-        "{log}"
+    finished(
+        "done-1",
+        &[
+            " INFO ",
+            "task done-1 (echo): finished in ",
+            " ms: completed",
+        ],
     );
-    let bad = finished("bad-1");
-    assert_eq!(bad.len(), 1, "{log}");
-    assert!(
-        bad[0].contains(" WARN ")
-            && bad[0].contains("(fail): finished in ")
-            && bad[0].contains("failed after 1 tries: nope"),
-        "{log}"
+    finished(
+        "bad-1",
+        &[
+            " WARN ",
+            "task bad-1 (fail): finished in ",
+            "failed after 1 tries: nope",
+        ],
     );
 
     let quiet = run("lines-warn", &[("LOG_LEVEL", "warn")]);
