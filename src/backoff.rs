@@ -21,6 +21,30 @@ pub fn jitter(max: Duration) -> Duration {
     Duration::from_nanos(random_u64() % nanos.saturating_add(1))
 }
 
+/// How a handler's retryable failures are retried locally, within one
+/// delivery: up to `max_retries` more tries, waiting between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Local retries after the first try (so `max_retries + 1` tries).
+    pub max_retries: u32,
+    /// The shortest wait before a retry, and the first one's scale.
+    pub base: Duration,
+    /// The longest wait before a retry, a handler's `retry_after` included.
+    pub cap: Duration,
+}
+
+impl RetryPolicy {
+    /// The wait before local try `next_try` (2 for the first retry): random
+    /// in `[base, base * 2^(next_try - 1)]`, never above `cap` (nor below
+    /// `base`, even when `cap` is smaller). Full jitter above a floor: the
+    /// floor keeps a "disk busy" from being retried four times in a second,
+    /// the jitter keeps a fleet from retrying in lockstep.
+    pub fn delay(&self, next_try: u32) -> Duration {
+        let bound = ceiling(self.base, self.cap, next_try.saturating_sub(1)).max(self.base);
+        self.base.saturating_add(jitter(bound - self.base))
+    }
+}
+
 /// Backoff state for one kind of failure.
 #[derive(Debug, Clone)]
 pub struct Backoff {
@@ -105,6 +129,32 @@ mod tests {
         assert_eq!(ceiling(base, cap, 3), Duration::from_millis(800));
         assert_eq!(ceiling(base, cap, 20), cap);
         assert_eq!(ceiling(base, cap, u32::MAX), cap);
+    }
+
+    #[test]
+    fn local_retries_wait_at_least_the_base_and_at_most_the_cap() {
+        let policy = RetryPolicy {
+            max_retries: 3,
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(30),
+        };
+        for _ in 0..100 {
+            let first = policy.delay(2);
+            assert!(first >= Duration::from_secs(1), "{first:?}");
+            assert!(first <= Duration::from_secs(2), "{first:?}");
+            let third = policy.delay(4);
+            assert!(third >= Duration::from_secs(1) && third <= Duration::from_secs(8));
+            assert!(policy.delay(u32::MAX) <= Duration::from_secs(30));
+        }
+        let tight = RetryPolicy {
+            cap: Duration::from_millis(10),
+            ..policy
+        };
+        assert_eq!(
+            tight.delay(5),
+            Duration::from_secs(1),
+            "the base wins over a smaller cap"
+        );
     }
 
     #[test]

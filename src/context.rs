@@ -62,8 +62,11 @@ impl CancelToken {
 pub struct Context {
     /// When the task must be done (`TIMEOUT` or the task's `timeout_seconds`).
     pub deadline: Instant,
-    /// The server's delivery count (1 when the server does not say).
+    /// The server's delivery count (1 when the server does not say); the
+    /// same for every local try of one delivery.
     pub attempt: u32,
+    /// The try within this delivery: 1, then 2.. for local retries.
+    pub local_try: u32,
     /// This worker's id, as sent to the server.
     pub worker_id: Arc<str>,
     /// Tripped on timeout, lease loss or shutdown.
@@ -76,6 +79,7 @@ impl Context {
         Context {
             deadline: crate::bounded::instant_after(Instant::now(), timeout),
             attempt,
+            local_try: 1,
             worker_id,
             cancel: CancelToken::new(),
         }

@@ -39,6 +39,9 @@ pub struct TaskError {
     pub retryable: bool,
     /// Detail such as a command's stderr tail.
     pub traceback: Option<String>,
+    /// How long the handler asks to wait before another try; the next local
+    /// try waits that long (when it fits the deadline and the retry cap).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl TaskError {
@@ -53,6 +56,7 @@ impl TaskError {
             error_type: error_type.into(),
             retryable,
             traceback: None,
+            retry_after: None,
         }
     }
 
@@ -64,6 +68,12 @@ impl TaskError {
     /// A failure that a later try may get past.
     pub fn retryable(message: impl Into<String>, error_type: &str) -> TaskError {
         TaskError::new(message, error_type, true)
+    }
+
+    /// Asks for another try no sooner than `wait` from now.
+    pub fn with_retry_after(mut self, wait: std::time::Duration) -> TaskError {
+        self.retry_after = Some(wait);
+        self
     }
 
     /// Adds detail for the `traceback` field.

@@ -3,12 +3,50 @@
 //! lines carry `<N>` priority prefixes and no timestamp, since journald adds its own.
 //! A text line is always one line: control characters in a message (a task id
 //! or type from the server may hold a newline) are escaped, so no value can
-//! forge a log line or a journald priority.
+//! forge a log line or a journald priority. A JSON line carries
+//! `worker_id`, and, when written on a thread while it runs a task (the
+//! handler's own lines included), `task_id` and `type`.
 
+use std::cell::RefCell;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::OnceLock;
 
 use crate::config::{Config, LogFormat};
 use crate::error::Error;
+
+/// Whether lines are JSON: only then does a task's scope keep its fields.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// The worker id that JSON lines carry.
+static WORKER_ID: OnceLock<String> = OnceLock::new();
+
+thread_local! {
+    /// The task this thread runs: its id and type.
+    static TASK: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
+}
+
+/// While it lives, JSON lines written on this thread carry `task_id` and
+/// `type`. Only JSON lines need them, so with text lines it costs nothing.
+#[must_use = "the fields last as long as the guard"]
+pub struct TaskFields(bool);
+
+/// Names the task this thread runs in its JSON log lines, until the guard drops.
+pub fn task_fields(task_id: &str, task_type: &str) -> TaskFields {
+    let json = JSON.load(Relaxed);
+    if json {
+        TASK.with(|t| *t.borrow_mut() = Some((task_id.to_string(), task_type.to_string())));
+    }
+    TaskFields(json)
+}
+
+impl Drop for TaskFields {
+    fn drop(&mut self) {
+        if self.0 {
+            TASK.with(|t| t.borrow_mut().take());
+        }
+    }
+}
 
 /// Installs the global logger for the binary.
 pub fn init(config: &Config) -> Result<(), Error> {
@@ -23,6 +61,8 @@ pub fn init(config: &Config) -> Result<(), Error> {
         builder.filter_module(noisy, config.log_level.min(log::LevelFilter::Info));
     }
     let format = config.log_format;
+    JSON.store(format == LogFormat::Json, Relaxed);
+    let _ = WORKER_ID.set(config.worker_id.clone());
     builder.format(move |buf, record| {
         let msg = record.args().to_string();
         let msg = match format {
@@ -31,11 +71,20 @@ pub fn init(config: &Config) -> Result<(), Error> {
         };
         match format {
             LogFormat::Json => {
-                let line = serde_json::json!({
+                let mut line = serde_json::json!({
                     "ts": crate::timestamp::now(),
                     "level": record.level().as_str(),
                     "target": record.target(),
                     "msg": msg,
+                });
+                if let Some(id) = WORKER_ID.get() {
+                    line["worker_id"] = id.as_str().into();
+                }
+                TASK.with(|t| {
+                    if let Some((id, task_type)) = &*t.borrow() {
+                        line["task_id"] = id.as_str().into();
+                        line["type"] = task_type.as_str().into();
+                    }
                 });
                 writeln!(buf, "{line}")
             }

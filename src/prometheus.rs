@@ -43,11 +43,12 @@ pub fn single(out: &mut String, name: &str, kind: Kind, help: &str, value: impl 
     let _ = writeln!(out, "{name} {value}");
 }
 
-/// Writes a histogram family. `buckets` pairs each upper bound, in rising
-/// order, with the observations that fell in that bucket alone (above the
-/// bound before it); the writer adds them up, since the format wants every
-/// bucket to count all observations up to its bound. `count` includes those
-/// above the last bound, which only the `+Inf` bucket holds.
+/// Writes a histogram family of one series without labels. `buckets` pairs
+/// each upper bound, in rising order, with the observations that fell in
+/// that bucket alone (above the bound before it); the writer adds them up,
+/// since the format wants every bucket to count all observations up to its
+/// bound. `count` includes those above the last bound, which only the
+/// `+Inf` bucket holds.
 pub fn histogram(
     out: &mut String,
     name: &str,
@@ -56,21 +57,54 @@ pub fn histogram(
     count: u64,
     sum: f64,
 ) {
+    histogram_start(out, name, help);
+    histogram_series(out, name, &[], buckets, count, sum);
+}
+
+/// Writes a histogram family's `# HELP` and `# TYPE` lines; its series
+/// follow, one [`histogram_series`] each.
+pub fn histogram_start(out: &mut String, name: &str, help: &str) {
     header(out, name, "histogram", help);
+}
+
+/// Writes one series of a histogram family, as [`histogram`] does, each
+/// sample labelled with `pairs` (before `le`).
+pub fn histogram_series(
+    out: &mut String,
+    name: &str,
+    pairs: &[(&str, &str)],
+    buckets: &[(f64, u64)],
+    count: u64,
+    sum: f64,
+) {
+    let inner = label_pairs(pairs);
+    let (bucket_prefix, set) = if inner.is_empty() {
+        (String::new(), String::new())
+    } else {
+        (format!("{inner},"), format!("{{{inner}}}"))
+    };
     let mut cumulative = 0;
     for (bound, n) in buckets {
         cumulative += n;
-        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{bucket_prefix}le=\"{bound}\"}} {cumulative}"
+        );
     }
-    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-    let _ = writeln!(out, "{name}_sum {sum}");
-    let _ = writeln!(out, "{name}_count {count}");
+    let _ = writeln!(out, "{name}_bucket{{{bucket_prefix}le=\"+Inf\"}} {count}");
+    let _ = writeln!(out, "{name}_sum{set} {sum}");
+    let _ = writeln!(out, "{name}_count{set} {count}");
 }
 
 /// A label set, `{name="value",...}`, with each value escaped as the text
 /// format wants (backslash, double quote and line feed): a label value is
 /// free text, such as a task's `error_type`.
 pub fn labels(pairs: &[(&str, &str)]) -> String {
+    format!("{{{}}}", label_pairs(pairs))
+}
+
+/// `name="value",...` without the braces, values escaped as in [`labels`].
+fn label_pairs(pairs: &[(&str, &str)]) -> String {
     let inner: Vec<String> = pairs
         .iter()
         .map(|(name, value)| {
@@ -81,7 +115,7 @@ pub fn labels(pairs: &[(&str, &str)]) -> String {
             format!("{name}=\"{value}\"")
         })
         .collect();
-    format!("{{{}}}", inner.join(","))
+    inner.join(",")
 }
 
 /// The `# HELP` and `# TYPE` lines; help text escapes backslash and line
@@ -129,6 +163,17 @@ mod tests {
             "# HELP jobs Jobs by state.\n# TYPE jobs gauge\n\
              jobs{state=\"busy\"} 2\njobs{state=\"idle\"} 0\n\
              # HELP up_seconds Uptime.\n# TYPE up_seconds gauge\nup_seconds 1.500\n"
+        );
+    }
+
+    #[test]
+    fn a_labelled_histogram_series_puts_le_last() {
+        let mut out = String::new();
+        histogram_series(&mut out, "d", &[("type", "a\"b")], &[(1.0, 2)], 3, 0.5);
+        assert_eq!(
+            out,
+            "d_bucket{type=\"a\\\"b\",le=\"1\"} 2\nd_bucket{type=\"a\\\"b\",le=\"+Inf\"} 3\n\
+             d_sum{type=\"a\\\"b\"} 0.5\nd_count{type=\"a\\\"b\"} 3\n"
         );
     }
 

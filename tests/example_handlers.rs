@@ -137,6 +137,7 @@ fn send_email_refuses_bad_input_permanently() {
         let err = run(&h, &task("1", params), &ctx(), LIMIT).unwrap_err();
         assert_eq!(err.message, message);
         assert!(!err.retryable);
+        assert_eq!(err.error_type, "VALIDATION", "bad input, said on stdout");
     }
     assert!(!dir.join("outbox").exists());
     let _ = std::fs::remove_dir_all(dir);
@@ -185,6 +186,7 @@ fn process_image_without_a_tool_for_the_format_is_retryable() {
     let err = run(&h, &task("1", json!({"path": png})), &ctx(), LIMIT).unwrap_err();
     assert!(err.retryable, "{err}");
     assert!(err.message.contains("no tool for"), "{}", err.message);
+    assert_eq!(err.error_type, "HANDLER");
     let err = run(
         &h,
         &task("2", json!({"path": dir.join("none.ppm")})),
@@ -194,6 +196,7 @@ fn process_image_without_a_tool_for_the_format_is_retryable() {
     .unwrap_err();
     assert!(!err.retryable);
     assert!(err.message.contains("cannot read"), "{}", err.message);
+    assert_eq!(err.error_type, "VALIDATION");
     let _ = std::fs::remove_dir_all(dir);
 }
 

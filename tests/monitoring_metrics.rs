@@ -222,40 +222,78 @@ fn check_family(name: &str, family: &Family) {
             }
         }
         "histogram" => {
-            let buckets: Vec<&Sample> = family
-                .samples
-                .iter()
-                .filter(|s| s.name.ends_with("_bucket"))
-                .collect();
-            assert!(!buckets.is_empty(), "{name} has buckets");
-            let mut last_le = f64::NEG_INFINITY;
-            let mut last_count = 0.0;
-            for b in &buckets {
-                let le = b.label("le").unwrap_or_else(|| panic!("{b:?} has le"));
-                let le = parse_value(le, le);
-                assert!(le > last_le, "{name}: le rises: {b:?}");
-                assert!(
-                    b.value >= last_count,
-                    "{name}: buckets are cumulative: {b:?}"
-                );
-                last_le = le;
-                last_count = b.value;
-            }
-            assert_eq!(last_le, f64::INFINITY, "{name} ends with le=\"+Inf\"");
-            let one = |suffix: &str| {
-                let found: Vec<&Sample> = family
-                    .samples
+            // One series per label set besides `le` (a histogram by type has several).
+            let mut series: BTreeMap<Vec<(String, String)>, Vec<&Sample>> = BTreeMap::new();
+            for s in &family.samples {
+                let set = s
+                    .labels
                     .iter()
-                    .filter(|s| s.name == format!("{name}{suffix}"))
+                    .filter(|(n, _)| n != "le")
+                    .cloned()
                     .collect();
-                assert_eq!(found.len(), 1, "{name}{suffix} once");
-                found[0].value
-            };
-            assert_eq!(one("_count"), last_count, "{name}: +Inf bucket = _count");
-            assert!(one("_sum") >= 0.0, "{name}_sum");
+                series.entry(set).or_default().push(s);
+            }
+            assert!(!series.is_empty(), "{name} has samples");
+            for (set, samples) in series {
+                check_histogram_series(&format!("{name}{set:?}"), name, &samples);
+            }
         }
         other => panic!("{name}: unexpected type {other}"),
     }
+}
+
+/// The rules of one histogram series: its buckets rise, end with `+Inf`
+/// equal to `_count`, and come with a `_sum`.
+fn check_histogram_series(what: &str, name: &str, samples: &[&Sample]) {
+    let buckets: Vec<&&Sample> = samples
+        .iter()
+        .filter(|s| s.name.ends_with("_bucket"))
+        .collect();
+    assert!(!buckets.is_empty(), "{what} has buckets");
+    let mut last_le = f64::NEG_INFINITY;
+    let mut last_count = 0.0;
+    for b in &buckets {
+        let le = b.label("le").unwrap_or_else(|| panic!("{b:?} has le"));
+        let le = parse_value(le, le);
+        assert!(le > last_le, "{what}: le rises: {b:?}");
+        assert!(
+            b.value >= last_count,
+            "{what}: buckets are cumulative: {b:?}"
+        );
+        last_le = le;
+        last_count = b.value;
+    }
+    assert_eq!(last_le, f64::INFINITY, "{what} ends with le=\"+Inf\"");
+    let one = |suffix: &str| {
+        let found: Vec<&&Sample> = samples
+            .iter()
+            .filter(|s| s.name == format!("{name}{suffix}"))
+            .collect();
+        assert_eq!(found.len(), 1, "{what}{suffix} once");
+        found[0].value
+    };
+    assert_eq!(one("_count"), last_count, "{what}: +Inf bucket = _count");
+    assert!(one("_sum") >= 0.0, "{what}_sum");
+}
+
+/// The sum of the samples named `name` over every label set.
+fn total(families: &BTreeMap<String, Family>, name: &str) -> f64 {
+    families
+        .values()
+        .flat_map(|f| &f.samples)
+        .filter(|s| s.name == name)
+        .map(|s| s.value)
+        .sum()
+}
+
+/// The value of the sample named `name` whose labels include every pair of `wanted`.
+fn with_labels(families: &BTreeMap<String, Family>, name: &str, wanted: &[(&str, &str)]) -> f64 {
+    families
+        .values()
+        .flat_map(|f| &f.samples)
+        .find(|s| s.name == name && wanted.iter().all(|(l, v)| s.label(l) == Some(*v)))
+        .unwrap_or_else(|| panic!("{name}{wanted:?} not found"))
+        .value
 }
 
 /// The value of the one sample named `name` (a family's, or a histogram's `_sum`/`_count`).
@@ -332,7 +370,10 @@ fn metrics_parse_as_prometheus_text_and_cover_every_family() {
     let mut text = String::new();
     assert!(wait_until(Duration::from_secs(10), || {
         text = health.get_text("/metrics").1;
-        text.contains("taskworker_task_duration_seconds_count 9")
+        total(
+            &parse_exposition(&text),
+            "taskworker_task_duration_seconds_count",
+        ) == 9.0
     }));
 
     let families = parse_exposition(&text);
@@ -341,6 +382,7 @@ fn metrics_parse_as_prometheus_text_and_cover_every_family() {
         ("taskworker_claim_latency_seconds", "histogram"),
         ("taskworker_outcomes_total", "counter"),
         ("taskworker_task_duration_seconds", "histogram"),
+        ("taskworker_pickup_delay_seconds", "histogram"),
         ("taskworker_processors", "gauge"),
         ("taskworker_heartbeats_total", "counter"),
         ("taskworker_leases_lost_total", "counter"),
@@ -349,6 +391,11 @@ fn metrics_parse_as_prometheus_text_and_cover_every_family() {
         ("taskworker_resident_memory_bytes", "gauge"),
         ("taskworker_api_up", "gauge"),
         ("taskworker_info", "gauge"),
+        ("process_cpu_seconds_total", "counter"),
+        ("process_resident_memory_bytes", "gauge"),
+        ("process_open_fds", "gauge"),
+        ("process_max_fds", "gauge"),
+        ("process_start_time_seconds", "gauge"),
     ] {
         let family = families
             .get(name)
@@ -360,26 +407,41 @@ fn metrics_parse_as_prometheus_text_and_cover_every_family() {
     for result in ["empty", "error"] {
         labelled(&families, "taskworker_claims_total", "result", result);
     }
-    for (error_type, count) in [
-        ("ok", 5.0),
-        ("RATE_LIMIT", 1.0),
-        ("VALIDATION", 1.0),
-        ("TIMEOUT", 1.0),
-        ("OTHER", 1.0),
+    for (task_type, error_type, count) in [
+        ("echo", "ok", 4.0),
+        ("sleep", "ok", 1.0),
+        ("fail", "RATE_LIMIT", 1.0),
+        ("fail", "VALIDATION", 1.0),
+        ("sleep", "TIMEOUT", 1.0),
+        ("fail", "OTHER", 1.0),
     ] {
         assert_eq!(
-            labelled(
+            with_labels(
                 &families,
                 "taskworker_outcomes_total",
-                "error_type",
-                error_type
+                &[("type", task_type), ("error_type", error_type)]
             ),
             count,
-            "{error_type}\n{text}"
+            "{task_type} {error_type}\n{text}"
         );
     }
-    assert!(value(&families, "taskworker_claim_latency_seconds_count") >= 1.0);
-    assert!(value(&families, "taskworker_task_duration_seconds_sum") >= 3.0);
+    assert!(total(&families, "taskworker_claim_latency_seconds_count") >= 1.0);
+    assert!(total(&families, "taskworker_task_duration_seconds_sum") >= 3.0);
+    assert_eq!(
+        with_labels(
+            &families,
+            "taskworker_task_duration_seconds_count",
+            &[("type", "echo")]
+        ),
+        4.0
+    );
+    assert_eq!(
+        value(&families, "taskworker_pickup_delay_seconds_count"),
+        9.0,
+        "every task that ran was picked up"
+    );
+    assert!(value(&families, "process_resident_memory_bytes") > 1e6);
+    assert!(value(&families, "process_open_fds") >= 3.0);
     let busy = labelled(&families, "taskworker_processors", "state", "busy");
     let idle = labelled(&families, "taskworker_processors", "state", "idle");
     assert_eq!(busy + idle, 3.0, "busy + idle = CONCURRENT_TASKS");

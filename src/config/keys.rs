@@ -403,11 +403,36 @@ config_keys! {
         file: "worker.max_retries",
         flag: "--max-retries",
         default: "`3`",
-        meaning: "local retries of a retryable error, 0 to 100",
+        meaning: "local retries of a retryable error within one delivery, 0 to 100; a handler's `max_retries` overrides it",
         secret: false,
         live: false,
         field: max_retries: u32 = 3,
         read: parse(|v| whole_number(v, 0..=100, "")),
+    }
+    RetryBackoff {
+        env: "RETRY_BACKOFF",
+        file: "worker.retry_backoff",
+        flag: "--retry-backoff",
+        default: "`1s`",
+        meaning: "shortest wait before a local retry, up to `1h`; later waits double (random in between, capped by `RETRY_BACKOFF_MAX`)",
+        secret: false,
+        live: false,
+        // Long enough that a busy disk or a restarting service gets a
+        // moment to recover; short enough for several tries in a 30 s TIMEOUT.
+        field: retry_backoff: Duration = Duration::from_secs(1),
+        read: parse(retry_wait),
+    }
+    RetryBackoffMax {
+        env: "RETRY_BACKOFF_MAX",
+        file: "worker.retry_backoff_max",
+        flag: "--retry-backoff-max",
+        default: "`30s`",
+        meaning: "longest wait before a local retry, up to `1h`; a handler's `retry_after` above it is left to the server",
+        secret: false,
+        live: false,
+        // The default TIMEOUT: a longer local wait could never fit a task's deadline.
+        field: retry_backoff_max: Duration = Duration::from_secs(30),
+        read: parse(retry_wait),
     }
     Timeout {
         env: "TIMEOUT",
@@ -613,6 +638,17 @@ fn whole_number<T: FromStr + PartialOrd + Display>(
             range.end()
         )),
     }
+}
+
+/// A wait between local retries: more than zero, at most an hour.
+pub(crate) fn retry_wait(v: &str) -> Result<Duration, String> {
+    positive_duration(v).and_then(|d| {
+        if d > crate::bounded::MAX_RETRY_AFTER {
+            Err(format!("{v:?} is more than an hour"))
+        } else {
+            Ok(d)
+        }
+    })
 }
 
 fn positive_duration(v: &str) -> Result<Duration, String> {

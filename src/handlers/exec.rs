@@ -3,9 +3,13 @@
 //!
 //! Contract (design.md "Handlers"): argv only, never a shell; the task object
 //! as one JSON line on stdin; the environment scrubbed of secrets plus
-//! `TASK_ID`, `TASK_TYPE`, `TASK_ATTEMPT`, `WORKER_ID` and the `env` option.
+//! `TASK_ID`, `TASK_TYPE`, `TASK_ATTEMPT` (the server's delivery),
+//! `TASK_LOCAL_TRY` (1.. within it), `WORKER_ID` and the `env` option.
 //! Exit 0 completes, 75 is a retryable failure, any other code a permanent
-//! one (`HANDLER`), death by a signal a retryable one. On timeout or cancel
+//! one (`HANDLER`), death by a signal a retryable one. A failing program may
+//! say more as its last stdout line, `{"error", "error_type", "retryable",
+//! "retry_after"}`: each field it gives, checked and bounded (stdout is
+//! untrusted), replaces what the exit status and stderr say. On timeout or cancel
 //! the group gets SIGTERM and, if its leader is still there after the grace
 //! (5 s), SIGKILL; so `handle` returns within that grace of a cancel. After
 //! any exit the rest of the group is killed. The program is checked when
@@ -144,6 +148,7 @@ impl ExecHandler {
         cmd.env("TASK_ID", &task.id)
             .env("TASK_TYPE", &task.task_type)
             .env("TASK_ATTEMPT", ctx.attempt.to_string())
+            .env("TASK_LOCAL_TRY", ctx.local_try.to_string())
             .env("WORKER_ID", &*ctx.worker_id);
         for (name, value) in &self.env {
             cmd.env(name, value);
@@ -312,7 +317,8 @@ impl ExecHandler {
             None => Ok(result_from_output(&out.bytes)),
             Some((what, retryable)) => {
                 let message = last_line(&stderr_tail).map_or(what, str::to_string);
-                Err(fail(message, error_type::HANDLER, retryable))
+                let err = fail(message, error_type::HANDLER, retryable);
+                Err(failure_report(&out.bytes).apply(err))
             }
         }
     }
@@ -335,6 +341,103 @@ fn exit_failure(status: ExitStatus) -> Option<(String, bool)> {
         (None, Some(sig)) => Some((format!("killed by signal {sig}"), true)),
         (None, None) => Some(("ended without a status".into(), true)),
     }
+}
+
+/// The most of a handler's `error` message kept, in bytes.
+const MAX_ERROR_MESSAGE: usize = 4096;
+
+/// The longest `error_type` word taken from a handler.
+const MAX_ERROR_TYPE: usize = 32;
+
+/// The longest last stdout line read as a failure report; a longer one is
+/// output, not a report.
+const MAX_REPORT_LINE: usize = 64 * 1024;
+
+/// What a failing program said of its failure in its last stdout line;
+/// `None` for what it did not say (or said wrongly).
+#[derive(Debug, Default, PartialEq)]
+struct FailureReport {
+    error: Option<String>,
+    error_type: Option<String>,
+    retryable: Option<bool>,
+    retry_after: Option<Duration>,
+}
+
+impl FailureReport {
+    /// `err` with every field the report gives in place of its own.
+    fn apply(self, mut err: TaskError) -> TaskError {
+        if let Some(message) = self.error {
+            err.message = message;
+        }
+        if let Some(kind) = self.error_type {
+            err.error_type = kind;
+        }
+        if let Some(retryable) = self.retryable {
+            err.retryable = retryable;
+        }
+        err.retry_after = self.retry_after;
+        err
+    }
+}
+
+/// Reads the last non-blank line of a failing program's stdout as a
+/// failure report, when it is a JSON object of at most [`MAX_REPORT_LINE`]
+/// bytes. Unknown fields are ignored; `error` is cut to
+/// [`MAX_ERROR_MESSAGE`] bytes; an `error_type` that is not an upper-case
+/// word (`A-Z`, `0-9`, `_`, a letter first, up to 32) becomes `HANDLER`; a
+/// `retry_after` that is not a number of seconds in [0, 3600] is ignored.
+fn failure_report(stdout: &[u8]) -> FailureReport {
+    let line = stdout
+        .split(|b| *b == b'\n')
+        .rev()
+        .find(|l| !l.iter().all(u8::is_ascii_whitespace));
+    let Some(Value::Object(map)) = line
+        .filter(|l| l.len() <= MAX_REPORT_LINE)
+        .and_then(|l| serde_json::from_slice(l).ok())
+    else {
+        return FailureReport::default();
+    };
+    let error = map
+        .get("error")
+        .and_then(Value::as_str)
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| truncate(e, MAX_ERROR_MESSAGE));
+    let error_type = map.get("error_type").map(|t| match t.as_str() {
+        Some(word) if is_error_word(word) => word.to_string(),
+        _ => error_type::HANDLER.to_string(),
+    });
+    let retry_after = map
+        .get("retry_after")
+        .and_then(Value::as_f64)
+        .filter(|s| *s >= 0.0)
+        .and_then(|s| match s {
+            0.0 => Some(Duration::ZERO),
+            s => crate::bounded::seconds_within(s, crate::bounded::MAX_RETRY_AFTER),
+        });
+    FailureReport {
+        error,
+        error_type,
+        retryable: map.get("retryable").and_then(Value::as_bool),
+        retry_after,
+    }
+}
+
+/// Whether `word` is an `error_type` of the protocol's shape: an upper-case word.
+fn is_error_word(word: &str) -> bool {
+    word.len() <= MAX_ERROR_TYPE
+        && word.starts_with(|c: char| c.is_ascii_uppercase())
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary.
+fn truncate(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
 }
 
 /// A failure of the worker's own plumbing (threads, pipes), not the program's.
@@ -465,6 +568,78 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn reads_a_failure_report_from_the_last_stdout_line() {
+        let report = failure_report(
+            b"progress\n{\"error\": \"bad input\", \"error_type\": \"VALIDATION\", \"retryable\": false, \"retry_after\": 2.5, \"extra\": 1}\n\n",
+        );
+        assert_eq!(
+            report,
+            FailureReport {
+                error: Some("bad input".into()),
+                error_type: Some("VALIDATION".into()),
+                retryable: Some(false),
+                retry_after: Some(Duration::from_millis(2500)),
+            }
+        );
+        let err = report.apply(TaskError::retryable("from stderr", "HANDLER"));
+        assert_eq!(
+            (err.message.as_str(), err.error_type.as_str(), err.retryable),
+            ("bad input", "VALIDATION", false)
+        );
+        // Only what is given replaces the exit status's reading.
+        let partial =
+            failure_report(b"{\"retryable\": true}").apply(TaskError::permanent("m", "HANDLER"));
+        assert_eq!((partial.message.as_str(), partial.retryable), ("m", true));
+    }
+
+    #[test]
+    fn a_failure_report_is_bounded_and_checked() {
+        for not_a_report in [
+            &b""[..],
+            b"plain text",
+            b"[1, 2]",
+            b"{\"error\": 1",
+            b"\"error\"",
+        ] {
+            assert_eq!(failure_report(not_a_report), FailureReport::default());
+        }
+        let long = format!("{{\"error\": \"{}\"}}", "é".repeat(5000));
+        let error = failure_report(long.as_bytes()).error.unwrap();
+        assert!(error.len() <= MAX_ERROR_MESSAGE && error.starts_with('é'));
+        let huge = format!(
+            "{{\"error\": \"x\", \"pad\": \"{}\"}}",
+            "x".repeat(MAX_REPORT_LINE)
+        );
+        assert_eq!(failure_report(huge.as_bytes()), FailureReport::default());
+        for (kind, label) in [
+            ("\"RATE_LIMIT\"", "RATE_LIMIT"),
+            ("\"lower\"", "HANDLER"),
+            ("\"BAD WORD\"", "HANDLER"),
+            ("\"_X\"", "HANDLER"),
+            ("\"\"", "HANDLER"),
+            ("7", "HANDLER"),
+            (&format!("\"{}\"", "A".repeat(33)), "HANDLER"),
+        ] {
+            let report = failure_report(format!("{{\"error_type\": {kind}}}").as_bytes());
+            assert_eq!(report.error_type.as_deref(), Some(label), "{kind}");
+        }
+        for (after, wait) in [
+            ("0", Some(Duration::ZERO)),
+            ("3600", Some(Duration::from_secs(3600))),
+            ("3601", None),
+            ("-1", None),
+            ("1e308", None),
+            ("\"5\"", None),
+            ("null", None),
+        ] {
+            let report = failure_report(format!("{{\"retry_after\": {after}}}").as_bytes());
+            assert_eq!(report.retry_after, wait, "{after}");
+        }
+        let blank = failure_report(b"{\"error\": \"  \", \"retryable\": \"yes\"}");
+        assert_eq!((blank.error, blank.retryable), (None, None));
     }
 
     #[test]

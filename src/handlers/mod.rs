@@ -14,9 +14,11 @@ pub mod program;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::backoff::RetryPolicy;
 use crate::config::{Config, SECRET_VARS};
 use crate::context::{CancelReason, Context};
 use crate::error::{error_type, Error, TaskError};
@@ -72,10 +74,47 @@ impl HandlerEnv {
     }
 }
 
-/// Task type → handler.
+/// The options beside a handler's kind that set how its type's retryable
+/// failures are retried locally, in place of `MAX_RETRIES`,
+/// `RETRY_BACKOFF` and `RETRY_BACKOFF_MAX`.
+const RETRY_OPTIONS: [&str; 3] = ["max_retries", "retry_backoff", "retry_backoff_max"];
+
+/// A handler's own local retry settings; `None` takes the worker's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryOptions {
+    /// In place of `MAX_RETRIES`.
+    pub max_retries: Option<u32>,
+    /// In place of `RETRY_BACKOFF`.
+    pub backoff: Option<Duration>,
+    /// In place of `RETRY_BACKOFF_MAX`.
+    pub backoff_max: Option<Duration>,
+}
+
+impl RetryOptions {
+    /// The policy for a type with these options on a worker with `config`.
+    pub(crate) fn policy(&self, config: &Config) -> RetryPolicy {
+        RetryPolicy {
+            max_retries: self.max_retries.unwrap_or(config.max_retries),
+            base: self.backoff.unwrap_or(config.retry_backoff),
+            cap: self.backoff_max.unwrap_or(config.retry_backoff_max),
+        }
+    }
+
+    fn from_options(opts: &options::Options) -> Result<RetryOptions, Error> {
+        let hour = crate::bounded::MAX_RETRY_AFTER;
+        Ok(RetryOptions {
+            max_retries: opts.count("max_retries", 100)?,
+            backoff: opts.duration_up_to("retry_backoff", hour)?,
+            backoff_max: opts.duration_up_to("retry_backoff_max", hour)?,
+        })
+    }
+}
+
+/// Task type → handler, and the types' own retry options.
 #[derive(Clone, Default)]
 pub struct Registry {
     handlers: BTreeMap<String, Arc<dyn Handler>>,
+    retries: BTreeMap<String, RetryOptions>,
 }
 
 impl Registry {
@@ -92,6 +131,12 @@ impl Registry {
     /// Adds every handler of `other`, replacing those of the same type.
     pub fn extend(&mut self, other: Registry) {
         self.handlers.extend(other.handlers);
+        self.retries.extend(other.retries);
+    }
+
+    /// The retry options configured for `task_type` (none set when it has none).
+    pub fn retry_options(&self, task_type: &str) -> RetryOptions {
+        self.retries.get(task_type).copied().unwrap_or_default()
     }
 
     /// The handler for `task_type`, if any.
@@ -117,13 +162,27 @@ impl Registry {
         let mut registry = Registry::new();
         for (task_type, spec) in handlers {
             let key = format!("handlers.{task_type}");
-            let Some(obj) = spec.as_object().filter(|o| o.len() == 1) else {
+            let mut kinds = spec.as_object().into_iter().flat_map(|o| {
+                o.iter()
+                    .filter(|(name, _)| !RETRY_OPTIONS.contains(&name.as_str()))
+            });
+            let (Some((kind, options)), None) = (kinds.next(), kinds.next()) else {
                 return Err(Error::config(
                     key,
-                    "must be an object with exactly one of \"builtin\", \"exec\" or \"http\"",
+                    "must be an object with exactly one of \"builtin\", \"exec\" or \"http\" \
+                     (and, beside it, any of max_retries, retry_backoff, retry_backoff_max)",
                 ));
             };
-            let (kind, options) = obj.iter().next().expect("one entry");
+            let known = [
+                kind.as_str(),
+                RETRY_OPTIONS[0],
+                RETRY_OPTIONS[1],
+                RETRY_OPTIONS[2],
+            ];
+            let retry = RetryOptions::from_options(&options::Options::new(spec, &key, &known)?)?;
+            if retry != RetryOptions::default() {
+                registry.retries.insert(task_type.clone(), retry);
+            }
             let key = format!("{key}.{kind}");
             match kind.as_str() {
                 "builtin" => registry
@@ -222,6 +281,50 @@ mod tests {
             let err = Registry::from_config(bad.as_object().unwrap(), &env()).unwrap_err();
             assert!(err.to_string().contains(named), "{err}");
             assert_eq!(err.exit_code(), 78);
+        }
+    }
+
+    #[test]
+    fn retry_options_beside_the_kind_override_the_workers() {
+        let spec = json!({
+            "mail": {"exec": {"command": ["true"]}, "max_retries": 7, "retry_backoff": "250ms"},
+            "echo": {"builtin": "echo"},
+        });
+        let reg = Registry::from_config(spec.as_object().unwrap(), &env()).unwrap();
+        let config = Config::default();
+        let mail = reg.retry_options("mail").policy(&config);
+        assert_eq!(mail.max_retries, 7);
+        assert_eq!(mail.base, Duration::from_millis(250));
+        assert_eq!(mail.cap, config.retry_backoff_max);
+        let echo = reg.retry_options("echo").policy(&config);
+        assert_eq!(
+            (echo.max_retries, echo.base),
+            (config.max_retries, config.retry_backoff)
+        );
+        for (bad, named) in [
+            (
+                json!({"x": {"builtin": "echo", "max_retries": -1}}),
+                "handlers.x.max_retries",
+            ),
+            (
+                json!({"x": {"builtin": "echo", "max_retries": 101}}),
+                "handlers.x.max_retries",
+            ),
+            (
+                json!({"x": {"builtin": "echo", "retry_backoff": "2h"}}),
+                "handlers.x.retry_backoff",
+            ),
+            (
+                json!({"x": {"builtin": "echo", "retry_backoff_max": 0}}),
+                "handlers.x.retry_backoff_max",
+            ),
+            (json!({"x": {"max_retries": 2}}), "handlers.x"),
+        ] {
+            let err = Registry::from_config(bad.as_object().unwrap(), &env()).unwrap_err();
+            assert!(
+                err.to_string().starts_with(&format!("config: {named}:")),
+                "{err}"
+            );
         }
     }
 

@@ -53,6 +53,34 @@ impl<'a> Options<'a> {
             .map_err(|p| Error::config(self.key(name), p))
     }
 
+    /// A whole-number option in `0..=max`, when given.
+    pub fn count(&self, name: &str, max: u32) -> Result<Option<u32>, Error> {
+        self.get(name)
+            .map(|v| {
+                v.as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .filter(|n| *n <= max)
+                    .ok_or_else(|| {
+                        Error::config(
+                            self.key(name),
+                            format!("{v} is not a whole number from 0 to {max}"),
+                        )
+                    })
+            })
+            .transpose()
+    }
+
+    /// A duration option in (0, `max`], when given.
+    pub fn duration_up_to(&self, name: &str, max: Duration) -> Result<Option<Duration>, Error> {
+        match self.duration(name)? {
+            Some(d) if d > max => Err(Error::config(
+                self.key(name),
+                format!("must be at most {} s", max.as_secs()),
+            )),
+            other => Ok(other),
+        }
+    }
+
     /// A size option that is more than 0; `default` when absent.
     pub fn size(&self, name: &str, default: u64) -> Result<u64, Error> {
         match self.get(name).map(size_from_json) {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::prometheus::{histogram, single};
+use crate::prometheus::{histogram, histogram_series, histogram_start, single};
 // The health server adds its own families with these.
 pub(crate) use crate::prometheus::{family, labels, Kind};
 
@@ -15,19 +15,46 @@ const BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 300.0,
 ];
 
+/// Upper bounds, in seconds, of the pickup delay histogram: a task may wait
+/// in the queue from milliseconds to hours.
+const PICKUP_BUCKETS: [f64; 12] = [
+    0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
+
+/// The `type` label of a task whose type has no handler configured: types
+/// come from the server, and each label value is a series a scraper keeps.
+const OTHER_TYPE: &str = "other";
+
 /// A fixed-bucket histogram of durations.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Histogram {
-    counts: [AtomicU64; BUCKETS.len()],
+    bounds: &'static [f64],
+    counts: Box<[AtomicU64]>,
     count: AtomicU64,
     sum_micros: AtomicU64,
 }
 
+impl Default for Histogram {
+    fn default() -> Histogram {
+        Histogram::with_bounds(&BUCKETS)
+    }
+}
+
 impl Histogram {
+    /// An empty histogram with these bucket bounds (seconds, rising).
+    pub fn with_bounds(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
     /// Records one observation.
     pub fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+        if let Some(i) = self.bounds.iter().position(|b| secs <= *b) {
             self.counts[i].fetch_add(1, Relaxed);
         }
         self.count.fetch_add(1, Relaxed);
@@ -35,14 +62,33 @@ impl Histogram {
             .fetch_add(crate::bounded::micros(d), Relaxed);
     }
 
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let buckets: Vec<(f64, u64)> = BUCKETS
+    /// How many observations.
+    pub fn count(&self) -> u64 {
+        self.count.load(Relaxed)
+    }
+
+    /// Each bucket's bound and the observations in it alone.
+    fn buckets(&self) -> Vec<(f64, u64)> {
+        self.bounds
             .iter()
-            .zip(&self.counts)
+            .zip(self.counts.iter())
             .map(|(bound, n)| (*bound, n.load(Relaxed)))
-            .collect();
-        let sum = self.sum_micros.load(Relaxed) as f64 / 1e6;
-        histogram(out, name, help, &buckets, self.count.load(Relaxed), sum);
+            .collect()
+    }
+
+    fn sum_seconds(&self) -> f64 {
+        self.sum_micros.load(Relaxed) as f64 / 1e6
+    }
+
+    /// Writes this histogram's samples, labelled with `pairs`.
+    fn render_series(&self, out: &mut String, name: &str, pairs: &[(&str, &str)]) {
+        let (buckets, sum) = (self.buckets(), self.sum_seconds());
+        histogram_series(out, name, pairs, &buckets, self.count(), sum);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let (buckets, sum) = (self.buckets(), self.sum_seconds());
+        histogram(out, name, help, &buckets, self.count(), sum);
     }
 }
 
@@ -67,10 +113,16 @@ pub struct Stats {
     pub tasks_malformed: AtomicU64,
     /// Local retries of retryable errors.
     pub task_retries: AtomicU64,
-    /// Outcomes by `error_type` (`ok` for completions).
-    outcomes: Mutex<BTreeMap<String, u64>>,
-    /// Handler running time.
-    pub task_duration: Histogram,
+    /// The configured task types, sorted: the values of the `type` label
+    /// besides `other`.
+    types: Vec<Box<str>>,
+    /// Outcomes by `error_type` (`ok` for completions), then by type (the
+    /// index in `types`, `other` last).
+    outcomes: Mutex<BTreeMap<String, Box<[u64]>>>,
+    /// Handler running time by type, `other` last.
+    task_durations: Box<[Histogram]>,
+    /// Claim time minus the time the task became due (`run_at`, else `created_at`).
+    pub pickup_delay: Histogram,
     /// Processor threads configured.
     pub processors: AtomicUsize,
     /// Tasks in flight now.
@@ -92,8 +144,23 @@ pub struct Stats {
 }
 
 impl Default for Stats {
+    /// Counters for a worker without configured types: every task is `other`.
     fn default() -> Stats {
+        Stats::for_types(Vec::new())
+    }
+}
+
+impl Stats {
+    /// Counters for a worker whose handlers take `types`: these are the
+    /// values of the `type` label, with `other` for any else.
+    pub fn for_types(mut types: Vec<String>) -> Stats {
+        types.sort();
+        types.dedup();
+        let task_durations = (0..=types.len()).map(|_| Histogram::default()).collect();
         Stats {
+            types: types.into_iter().map(String::into_boxed_str).collect(),
+            task_durations,
+            pickup_delay: Histogram::with_bounds(&PICKUP_BUCKETS),
             started: Instant::now(),
             claims_tasks: AtomicU64::new(0),
             claims_empty: AtomicU64::new(0),
@@ -104,7 +171,6 @@ impl Default for Stats {
             tasks_malformed: AtomicU64::new(0),
             task_retries: AtomicU64::new(0),
             outcomes: Mutex::new(BTreeMap::new()),
-            task_duration: Histogram::default(),
             processors: AtomicUsize::new(0),
             inflight: AtomicUsize::new(0),
             heartbeats: AtomicU64::new(0),
@@ -118,6 +184,14 @@ impl Default for Stats {
     }
 }
 
+/// The per-type counters' index of `task_type`: its place among the
+/// configured types, or the last (`other`). No allocation: a binary search.
+fn type_index(types: &[Box<str>], task_type: &str) -> usize {
+    types
+        .binary_search_by(|t| (**t).cmp(task_type))
+        .unwrap_or(types.len())
+}
+
 /// How many distinct `error_type` labels the outcome counter takes; past
 /// that, a new handler word counts as `OTHER`. Handlers choose their own
 /// words, and each label is a time series a scraper keeps.
@@ -126,7 +200,7 @@ const MAX_OUTCOME_LABELS: usize = 32;
 /// The `error_type` label of an outcome: `ok`, a word of the protocol, or a
 /// handler's own upper-case word (up to 32 of `A-Z`, `0-9`, `_`) while there
 /// is room; anything else is `OTHER`.
-fn outcome_label<'a>(error_type: &'a str, seen: &BTreeMap<String, u64>) -> &'a str {
+fn outcome_label<'a, V>(error_type: &'a str, seen: &BTreeMap<String, V>) -> &'a str {
     use crate::error::error_type::*;
     const PROTOCOL: [&str; 9] = [
         "ok",
@@ -154,13 +228,15 @@ fn outcome_label<'a>(error_type: &'a str, seen: &BTreeMap<String, u64>) -> &'a s
 }
 
 impl Stats {
-    /// Records a finished task: `None` for a completion, else its `error_type`.
-    pub fn record_outcome(&self, error_type: Option<&str>, duration: Duration) {
+    /// Records a finished task of `task_type`: `None` for a completion, else
+    /// its `error_type`.
+    pub fn record_outcome(&self, task_type: &str, error_type: Option<&str>, duration: Duration) {
         match error_type {
             None => self.tasks_completed.fetch_add(1, Relaxed),
             Some(_) => self.tasks_failed.fetch_add(1, Relaxed),
         };
-        self.task_duration.observe(duration);
+        let index = type_index(&self.types, task_type);
+        self.task_durations[index].observe(duration);
         let now = crate::bounded::millis(
             SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -171,11 +247,18 @@ impl Stats {
         let key = outcome_label(error_type.unwrap_or("ok"), &outcomes);
         // A key is allocated once, on its first outcome, not on every task.
         match outcomes.get_mut(key) {
-            Some(count) => *count += 1,
+            Some(counts) => counts[index] += 1,
             None => {
-                outcomes.insert(key.to_string(), 1);
+                let mut counts = vec![0; self.types.len() + 1].into_boxed_slice();
+                counts[index] = 1;
+                outcomes.insert(key.to_string(), counts);
             }
         }
+    }
+
+    /// The `type` label of the per-type counters' `index`.
+    fn type_label(&self, index: usize) -> &str {
+        self.types.get(index).map_or(OTHER_TYPE, |t| t)
     }
 
     /// Tasks finished either way.
@@ -204,13 +287,22 @@ impl Stats {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|(k, v)| (labels(&[("error_type", k)]), *v))
+            .flat_map(|(error_type, counts)| {
+                counts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(i, n)| {
+                        let pairs = [("type", self.type_label(i)), ("error_type", error_type)];
+                        (labels(&pairs), *n)
+                    })
+            })
             .collect();
         family(
             &mut out,
             "taskworker_outcomes_total",
             Kind::Counter,
-            "Finished tasks by error_type (ok: completed).",
+            "Finished tasks by type and error_type (ok: completed).",
             &outcomes,
         );
         let counters = [
@@ -253,10 +345,22 @@ impl Stats {
             "taskworker_claim_latency_seconds",
             "Claim round-trip time, long-poll wait included.",
         );
-        self.task_duration.render(
+        let name = "taskworker_task_duration_seconds";
+        histogram_start(
             &mut out,
-            "taskworker_task_duration_seconds",
-            "Handler running time, local retries included.",
+            name,
+            "Handler running time by type, local retries included.",
+        );
+        for (i, durations) in self.task_durations.iter().enumerate() {
+            // Every configured type, even before its first task; `other` once seen.
+            if i < self.types.len() || durations.count() > 0 {
+                durations.render_series(&mut out, name, &[("type", self.type_label(i))]);
+            }
+        }
+        self.pickup_delay.render(
+            &mut out,
+            "taskworker_pickup_delay_seconds",
+            "Claim time minus the time the task became due (run_at, else created_at).",
         );
         let busy = self.inflight.load(Relaxed);
         let idle = self.processors.load(Relaxed).saturating_sub(busy);
@@ -304,8 +408,114 @@ impl Stats {
             "Seconds since the worker started.",
             self.started.elapsed().as_secs(),
         );
+        process_metrics(&mut out);
         out
     }
+}
+
+/// How long a claimed task waited to be picked up: its claim time (the
+/// server's `claimed_at`, else `now`) minus the time it became due (the
+/// later of `created_at` and `run_at`). Both ends come from the server's
+/// clock when it sends `claimed_at`, so a skewed local clock does not count;
+/// `None` when the task does not say when it became due. A redelivered task
+/// counts its earlier attempts too.
+pub fn pickup_delay(
+    created_at: Option<&str>,
+    run_at: Option<&str>,
+    claimed_at: Option<&str>,
+    now: SystemTime,
+) -> Option<Duration> {
+    let parse = |t: Option<&str>| t.and_then(crate::timestamp::parse);
+    let due = parse(created_at).max(parse(run_at))?;
+    let claimed = parse(claimed_at).unwrap_or(now);
+    Some(claimed.duration_since(due).unwrap_or(Duration::ZERO))
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat`'s times: `USER_HZ`, 100 on
+/// every Linux architecture (the Prometheus client libraries assume it too).
+const USER_HZ: f64 = 100.0;
+
+/// The standard `process_*` families of the Prometheus client libraries,
+/// read from `/proc/self`; a family whose source is missing (no /proc) is
+/// left out rather than shown as a false 0.
+fn process_metrics(out: &mut String) {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .as_deref()
+        .and_then(|s| s.rsplit_once(')'))
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // Numbered as in proc(5): utime is field 14, the third after `)` being field 3.
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+    let cpu = field(14)
+        .zip(field(15))
+        .map(|(user, system)| (user.saturating_add(system)) as f64 / USER_HZ);
+    let start = field(22)
+        .zip(boot_time())
+        .map(|(ticks, boot)| boot as f64 + ticks as f64 / USER_HZ);
+    let open_fds = std::fs::read_dir("/proc/self/fd")
+        .ok()
+        .map(|d| crate::bounded::count(d.count()));
+    let families: [(&str, Kind, &str, Option<f64>); 5] = [
+        (
+            "process_cpu_seconds_total",
+            Kind::Counter,
+            "Total user and system CPU time spent in seconds.",
+            cpu,
+        ),
+        (
+            "process_resident_memory_bytes",
+            Kind::Gauge,
+            "Resident memory size in bytes.",
+            rss_bytes().map(|b| b as f64),
+        ),
+        (
+            "process_open_fds",
+            Kind::Gauge,
+            "Number of open file descriptors.",
+            open_fds.map(|n| n as f64),
+        ),
+        (
+            "process_max_fds",
+            Kind::Gauge,
+            "Maximum number of open file descriptors.",
+            max_fds().map(|n| n as f64),
+        ),
+        (
+            "process_start_time_seconds",
+            Kind::Gauge,
+            "Start time of the process since unix epoch in seconds.",
+            start,
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        let samples: Vec<(String, f64)> = value.map(|v| (String::new(), v)).into_iter().collect();
+        family(out, name, kind, help, &samples);
+    }
+}
+
+/// The system's boot time in Unix seconds, from `btime` in `/proc/stat`.
+fn boot_time() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    stat.lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The soft limit on open files, from `/proc/self/limits` (`None` when
+/// unlimited or unknown).
+fn max_fds() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// This process's resident set size, from `VmRSS` in `/proc/self/status`
@@ -331,38 +541,120 @@ mod tests {
     fn renders_counters_histograms_and_gauges() {
         let s = Stats::default();
         s.claims_tasks.fetch_add(2, Relaxed);
-        s.record_outcome(None, Duration::from_millis(3));
-        s.record_outcome(Some("TIMEOUT"), Duration::from_secs(2));
+        s.record_outcome("echo", None, Duration::from_millis(3));
+        s.record_outcome("echo", Some("TIMEOUT"), Duration::from_secs(2));
         s.claim_latency.observe(Duration::from_micros(700));
+        s.pickup_delay.observe(Duration::from_secs(7));
         let text = s.render();
         assert!(text.contains("taskworker_claims_total{result=\"tasks\"} 2"));
-        assert!(text.contains("taskworker_outcomes_total{error_type=\"TIMEOUT\"} 1"));
-        assert!(text.contains("taskworker_outcomes_total{error_type=\"ok\"} 1"));
-        assert!(text.contains("taskworker_task_duration_seconds_bucket{le=\"0.005\"} 1"));
-        assert!(text.contains("taskworker_task_duration_seconds_bucket{le=\"+Inf\"} 2"));
+        assert!(text.contains("taskworker_outcomes_total{type=\"other\",error_type=\"TIMEOUT\"} 1"));
+        assert!(text.contains("taskworker_outcomes_total{type=\"other\",error_type=\"ok\"} 1"));
+        assert!(
+            text.contains("taskworker_task_duration_seconds_bucket{type=\"other\",le=\"0.005\"} 1")
+        );
+        assert!(
+            text.contains("taskworker_task_duration_seconds_bucket{type=\"other\",le=\"+Inf\"} 2")
+        );
         assert!(text.contains("taskworker_claim_latency_seconds_count 1"));
+        assert!(text.contains("taskworker_pickup_delay_seconds_bucket{le=\"10\"} 1"));
         assert_eq!(s.tasks_processed(), 2);
         assert!(rss_bytes().unwrap() > 0);
     }
 
     #[test]
+    fn the_type_label_takes_only_configured_types_and_other() {
+        let s = Stats::for_types(vec!["mail".into(), "echo".into()]);
+        s.record_outcome("mail", None, Duration::ZERO);
+        s.record_outcome("mail", Some("RATE_LIMIT"), Duration::ZERO);
+        s.record_outcome("surprise", None, Duration::ZERO);
+        s.record_outcome("another\nsurprise", None, Duration::ZERO);
+        let text = s.render();
+        assert!(text.contains("taskworker_outcomes_total{type=\"mail\",error_type=\"ok\"} 1"));
+        assert!(
+            text.contains("taskworker_outcomes_total{type=\"mail\",error_type=\"RATE_LIMIT\"} 1")
+        );
+        assert!(text.contains("taskworker_outcomes_total{type=\"other\",error_type=\"ok\"} 2"));
+        assert!(!text.contains("surprise"), "{text}");
+        // A configured type's histogram shows before its first task.
+        assert!(text.contains("taskworker_task_duration_seconds_count{type=\"echo\"} 0"));
+        assert!(text.contains("taskworker_task_duration_seconds_count{type=\"mail\"} 2"));
+        assert!(text.contains("taskworker_task_duration_seconds_count{type=\"other\"} 2"));
+    }
+
+    #[test]
+    fn pickup_delay_runs_from_the_time_a_task_became_due_to_its_claim() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_762_700_000);
+        let (created, run_at) = (Some("2025-11-09T15:00:00Z"), Some("2025-11-09T15:10:00Z"));
+        let claimed = Some("2025-11-09T15:10:02Z");
+        assert_eq!(
+            pickup_delay(created, None, claimed, now),
+            Some(Duration::from_secs(602))
+        );
+        assert_eq!(
+            pickup_delay(created, run_at, claimed, now),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            pickup_delay(
+                created,
+                None,
+                None,
+                crate::timestamp::parse("2025-11-09T15:00:01Z").unwrap()
+            ),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            pickup_delay(created, None, Some("2025-11-09T14:00:00Z"), now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(pickup_delay(None, None, claimed, now), None);
+        assert_eq!(pickup_delay(Some("yesterday"), None, claimed, now), None);
+    }
+
+    #[test]
+    fn process_metrics_come_from_proc() {
+        let text = Stats::default().render();
+        let value = |name: &str| -> f64 {
+            let prefix = format!("{name} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .unwrap_or_else(|| panic!("{name} in {text}"))
+                .parse()
+                .unwrap()
+        };
+        assert!(value("process_cpu_seconds_total") >= 0.0);
+        assert!(value("process_resident_memory_bytes") > 0.0);
+        assert!(value("process_open_fds") >= 3.0);
+        assert!(value("process_max_fds") >= value("process_open_fds"));
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let start = value("process_start_time_seconds");
+        assert!(
+            start <= now + 1.0 && start > now - 86_400.0 * 365.0,
+            "{start}"
+        );
+    }
+
+    #[test]
     fn the_error_type_label_takes_a_bounded_set_of_values() {
         let s = Stats::default();
-        s.record_outcome(Some("TIMEOUT"), Duration::ZERO);
-        s.record_outcome(Some("bad\nlabel"), Duration::ZERO);
+        s.record_outcome("t", Some("TIMEOUT"), Duration::ZERO);
+        s.record_outcome("t", Some("bad\nlabel"), Duration::ZERO);
         for i in 0..100 {
-            s.record_outcome(Some(&format!("WORD_{i}")), Duration::ZERO);
+            s.record_outcome("t", Some(&format!("WORD_{i}")), Duration::ZERO);
         }
-        s.record_outcome(Some("PANIC"), Duration::ZERO);
+        s.record_outcome("t", Some("PANIC"), Duration::ZERO);
         let text = s.render();
         let labels = text
             .lines()
             .filter(|l| l.starts_with("taskworker_outcomes_total{"))
             .count();
         assert!(labels <= MAX_OUTCOME_LABELS + 1, "{labels} labels");
-        assert!(text.contains("taskworker_outcomes_total{error_type=\"PANIC\"} 1"));
-        assert!(text.contains("taskworker_outcomes_total{error_type=\"WORD_0\"} 1"));
+        assert!(text.contains("error_type=\"PANIC\"} 1"));
+        assert!(text.contains("error_type=\"WORD_0\"} 1"));
         assert!(!text.contains("bad"), "{text}");
-        assert!(text.contains("taskworker_outcomes_total{error_type=\"OTHER\"}"));
+        assert!(text.contains("error_type=\"OTHER\"}"));
     }
 }

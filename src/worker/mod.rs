@@ -131,7 +131,7 @@ impl WorkerState {
             }
             None => (None, None, Vec::new()),
         };
-        let stats = Arc::new(Stats::default());
+        let stats = Arc::new(Stats::for_types(registry.types()));
         stats.processors.store(config.concurrent_tasks, Relaxed);
         let liveness = Arc::new(Liveness::new(shutdown.handle()));
         let state = WorkerState {

@@ -111,7 +111,7 @@ impl Outbox {
     /// hand-off; a task in flight goes through [`Outbox::settle`].
     pub fn finish(&self, outcome: Outcome, duration: Duration) {
         self.stats
-            .record_outcome(outcome.error_type.as_deref(), duration);
+            .record_outcome(&outcome.task_type, outcome.error_type.as_deref(), duration);
         self.send(outcome);
     }
 

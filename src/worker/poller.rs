@@ -308,6 +308,11 @@ impl Poller {
     /// Checks a claimed object; a task without a usable type is failed at once.
     fn accept(&self, object: serde_json::Value) -> Option<Task> {
         let shared = &self.shared;
+        // `run_at` is no field of `Task`: read it before the object is consumed.
+        let run_at = object
+            .get("run_at")
+            .and_then(|v| v.as_str())
+            .map(String::from);
         match Task::from_claimed(object) {
             Ok(task) if shared.inflight.is_running(&task.id) => {
                 log::warn!(
@@ -323,6 +328,15 @@ impl Poller {
                     .as_ref()
                     .and_then(|s| s.reclaim(&task.id, shared.client.worker_id()));
                 let Some(outcome) = spooled else {
+                    let waited = super::metrics::pickup_delay(
+                        task.created_at.as_deref(),
+                        run_at.as_deref(),
+                        task.claimed_at.as_deref(),
+                        SystemTime::now(),
+                    );
+                    if let Some(waited) = waited {
+                        shared.stats.pickup_delay.observe(waited);
+                    }
                     return Some(task);
                 };
                 log::info!(

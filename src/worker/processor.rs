@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, Sender};
 use serde_json::Value;
 
-use crate::backoff;
+use crate::backoff::RetryPolicy;
 use crate::context::Context;
 use crate::error::{error_type, Error, TaskError};
 use crate::handlers::Handler;
@@ -24,11 +24,6 @@ use crate::worker::inflight::InFlightTask;
 use crate::worker::liveness::Role;
 use crate::worker::outcome::Outcome;
 use crate::worker::{fault, spawn_role, WorkerState};
-
-/// First wait before a local retry; it doubles, with full jitter.
-const RETRY_BASE: Duration = Duration::from_millis(100);
-/// Longest wait between local retries.
-const RETRY_CAP: Duration = Duration::from_secs(10);
 
 /// The processor threads: the shared state, plus the channels only they hold.
 /// The supervisor keeps it too, to start a replacement for a stuck thread.
@@ -220,6 +215,7 @@ impl Processors {
         shared.stats.inflight.fetch_add(1, Relaxed);
         hold(Holding::Running(entry.clone()));
         let (task, ctx) = (&entry.task, &entry.ctx);
+        let _log_fields = crate::logging::task_fields(&task.id, &task.task_type);
         log::debug!(
             "task {} ({}): started, attempt {}",
             task.id,
@@ -229,7 +225,11 @@ impl Processors {
         let started = Instant::now();
         let (result, tries) = match shared.registry.get(&task.task_type) {
             Some(handler) => {
-                run_with_retries(handler.as_ref(), task, ctx, shared.config.max_retries)
+                let policy = shared
+                    .registry
+                    .retry_options(&task.task_type)
+                    .policy(&shared.config);
+                run_with_retries(handler.as_ref(), task, ctx, policy)
             }
             None => {
                 let msg = format!("no handler for task type {:?}", task.task_type);
@@ -241,43 +241,50 @@ impl Processors {
             .stats
             .task_retries
             .fetch_add(u64::from(tries - 1), Relaxed);
-        let failure = result.as_ref().err().map(ToString::to_string);
         fault::panic_if_asked("processor-after-handler");
 
-        let outcome = match result {
-            Ok(value) => Outcome::completed(
-                &task.id,
-                &task.task_type,
-                value,
-                &shared.worker_id,
-                duration,
+        let (outcome, failure) = match result {
+            Ok(value) => (
+                Outcome::completed(
+                    &task.id,
+                    &task.task_type,
+                    value,
+                    &shared.worker_id,
+                    duration,
+                ),
+                None,
             ),
-            Err(err) => Outcome::failed(
-                &task.id,
-                &task.task_type,
-                &err,
-                &shared.worker_id,
-                tries,
-                duration,
+            Err(err) => (
+                Outcome::failed(
+                    &task.id,
+                    &task.task_type,
+                    &err,
+                    &shared.worker_id,
+                    tries,
+                    duration,
+                ),
+                Some(err),
             ),
         };
         if shared
             .outbox
             .settle(&shared.inflight, &entry, outcome, duration)
         {
-            if let Some(err) = failure {
-                log::warn!(
-                    "task {} ({}): failed after {tries} tries: {err}",
+            // One line per finished task: routine completions at info, so
+            // that LOG_LEVEL=warn keeps only what needs a look.
+            let ms = duration.as_millis();
+            match failure {
+                None => log::info!(
+                    "task {} ({}): finished in {ms} ms: completed",
                     task.id,
                     task.task_type
-                );
+                ),
+                Some(err) => log::warn!(
+                    "task {} ({}): finished in {ms} ms: failed after {tries} tries: {err}",
+                    task.id,
+                    task.task_type
+                ),
             }
-            log::debug!(
-                "task {} ({}): finished in {} ms",
-                task.id,
-                task.task_type,
-                duration.as_millis()
-            );
         } else {
             log::info!(
                 "task {} ({}): late result discarded; it was already reported or taken back",
@@ -292,19 +299,24 @@ impl Processors {
     }
 }
 
-/// Runs the handler, retrying retryable errors up to `max_retries` times
-/// while the deadline allows; returns the last result and the number of tries.
-pub fn run_with_retries(
+/// Runs the handler, retrying retryable errors up to `policy.max_retries`
+/// times while the deadline allows; returns the last result and the number
+/// of tries. Each try sees its number in `ctx.local_try`. The wait before a
+/// retry is the handler's `retry_after` when it gives one, else the policy's
+/// backoff; a wait that does not fit the deadline, or a `retry_after` above
+/// the policy's cap, leaves the retry to the server.
+pub(crate) fn run_with_retries(
     handler: &dyn Handler,
     task: &Task,
     ctx: &Context,
-    max_retries: u32,
+    policy: RetryPolicy,
 ) -> (Result<Value, TaskError>, u32) {
-    let mut tries = 0;
+    let mut tries = 1;
+    let mut retry_ctx;
+    let mut try_ctx = ctx;
     loop {
-        tries += 1;
         IN_HANDLER.with(|h| h.set(true));
-        let result = catch_unwind(AssertUnwindSafe(|| handler.handle(task, ctx)));
+        let result = catch_unwind(AssertUnwindSafe(|| handler.handle(task, try_ctx)));
         IN_HANDLER.with(|h| h.set(false));
         let result = result.unwrap_or_else(|payload| {
             let msg = panic_message(payload.as_ref());
@@ -318,25 +330,33 @@ pub fn run_with_retries(
                     .with_traceback(msg),
             )
         });
-        match result {
-            Err(err) if err.retryable && tries <= max_retries && !ctx.is_cancelled() => {
-                let delay = backoff::jitter(backoff::ceiling(RETRY_BASE, RETRY_CAP, tries - 1))
-                    .max(Duration::from_millis(10));
-                if delay >= ctx.remaining() {
-                    return (Err(err), tries);
-                }
-                log::info!(
-                    "task {} ({}): try {tries} failed: {err}; retrying in {} ms",
-                    task.id,
-                    task.task_type,
-                    delay.as_millis()
-                );
-                if ctx.sleep(delay).is_err() {
-                    return (Err(err), tries);
-                }
-            }
+        let err = match result {
+            Err(err) if err.retryable && tries <= policy.max_retries && !ctx.is_cancelled() => err,
             other => return (other, tries),
+        };
+        let delay = match err.retry_after {
+            Some(wait) if wait > policy.cap => return (Err(err), tries),
+            Some(wait) => wait,
+            None => policy.delay(tries + 1),
+        };
+        if delay >= ctx.remaining() {
+            return (Err(err), tries);
         }
+        log::info!(
+            "task {} ({}): try {tries} failed: {err}; retrying in {} ms",
+            task.id,
+            task.task_type,
+            delay.as_millis()
+        );
+        if ctx.sleep(delay).is_err() {
+            return (Err(err), tries);
+        }
+        tries += 1;
+        retry_ctx = Context {
+            local_try: tries,
+            ..ctx.clone()
+        };
+        try_ctx = &retry_ctx;
     }
 }
 
@@ -372,6 +392,15 @@ mod tests {
         Context::new(Duration::from_secs(secs), 1, "w".into())
     }
 
+    /// Up to `max_retries` local retries, quickly.
+    fn quick(max_retries: u32) -> RetryPolicy {
+        RetryPolicy {
+            max_retries,
+            base: Duration::from_millis(1),
+            cap: Duration::from_millis(10),
+        }
+    }
+
     #[test]
     fn retries_retryable_errors_then_succeeds() {
         let calls = Arc::new(AtomicU32::new(0));
@@ -384,7 +413,7 @@ mod tests {
             }
         };
         let (result, tries) =
-            run_with_retries(&flaky, &Task::new("t", "x", json!({})), &ctx(30), 3);
+            run_with_retries(&flaky, &Task::new("t", "x", json!({})), &ctx(30), quick(3));
         assert_eq!(result, Ok(json!("ok")));
         assert_eq!(tries, 3);
     }
@@ -394,11 +423,13 @@ mod tests {
         let perm = |_: &Task, _: &Context| -> Result<Value, TaskError> {
             Err(TaskError::permanent("bad", "VALIDATION"))
         };
-        let (result, tries) = run_with_retries(&perm, &Task::new("t", "x", json!({})), &ctx(30), 3);
+        let (result, tries) =
+            run_with_retries(&perm, &Task::new("t", "x", json!({})), &ctx(30), quick(3));
         assert_eq!(tries, 1);
         assert_eq!(result.unwrap_err().error_type, "VALIDATION");
         let boom = |_: &Task, _: &Context| -> Result<Value, TaskError> { panic!("kaboom") };
-        let (result, tries) = run_with_retries(&boom, &Task::new("t", "x", json!({})), &ctx(30), 3);
+        let (result, tries) =
+            run_with_retries(&boom, &Task::new("t", "x", json!({})), &ctx(30), quick(3));
         let err = result.unwrap_err();
         assert_eq!((err.error_type.as_str(), tries), ("PANIC", 1));
         assert!(err.message.contains("kaboom"));
@@ -409,11 +440,69 @@ mod tests {
         let always = |_: &Task, _: &Context| -> Result<Value, TaskError> {
             Err(TaskError::retryable("no", "HANDLER"))
         };
-        let (_, tries) = run_with_retries(&always, &Task::new("t", "x", json!({})), &ctx(30), 2);
+        let (_, tries) =
+            run_with_retries(&always, &Task::new("t", "x", json!({})), &ctx(30), quick(2));
         assert_eq!(tries, 3);
         let short = Context::new(Duration::from_millis(5), 1, "w".into());
-        let (_, tries) = run_with_retries(&always, &Task::new("t", "x", json!({})), &short, 50);
+        let (_, tries) =
+            run_with_retries(&always, &Task::new("t", "x", json!({})), &short, quick(50));
         assert!(tries < 50);
+    }
+
+    #[test]
+    fn each_try_knows_its_number_and_the_delivery_attempt_stays() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let flaky = move |_: &Task, ctx: &Context| -> Result<Value, TaskError> {
+            s.lock().unwrap().push((ctx.attempt, ctx.local_try));
+            Err(TaskError::retryable("busy", "HANDLER"))
+        };
+        let ctx = Context::new(Duration::from_secs(30), 4, "w".into());
+        let (_, tries) = run_with_retries(&flaky, &Task::new("t", "x", json!({})), &ctx, quick(2));
+        assert_eq!(tries, 3);
+        assert_eq!(*seen.lock().unwrap(), [(4, 1), (4, 2), (4, 3)]);
+    }
+
+    #[test]
+    fn a_handlers_retry_after_sets_the_wait_within_the_cap() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let c = calls.clone();
+        let later = move |_: &Task, _: &Context| -> Result<Value, TaskError> {
+            c.fetch_add(1, Relaxed);
+            Err(TaskError::retryable("busy", "RATE_LIMIT")
+                .with_retry_after(Duration::from_millis(300)))
+        };
+        let task = Task::new("t", "x", json!({}));
+        let began = Instant::now();
+        let (_, tries) = run_with_retries(
+            &later,
+            &task,
+            &ctx(30),
+            RetryPolicy {
+                cap: Duration::from_secs(1),
+                ..quick(1)
+            },
+        );
+        assert_eq!(tries, 2);
+        assert!(
+            began.elapsed() >= Duration::from_millis(300),
+            "{:?}",
+            began.elapsed()
+        );
+        // Above the cap, or past the deadline: the server retries, not we.
+        let (_, tries) = run_with_retries(&later, &task, &ctx(30), quick(3));
+        assert_eq!(tries, 1);
+        let short = Context::new(Duration::from_millis(100), 1, "w".into());
+        let (_, tries) = run_with_retries(
+            &later,
+            &task,
+            &short,
+            RetryPolicy {
+                cap: Duration::from_secs(1),
+                ..quick(3)
+            },
+        );
+        assert_eq!(tries, 1);
     }
 
     #[test]

@@ -1,11 +1,20 @@
 # task.sh: sourced by the example handlers. Reads the task (one JSON line on
 # stdin) and gives the handler small helpers. POSIX sh and awk only.
 
-# die MESSAGE [CODE]: the message on stderr (the task's error), then exit
-# with CODE (1, a permanent failure, unless told otherwise).
+# die MESSAGE [CODE [ERROR_TYPE]]: reports a failure and exits with CODE (1,
+# a permanent failure, unless told otherwise; 75 is retryable). The message
+# goes to stderr, and as the last stdout line the worker reads as the
+# failure: {"error": MESSAGE, "error_type": ERROR_TYPE, "retryable": ...}.
+# ERROR_TYPE is VALIDATION (bad input) for code 1, else HANDLER.
 die() {
+    _code=${2:-1}
+    _type=${3:-}
+    [ -n "$_type" ] || { [ "$_code" -eq 1 ] && _type=VALIDATION || _type=HANDLER; }
+    _retryable=false
+    [ "$_code" -ne 75 ] || _retryable=true
     printf '%s\n' "$1" >&2
-    exit "${2:-1}"
+    printf '{"error": %s, "error_type": "%s", "retryable": %s}\n' "$(json_str "$1")" "$_type" "$_retryable"
+    exit "$_code"
 }
 
 # task_read: reads the task from stdin into TASK_FLAT (see json.awk).
