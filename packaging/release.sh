@@ -28,7 +28,10 @@ if [ "$version" != "$cargo_version" ]; then
 fi
 targets=${RELEASE_TARGETS:-x86_64 aarch64 armv7}
 
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
+# The tarballs' and packages' time stamps: the commit's. Not exported: the
+# cc crate that builds the TLS library's C parts reruns when SOURCE_DATE_EPOCH
+# changes, which would rebuild every binary.
+epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
 dist=dist
 rm -rf "$dist"
 mkdir -p "$dist"
@@ -44,7 +47,7 @@ tarball() {
     cp -R packaging/examples/. "$dir/examples/"
     rm -f "$dir/examples/.gitignore"
     install -m 0644 README.md packaging/INSTALL.md packaging/OPERATIONS.md "$dir/"
-    tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH" \
+    tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$epoch" \
         -C "$work" -cf - "$name" | gzip -9n >"$dist/$name.tar.gz"
 }
 
@@ -59,7 +62,7 @@ for arch in $targets; do
         *) deb_arch="" ;;
     esac
     if [ -n "$deb_arch" ]; then
-        DEB_OUT_DIR=$dist packaging/build-deb.sh "$deb_arch" "$bin" >/dev/null
+        DEB_OUT_DIR=$dist SOURCE_DATE_EPOCH=$epoch packaging/build-deb.sh "$deb_arch" "$bin" >/dev/null
     fi
 done
 
