@@ -6,13 +6,19 @@
 # from outside over loopback (a chroot shares the network), since the empty
 # root has no curl.
 #
-#   packaging/check-static.sh [BINARY]   # default: build with build-static.sh
-#   packaging/check-static.sh --worker-only [BINARY [SERVER]]
+#   packaging/check-static.sh [--target ARCH] [--emulator PROG] [BINARY]
+#   packaging/check-static.sh --worker-only [--target ARCH] [--emulator PROG] [BINARY [SERVER]]
 #
-# With --worker-only, BINARY is a worker-only build (default: build-static.sh
-# --worker-only): it must say that it lacks `serve`, and it works against the
-# server and enqueue of SERVER, a full build (default: build-static.sh), in
-# the same empty root.
+# BINARY defaults to what `build-static.sh --target ARCH` builds (ARCH:
+# x86_64, the default, aarch64 or armv7). With --worker-only, BINARY is a
+# worker-only build (default: build-static.sh --worker-only): it must say
+# that it lacks `serve`, and it works against the server and enqueue of
+# SERVER, a full build (default: build-static.sh), in the same empty root.
+#
+# A binary for another architecture runs under user-mode emulation: PROG, by
+# default qemu-aarch64-static or qemu-arm-static (Debian: qemu-user-static,
+# installed when missing), is copied into the empty root beside it and runs
+# it there. It is a static program too, so the root stays empty of libraries.
 #
 # Needs root (chroot); as another user it says it skipped and exits 0.
 set -euo pipefail
@@ -27,25 +33,53 @@ tasks=20
 chroot_bin=$(command -v chroot) || { echo "error: chroot not found" >&2; exit 1; }
 
 worker_only=no
-if [ "${1:-}" = --worker-only ]; then
-    worker_only=yes
+arch=$(uname -m)
+emulator=""
+args=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --worker-only) worker_only=yes ;;
+        --target) arch=${2:-}; shift ;;
+        --emulator) emulator=${2:-}; shift ;;
+        -*) echo "usage: $0 [--worker-only] [--target ARCH] [--emulator PROG] [BINARY [SERVER]]" >&2; exit 64 ;;
+        *) args+=("$1") ;;
+    esac
     shift
-fi
-bin=${1:-}
-server_bin=${2:-}
+done
+bin=${args[0]:-}
+server_bin=${args[1]:-}
 if [ -z "$bin" ] && [ "$worker_only" = yes ]; then
-    bin=$(packaging/build-static.sh --worker-only | tail -n 1)
+    bin=$(packaging/build-static.sh --target "$arch" --worker-only | tail -n 1)
 elif [ -z "$bin" ]; then
-    bin=$(packaging/build-static.sh | tail -n 1)
+    bin=$(packaging/build-static.sh --target "$arch" | tail -n 1)
 fi
 if [ "$worker_only" = no ]; then
     server_bin=$bin
 elif [ -z "$server_bin" ]; then
-    server_bin=$(packaging/build-static.sh | tail -n 1)
+    server_bin=$(packaging/build-static.sh --target "$arch" | tail -n 1)
 fi
 for b in "$bin" "$server_bin"; do
     [ -x "$b" ] || { echo "error: $b is not an executable" >&2; exit 1; }
 done
+
+# Another architecture's binary: its emulator, a static program too.
+if [ -z "$emulator" ]; then
+    case "$arch" in
+        "$(uname -m)") ;;
+        x86_64 | amd64) emulator=qemu-x86_64-static ;;
+        aarch64 | arm64) emulator=qemu-aarch64-static ;;
+        armv7 | armhf) emulator=qemu-arm-static ;;
+        *) echo "error: no emulator known for $arch: give --emulator" >&2; exit 64 ;;
+    esac
+fi
+if [ -n "$emulator" ] && ! command -v "$emulator" >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    echo "installing qemu-user-static (apt-get) for $emulator" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends qemu-user-static; } >&2 || true
+fi
+if [ -n "$emulator" ]; then
+    emulator_path=$(command -v "$emulator") || { echo "error: $emulator not found" >&2; exit 1; }
+fi
 
 # Everything the check makes lives under $work and goes in cleanup, as do the
 # processes it starts, whatever way the script ends.
@@ -127,11 +161,14 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 # The binary inside the empty root, as the unprivileged user that the
 # container image uses too. Always run through `env -i VAR=VALUE...`, so that
 # exactly the given environment goes in and none of this shell's leaks in.
-in_root=("$chroot_bin" --userspec=65532:65532 "$root" /taskworker)
+# Under emulation, the emulator inside the root runs it.
+run_in_root=("$chroot_bin" --userspec=65532:65532 "$root")
+[ -n "$emulator" ] && run_in_root+=(/emulator)
+in_root=("${run_in_root[@]}" /taskworker)
 # What serves and enqueues: the same binary, or a full build beside a worker-only one.
 server_in_root=("${in_root[@]}")
 if [ "$worker_only" = yes ]; then
-    server_in_root=("$chroot_bin" --userspec=65532:65532 "$root" /taskworker-server)
+    server_in_root=("${run_in_root[@]}" /taskworker-server)
 fi
 
 # The empty root: the binary, /etc/hosts for "localhost", a /tmp, the
@@ -141,6 +178,7 @@ mkdir -p "$root/etc/taskworker" "$root/tmp" "$root/var/lib/taskworker"
 chmod 1777 "$root/tmp"
 chown 65532:65532 "$root/var/lib/taskworker"
 cp "$bin" "$root/taskworker"
+[ -n "$emulator" ] && cp "$emulator_path" "$root/emulator"
 if [ "$worker_only" = yes ]; then
     cp "$server_bin" "$root/taskworker-server"
 fi
@@ -157,7 +195,7 @@ echo "empty root: $(cd "$root" && find . -mindepth 1 | sort | tr '\n' ' ')"
 # 1. The binary starts at all.
 version=$(timeout 10 env -i "${in_root[@]}" --version) ||
     fail "taskworker --version does not run in the empty root"
-echo "ok: $version runs in the empty root"
+echo "ok: $version runs in the empty root${emulator:+ (under $emulator)}"
 
 # 1b. A worker-only build says that it lacks the server, with a usage exit code.
 if [ "$worker_only" = yes ]; then

@@ -65,7 +65,12 @@ fn dispatch(args: Vec<OsString>) -> Result<i32, Error> {
             Ok(0)
         }
         "--version" | "-V" => {
-            println!("taskworker {}", env!("CARGO_PKG_VERSION"));
+            println!(
+                "taskworker {} ({}, rev {})",
+                env!("CARGO_PKG_VERSION"),
+                option_env!("TASKWORKER_TARGET").unwrap_or("unknown"),
+                option_env!("TASKWORKER_GIT_REV").unwrap_or("unknown")
+            );
             Ok(0)
         }
         "run" => run(rest()),
