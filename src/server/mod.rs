@@ -38,6 +38,14 @@ pub struct ServerConfig {
     pub listen: String,
     /// Journal file for durability; in memory when `None`.
     pub data: Option<PathBuf>,
+    /// `redis://[user:pass@]host:port/db` or `rediss://...` (TLS) of a Redis
+    /// or Valkey that holds the queue, shared by every server given the same
+    /// URL and prefix.
+    pub store: Option<String>,
+    /// The password for `store` when its URL has none (`REDIS_PASSWORD`).
+    pub store_password: Option<String>,
+    /// The name of the queue in that store, so several share one Redis.
+    pub store_prefix: String,
     /// Bearer token every request but `/health` must carry.
     pub api_key: Option<String>,
     /// How long a claim's lease lasts.
@@ -60,6 +68,9 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:0".into(),
             data: None,
+            store: None,
+            store_password: None,
+            store_prefix: "taskworker".into(),
             api_key: None,
             // The worker heartbeats every third of the lease: 30 s survives
             // two lost heartbeats, and a crashed worker's task is back in 30 s.

@@ -69,7 +69,9 @@ impl Routes {
                     Ok(snapshot) => Response::json(200, &metrics::health(&snapshot)),
                     Err(e) => {
                         let why = match e {
-                            StoreError::NotDurable(why) => why,
+                            StoreError::NotDurable(why) | StoreError::Unavailable { why, .. } => {
+                                why
+                            }
                             other => other.to_string(),
                         };
                         Response::json(503, &json!({"status": "unhealthy", "reason": why}))
@@ -271,6 +273,10 @@ fn refusal(e: StoreError) -> Response {
         StoreError::Report(ReportError::NotFound(_)) => Response::error(404, e.to_string()),
         StoreError::Report(ReportError::Conflict(_)) => Response::error(409, e.to_string()),
         StoreError::NotDurable(_) => Response::error(503, e.to_string()),
+        StoreError::Unavailable { retry_after, .. } => {
+            let secs = retry_after.as_secs().max(1).to_string();
+            Response::error(503, e.to_string()).with_header("Retry-After", secs)
+        }
     }
 }
 

@@ -4,9 +4,11 @@
 //! - [`local`]: the queue of this process ([`crate::server::queue`] under one
 //!   lock): the memory store, and the journal store with `--data`.
 //! - [`journal`]: the journal store's file.
+//! - [`redis`]: the queue in Redis or Valkey, shared by any number of servers.
 
 pub mod journal;
 pub mod local;
+pub mod redis;
 
 use std::fmt;
 use std::sync::Arc;
@@ -30,6 +32,13 @@ pub enum StoreError {
     Report(ReportError),
     /// The change could not be made durable (503).
     NotDurable(String),
+    /// The store cannot be reached now (503 with `Retry-After`).
+    Unavailable {
+        /// What is down, and why.
+        why: String,
+        /// When to ask again.
+        retry_after: Duration,
+    },
 }
 
 impl fmt::Display for StoreError {
@@ -37,6 +46,7 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::Report(e) => e.fmt(f),
             StoreError::NotDurable(why) => write!(f, "not durable: {why}"),
+            StoreError::Unavailable { why, .. } => write!(f, "store unavailable: {why}"),
         }
     }
 }
@@ -97,7 +107,8 @@ pub trait Store: Send + Sync {
     fn close(&self);
 }
 
-/// The store `config` asks for: the journal with `data`, memory otherwise.
+/// The store `config` asks for: Redis with `store`, the journal with `data`,
+/// memory otherwise.
 pub fn open(config: &ServerConfig) -> Result<Arc<dyn Store>, Error> {
     let clock = Clock::new();
     let queue_config = QueueConfig {
@@ -111,6 +122,21 @@ pub fn open(config: &ServerConfig) -> Result<Arc<dyn Store>, Error> {
         id_prefix: format!("task_{:x}_", clock.now()),
         retain_ms: millis(config.retain),
     };
+    if let Some(url) = &config.store {
+        if config.data.is_some() {
+            return Err(Error::config(
+                "--data",
+                "--data and --store both name where tasks are kept: give one",
+            ));
+        }
+        let store = redis::Redis::open(
+            url,
+            config.store_password.as_deref(),
+            &config.store_prefix,
+            queue_config,
+        )?;
+        return Ok(Arc::new(store));
+    }
     let mut queue = Queue::new(queue_config);
     let journal = match &config.data {
         None => None,
