@@ -48,6 +48,9 @@ fn files_in_readme() -> BTreeSet<String> {
             let word = word.trim_start_matches(['├', '└', '─', '│']);
             if i == 0 && word.ends_with('/') && !nested {
                 folder = word.trim_end_matches('/').to_string();
+            } else if nested && word.ends_with('/') && !folder.is_empty() {
+                // A folder inside a folder: named, its files not listed.
+                out.insert(format!("{folder}/{}", word.trim_end_matches('/')));
             } else if word.ends_with(".rs") {
                 if folder.is_empty() {
                     out.insert(word.to_string());

@@ -2,6 +2,7 @@
 
 #![cfg(feature = "server")]
 
+#[macro_use]
 mod support;
 
 use serde_json::json;
@@ -14,7 +15,6 @@ fn server() -> (taskworker::Server, Api) {
     (s, api)
 }
 
-#[test]
 fn enqueue_claim_complete_round_trip() {
     let (_s, api) = server();
     let (status, body) = api.post_json(
@@ -58,7 +58,6 @@ fn enqueue_claim_complete_round_trip() {
     assert_eq!(status, 404);
 }
 
-#[test]
 fn batch_types_and_priorities() {
     let (_s, api) = server();
     for (ty, prio) in [("a", "low"), ("b", "high"), ("a", "high"), ("a", "medium")] {
@@ -79,7 +78,6 @@ fn batch_types_and_priorities() {
     assert_eq!(body["tasks"][0]["type"], "b");
 }
 
-#[test]
 fn fail_retries_or_fails_and_checks_the_holder() {
     let s = start_server(ServerConfig {
         retry_backoff: std::time::Duration::from_millis(1),
@@ -115,7 +113,6 @@ fn fail_retries_or_fails_and_checks_the_holder() {
     assert_eq!(t["history"].as_array().unwrap().len(), 2);
 }
 
-#[test]
 fn heartbeat_extends_only_for_the_holder() {
     let (_s, api) = server();
     let id = api.enqueue("t", json!({}));
@@ -143,7 +140,6 @@ fn heartbeat_extends_only_for_the_holder() {
     assert!(body["error"].as_str().unwrap().contains("worker_id"));
 }
 
-#[test]
 fn enqueue_is_idempotent_by_id_and_ids_are_percent_decoded() {
     let (_s, api) = server();
     let body = json!({"id": "odd id/ü", "type": "t", "delay_seconds": 0});
@@ -157,7 +153,6 @@ fn enqueue_is_idempotent_by_id_and_ids_are_percent_decoded() {
     assert_eq!(status, 404);
 }
 
-#[test]
 fn delayed_tasks_are_not_claimable_early() {
     let (_s, api) = server();
     let (status, _) = api.post_json("/tasks", &json!({"type": "t", "delay_seconds": 0.3}));
@@ -169,7 +164,6 @@ fn delayed_tasks_are_not_claimable_early() {
     ));
 }
 
-#[test]
 fn list_health_and_metrics() {
     let (_s, api) = server();
     let a = api.enqueue("x", json!({}));
@@ -212,7 +206,6 @@ fn list_health_and_metrics() {
     }
 }
 
-#[test]
 fn bad_requests_get_their_statuses() {
     let (_s, api) = server();
     let (status, body) = api.post_raw("/tasks", b"{not json");
@@ -263,3 +256,14 @@ fn a_port_in_use_is_a_clear_error() {
     .expect("second bind fails");
     assert!(err.to_string().contains(&s.addr().to_string()), "{err}");
 }
+
+per_store!(
+    enqueue_claim_complete_round_trip,
+    batch_types_and_priorities,
+    fail_retries_or_fails_and_checks_the_holder,
+    heartbeat_extends_only_for_the_holder,
+    enqueue_is_idempotent_by_id_and_ids_are_percent_decoded,
+    delayed_tasks_are_not_claimable_early,
+    list_health_and_metrics,
+    bad_requests_get_their_statuses,
+);

@@ -2,6 +2,7 @@
 
 #![cfg(feature = "server")]
 
+#[macro_use]
 mod support;
 
 use std::collections::HashSet;
@@ -12,7 +13,6 @@ use serde_json::json;
 use support::{start_server, Api};
 use taskworker::ServerConfig;
 
-#[test]
 fn eight_threads_claim_ten_thousand_tasks_each_exactly_once() {
     const TASKS: usize = 10_000;
     let s = start_server(ServerConfig::default());
@@ -64,3 +64,5 @@ fn eight_threads_claim_ten_thousand_tasks_each_exactly_once() {
     let (_, health) = api.get("/health");
     assert_eq!(health["counts"]["claimed"], TASKS);
 }
+
+per_store!(eight_threads_claim_ten_thousand_tasks_each_exactly_once,);

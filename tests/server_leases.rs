@@ -3,6 +3,7 @@
 
 #![cfg(feature = "server")]
 
+#[macro_use]
 mod support;
 
 use std::time::Duration;
@@ -11,7 +12,6 @@ use serde_json::json;
 use support::{start_server, wait_until, Api};
 use taskworker::ServerConfig;
 
-#[test]
 fn an_expired_lease_redelivers_then_fails() {
     let s = start_server(ServerConfig {
         lease: Duration::from_millis(200),
@@ -50,7 +50,6 @@ fn an_expired_lease_redelivers_then_fails() {
     assert_eq!(outcomes, ["lease_expired", "lease_expired"]);
 }
 
-#[test]
 fn heartbeats_keep_a_lease() {
     let s = start_server(ServerConfig {
         lease: Duration::from_millis(300),
@@ -73,3 +72,8 @@ fn heartbeats_keep_a_lease() {
     );
     assert_eq!(status, 200);
 }
+
+per_store!(
+    an_expired_lease_redelivers_then_fails,
+    heartbeats_keep_a_lease,
+);

@@ -2,6 +2,7 @@
 
 #![cfg(feature = "server")]
 
+#[macro_use]
 mod support;
 
 use std::thread;
@@ -11,7 +12,6 @@ use serde_json::json;
 use support::{start_server, wait_until, Api};
 use taskworker::ServerConfig;
 
-#[test]
 fn a_parked_claim_returns_soon_after_an_enqueue() {
     let s = start_server(ServerConfig::default());
     let api = Api::new(s.url());
@@ -33,7 +33,6 @@ fn a_parked_claim_returns_soon_after_an_enqueue() {
     );
 }
 
-#[test]
 fn a_long_poll_with_nothing_ends_at_its_wait() {
     let s = start_server(ServerConfig::default());
     let api = Api::new(s.url());
@@ -47,7 +46,6 @@ fn a_long_poll_with_nothing_ends_at_its_wait() {
     );
 }
 
-#[test]
 fn a_parked_claim_of_other_types_is_not_woken() {
     let s = start_server(ServerConfig::default());
     let api = Api::new(s.url());
@@ -63,7 +61,6 @@ fn a_parked_claim_of_other_types_is_not_woken() {
     assert_eq!(parked.join().unwrap().0, 404);
 }
 
-#[test]
 fn a_repeated_claim_id_returns_the_same_tasks() {
     let s = start_server(ServerConfig::default());
     let api = Api::new(s.url());
@@ -91,7 +88,6 @@ fn a_repeated_claim_id_returns_the_same_tasks() {
     );
 }
 
-#[test]
 fn claim_cancel_releases_tasks_and_answers_a_parked_claim() {
     let s = start_server(ServerConfig::default());
     let api = Api::new(s.url());
@@ -131,7 +127,6 @@ fn claim_cancel_releases_tasks_and_answers_a_parked_claim() {
     assert!(body["error"].as_str().unwrap().contains("claim_id"));
 }
 
-#[test]
 fn dropping_the_server_answers_parked_claims() {
     let s = start_server(ServerConfig::default());
     let api = Api::new(s.url());
@@ -153,3 +148,12 @@ fn dropping_the_server_answers_parked_claims() {
     drop(s);
     assert!(parked.join().unwrap() < Duration::from_secs(30));
 }
+
+per_store!(
+    a_parked_claim_returns_soon_after_an_enqueue,
+    a_long_poll_with_nothing_ends_at_its_wait,
+    a_parked_claim_of_other_types_is_not_woken,
+    a_repeated_claim_id_returns_the_same_tasks,
+    claim_cancel_releases_tasks_and_answers_a_parked_claim,
+    dropping_the_server_answers_parked_claims,
+);

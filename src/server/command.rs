@@ -21,6 +21,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
 enum Which {
     Listen,
     Data,
+    Store,
+    StorePrefix,
     ApiKey,
     ApiKeyFile,
     Lease,
@@ -54,6 +56,21 @@ const FLAGS: &[Flag] = &[
         name: "--data",
         value: "FILE",
         meaning: "journal file: tasks survive restarts (in memory without it)",
+    },
+    Flag {
+        which: Which::Store,
+        name: "--store",
+        value: "URL",
+        meaning: "redis://[user:pass@]host:port/db (rediss:// for TLS): keep the \
+                  queue in Redis or Valkey, shared by every server pointed at it; \
+                  password also from REDIS_PASSWORD or REDIS_PASSWORD_FILE",
+    },
+    Flag {
+        which: Which::StorePrefix,
+        name: "--store-prefix",
+        value: "NAME",
+        meaning: "name of the queue in that store, so several share one Redis \
+                  [default: taskworker]",
     },
     Flag {
         which: Which::ApiKey,
@@ -175,6 +192,8 @@ fn parse(
         match flag.which {
             Which::Listen => config.listen = parser.value()?.string()?,
             Which::Data => config.data = Some(parser.value()?.into()),
+            Which::Store => config.store = Some(parser.value()?.string()?),
+            Which::StorePrefix => config.store_prefix = parser.value()?.string()?,
             Which::ApiKey => key_flag = Some(parser.value()?.string()?),
             Which::ApiKeyFile => key_file_flag = Some(parser.value()?.string()?),
             Which::Lease => config.lease = duration("--lease", parser.value()?)?,
@@ -207,6 +226,20 @@ fn parse(
         },
     };
     config.api_key = source.map(KeySource::read).transpose()?;
+    if config.store.is_some() {
+        config.store_password = match (env("REDIS_PASSWORD"), env("REDIS_PASSWORD_FILE")) {
+            (Some(password), _) => Some(password),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(&path)
+                    .map_err(|e| {
+                        Error::config("REDIS_PASSWORD_FILE", format!("cannot read {path}: {e}"))
+                    })?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string(),
+            ),
+            (None, None) => None,
+        };
+    }
     Ok(Some(config))
 }
 
@@ -293,6 +326,8 @@ mod tests {
         let samples = |w: Which| match w {
             Which::Listen => Some("127.0.0.1:0"),
             Which::Data => Some("/tmp/x"),
+            Which::Store => Some("redis://127.0.0.1:6379/0"),
+            Which::StorePrefix => Some("q"),
             Which::ApiKey => Some("k"),
             Which::ApiKeyFile => None,
             Which::Lease | Which::RetryBackoff | Which::Retain => Some("2s"),
@@ -321,6 +356,7 @@ mod tests {
         };
         let secs = |d: std::time::Duration| d.as_secs();
         assert_eq!(default(Which::Listen), c.listen);
+        assert_eq!(default(Which::StorePrefix), c.store_prefix);
         assert_eq!(
             parse_duration(&default(Which::Lease)).map(secs),
             Ok(secs(c.lease))

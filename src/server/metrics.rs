@@ -3,7 +3,7 @@
 use serde_json::{json, Map, Value};
 
 use super::record::Status;
-use super::service::Snapshot;
+use super::store::Snapshot;
 use crate::prometheus::{family, labels, single, Kind};
 
 /// The `/health` body.

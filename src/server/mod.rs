@@ -3,8 +3,8 @@
 //! - [`queue`]: the state machine (priorities, leases, retries, claim ids).
 //! - [`record`]: one task as kept, and its wire views.
 //! - [`waiters`]: parked long polls.
-//! - [`service`]: the queue under its lock, with journal and timer.
-//! - [`journal`]: durability for `--data`.
+//! - [`store`]: the boundary every route goes through, and its stores:
+//!   memory, journal (`--data`) and Redis (`--store`).
 //! - [`routes`], [`decode`], [`metrics`]: the HTTP API, served by the crate's
 //!   listener, which checks the key from the head before reading a body.
 //! - [`clock`]: time for leases and timestamps.
@@ -13,12 +13,11 @@
 pub mod clock;
 pub mod command;
 pub mod decode;
-pub mod journal;
 pub mod metrics;
 pub mod queue;
 pub mod record;
 pub mod routes;
-pub mod service;
+pub mod store;
 pub mod waiters;
 
 use std::net::{SocketAddr, TcpListener};
@@ -27,11 +26,8 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use self::clock::{millis, Clock};
-use self::journal::{Journal, JournalError};
-use self::queue::{Queue, QueueConfig};
 use self::routes::Routes;
-use self::service::Service;
+use self::store::Store;
 use crate::error::Error;
 use crate::listener::{Limits, Listener};
 
@@ -42,6 +38,14 @@ pub struct ServerConfig {
     pub listen: String,
     /// Journal file for durability; in memory when `None`.
     pub data: Option<PathBuf>,
+    /// `redis://[user:pass@]host:port/db` or `rediss://...` (TLS) of a Redis
+    /// or Valkey that holds the queue, shared by every server given the same
+    /// URL and prefix.
+    pub store: Option<String>,
+    /// The password for `store` when its URL has none (`REDIS_PASSWORD`).
+    pub store_password: Option<String>,
+    /// The name of the queue in that store, so several share one Redis.
+    pub store_prefix: String,
     /// Bearer token every request but `/health` must carry.
     pub api_key: Option<String>,
     /// How long a claim's lease lasts.
@@ -64,6 +68,9 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:0".into(),
             data: None,
+            store: None,
+            store_password: None,
+            store_prefix: "taskworker".into(),
             api_key: None,
             // The worker heartbeats every third of the lease: 30 s survives
             // two lost heartbeats, and a crashed worker's task is back in 30 s.
@@ -83,7 +90,7 @@ impl Default for ServerConfig {
 /// every parked claim and closes every connection.
 pub struct Server {
     http: Listener,
-    service: Arc<Service>,
+    store: Arc<dyn Store>,
     timer: Option<JoinHandle<()>>,
 }
 
@@ -100,28 +107,7 @@ impl Server {
         }
         let listener = TcpListener::bind(&config.listen)
             .map_err(|e| Error::io(format!("listening on {}", config.listen), e))?;
-        let clock = Clock::new();
-        let mut queue = Queue::new(QueueConfig {
-            lease_ms: millis(config.lease).max(1),
-            max_attempts: config.max_attempts.max(1),
-            backoff_base_ms: millis(config.retry_backoff),
-            backoff_max_ms: millis(config.retry_backoff_max),
-            extensions: !config.core_only,
-            // Ids differ between runs of an in-memory server, so a worker's
-            // spool never mistakes a new task for an old one.
-            id_prefix: format!("task_{:x}_", clock.now()),
-            retain_ms: millis(config.retain),
-        });
-        let journal = match &config.data {
-            None => None,
-            Some(path) => {
-                let (journal, records) = Journal::open(path).map_err(journal_error)?;
-                log::info!("journal {}: {} tasks", path.display(), records.len());
-                queue.restore(records, clock.now());
-                Some(journal)
-            }
-        };
-        let service = Arc::new(Service::new(queue, journal, clock));
+        let service = store::open(&config)?;
         let timer_service = Arc::clone(&service);
         let timer = thread::Builder::new()
             .name("taskworker-serve-timer".into())
@@ -141,7 +127,7 @@ impl Server {
         .map_err(|e| Error::io("starting the accept thread", e))?;
         Ok(Server {
             http,
-            service,
+            store: service,
             timer: Some(timer),
         })
     }
@@ -180,24 +166,13 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.service.stop();
+        self.store.stop();
         self.http.stop();
         if let Some(timer) = self.timer.take() {
             let _ = timer.join();
         }
         // Not left to the last connection thread's drop: the next server
         // may open the journal as soon as this one is gone.
-        self.service.close_journal();
-    }
-}
-
-fn journal_error(e: JournalError) -> Error {
-    match e {
-        JournalError::Io { context, source } => Error::io(context, source),
-        JournalError::Locked(_) => Error::config("--data", e.to_string()),
-        other => Error::io(
-            "opening the journal",
-            std::io::Error::new(std::io::ErrorKind::InvalidData, other.to_string()),
-        ),
+        self.store.close();
     }
 }

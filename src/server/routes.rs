@@ -1,4 +1,4 @@
-//! HTTP routing: checks the key, decodes each request, calls the service and
+//! HTTP routing: checks the key, decodes each request, calls the store and
 //! turns its answer or refusal into a status and a JSON body.
 
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use super::decode::{self, Fields};
 use super::metrics;
 use super::queue::ReportError;
 use super::record::Status;
-use super::service::{Service, ServiceError};
+use super::store::{Store, StoreError};
 use crate::listener::{Head, Request, Responder, Response};
 use crate::task::decode_path_segment;
 
@@ -22,16 +22,16 @@ const DEFAULT_LIST_LIMIT: usize = 100;
 
 /// The routes of one server.
 pub struct Routes {
-    service: Arc<Service>,
+    store: Arc<dyn Store>,
     api_key: Option<String>,
     extensions: bool,
 }
 
 impl Routes {
-    /// Routes onto `service`; `extensions` false makes the server core-only.
-    pub fn new(service: Arc<Service>, api_key: Option<String>, extensions: bool) -> Routes {
+    /// Routes onto `store`; `extensions` false makes the server core-only.
+    pub fn new(store: Arc<dyn Store>, api_key: Option<String>, extensions: bool) -> Routes {
         Routes {
-            service,
+            store,
             api_key,
             extensions,
         }
@@ -60,21 +60,32 @@ impl Routes {
         let ext = self.extensions;
         match (segments.as_slice(), method) {
             (["health"], "GET") => {
-                let mut health = metrics::health(&self.service.snapshot());
-                match self.service.journal_failure() {
-                    None => Response::json(200, &health),
-                    Some(why) => {
-                        health["status"] = json!("unhealthy");
-                        health["reason"] = json!(why);
-                        Response::json(503, &health)
+                let failure = self.store.failure();
+                let snapshot = match failure {
+                    None => self.store.snapshot(),
+                    Some(why) => Err(StoreError::NotDurable(why)),
+                };
+                match snapshot {
+                    Ok(snapshot) => Response::json(200, &metrics::health(&snapshot)),
+                    Err(e) => {
+                        let why = match e {
+                            StoreError::NotDurable(why) | StoreError::Unavailable { why, .. } => {
+                                why
+                            }
+                            other => other.to_string(),
+                        };
+                        Response::json(503, &json!({"status": "unhealthy", "reason": why}))
                     }
                 }
             }
-            (["metrics"], "GET") => Response {
-                status: 200,
-                content_type: "text/plain; version=0.0.4",
-                headers: Vec::new(),
-                body: metrics::prometheus(&self.service.snapshot()).into_bytes(),
+            (["metrics"], "GET") => match self.store.snapshot() {
+                Ok(snapshot) => Response {
+                    status: 200,
+                    content_type: "text/plain; version=0.0.4",
+                    headers: Vec::new(),
+                    body: metrics::prometheus(&snapshot).into_bytes(),
+                },
+                Err(e) => refusal(e),
             },
             (["tasks"], "GET") => self.list(&req),
             (["tasks"], "POST") => self.with_body(&req, |f| self.enqueue(f)),
@@ -122,7 +133,7 @@ impl Routes {
 
     fn enqueue(&self, f: &Fields) -> Result<Response, String> {
         let req = decode::enqueue(f)?;
-        Ok(match self.service.enqueue(&req) {
+        Ok(match self.store.enqueue(&req) {
             Ok((rec, created)) => Response::json(
                 if created { 201 } else { 200 },
                 &json!({ "task": rec.to_detail() }),
@@ -143,7 +154,7 @@ impl Routes {
             req.max_tasks = None;
             req.claim_id = None;
         }
-        Ok(match self.service.claim(&req, wait) {
+        Ok(match self.store.claim(&req, wait) {
             Ok(tasks) if tasks.is_empty() => Response::error(404, "no task available"),
             Ok(tasks) if batch => Response::json(200, &json!({ "tasks": tasks })),
             Ok(mut tasks) => Response::json(200, &json!({ "task": tasks.swap_remove(0) })),
@@ -153,7 +164,7 @@ impl Routes {
 
     fn cancel(&self, f: &Fields) -> Result<Response, String> {
         let req = decode::cancel(f)?;
-        Ok(match self.service.cancel_claim(&req.claim_id) {
+        Ok(match self.store.cancel_claim(&req.claim_id) {
             Ok(n) => Response::json(200, &json!({ "released": n })),
             Err(e) => refusal(e),
         })
@@ -161,7 +172,7 @@ impl Routes {
 
     fn complete(&self, id: &str, f: &Fields) -> Result<Response, String> {
         let body = decode::complete(f)?;
-        Ok(match self.service.complete(id, body) {
+        Ok(match self.store.complete(id, body) {
             Ok(()) => Response::json(200, &json!({ "id": id, "status": "completed" })),
             Err(e) => refusal(e),
         })
@@ -169,7 +180,7 @@ impl Routes {
 
     fn fail(&self, id: &str, f: &Fields) -> Result<Response, String> {
         let body = decode::fail(f)?;
-        Ok(match self.service.fail(id, &body) {
+        Ok(match self.store.fail(id, &body) {
             Ok(status) => Response::json(200, &json!({ "id": id, "status": status.as_str() })),
             Err(e) => refusal(e),
         })
@@ -177,16 +188,17 @@ impl Routes {
 
     fn heartbeat(&self, id: &str, f: &Fields) -> Result<Response, String> {
         let worker_id = f.str("worker_id")?;
-        Ok(match self.service.heartbeat(id, &worker_id) {
+        Ok(match self.store.heartbeat(id, &worker_id) {
             Ok(until) => Response::json(200, &json!({ "lease_expires_at": rfc3339(until) })),
             Err(e) => refusal(e),
         })
     }
 
     fn get(&self, id: &str) -> Response {
-        match self.service.get(id) {
-            Some(task) => Response::json(200, &json!({ "task": task })),
-            None => Response::error(404, format!("task {id:?} not found")),
+        match self.store.get(id) {
+            Ok(Some(task)) => Response::json(200, &json!({ "task": task })),
+            Ok(None) => Response::error(404, format!("task {id:?} not found")),
+            Err(e) => refusal(e),
         }
     }
 
@@ -220,8 +232,10 @@ impl Routes {
                 _ => {}
             }
         }
-        let tasks = self.service.list(status, task_type.as_deref(), limit);
-        Response::json(200, &json!({ "tasks": Value::Array(tasks) }))
+        match self.store.list(status, task_type.as_deref(), limit) {
+            Ok(tasks) => Response::json(200, &json!({ "tasks": Value::Array(tasks) })),
+            Err(e) => refusal(e),
+        }
     }
 }
 
@@ -270,11 +284,15 @@ fn allowed(route: &[&str], ext: bool) -> Option<&'static str> {
     }
 }
 
-fn refusal(e: ServiceError) -> Response {
+fn refusal(e: StoreError) -> Response {
     match e {
-        ServiceError::Report(ReportError::NotFound(_)) => Response::error(404, e.to_string()),
-        ServiceError::Report(ReportError::Conflict(_)) => Response::error(409, e.to_string()),
-        ServiceError::NotDurable(_) => Response::error(503, e.to_string()),
+        StoreError::Report(ReportError::NotFound(_)) => Response::error(404, e.to_string()),
+        StoreError::Report(ReportError::Conflict(_)) => Response::error(409, e.to_string()),
+        StoreError::NotDurable(_) => Response::error(503, e.to_string()),
+        StoreError::Unavailable { retry_after, .. } => {
+            let secs = retry_after.as_secs().max(1).to_string();
+            Response::error(503, e.to_string()).with_header("Retry-After", secs)
+        }
     }
 }
 

@@ -70,6 +70,22 @@ impl Waiters {
         }
     }
 
+    /// Wakes the oldest parked claim, whatever types it takes: a wake that
+    /// reached a claim which no longer needed it is passed on.
+    pub fn wake_oldest(&mut self) {
+        if !self.parked.is_empty() {
+            let entry = self.parked.remove(0);
+            let _ = entry.tx.try_send(Wake::Check);
+        }
+    }
+
+    /// Wakes every parked claim to look again (wakes may have been missed).
+    pub fn wake_all(&mut self) {
+        for e in self.parked.drain(..) {
+            let _ = e.tx.try_send(Wake::Check);
+        }
+    }
+
     /// Ends every claim parked with `claim_id`; returns how many there were.
     pub fn cancel(&mut self, claim_id: &str) -> usize {
         let mut n = 0;

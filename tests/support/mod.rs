@@ -15,13 +15,17 @@ use taskworker::{Handler, Registry, Task, TaskError};
 #[cfg(feature = "server")]
 use taskworker::{Server, ServerConfig};
 
-/// Starts an in-process server; `listen` is forced to `127.0.0.1:0`.
+#[cfg(feature = "server")]
+pub mod redis;
+
+/// Starts an in-process server on the store of this test's run (memory
+/// unless [`per_store!`] says otherwise); `listen` is forced to `127.0.0.1:0`.
 #[cfg(feature = "server")]
 pub fn start_server(config: ServerConfig) -> Server {
-    Server::start(ServerConfig {
+    Server::start(redis::configure(ServerConfig {
         listen: "127.0.0.1:0".into(),
         ..config
-    })
+    }))
     .expect("server starts")
 }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::record::{Entry, TaskRecord};
+use crate::server::record::{Entry, TaskRecord};
 use crate::state_lock::{LockError, StateLock};
 
 /// How long a request waits for its change to reach the disk before it is

@@ -1,66 +1,31 @@
-//! Applies each request to the queue under one short lock, journals what
-//! changed, and returns only once the change is durable; undoes what the
+//! The memory and journal stores: the queue of this process. Applies each
+//! request to the queue under one short lock, journals what changed (with
+//! `--data`), and returns only once the change is durable; undoes what the
 //! journal could not write and refuses every change after that; parks long
 //! polls; runs the timer that expires leases, releases delayed tasks and
 //! drops finished ones after their retention.
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::clock::Clock;
 use super::journal::Journal;
-use super::queue::{Before, Queue, ReportError, Totals};
-use super::record::{Status, TaskRecord};
-use super::waiters::Wake;
+use super::{Snapshot, Store, StoreError};
+use crate::server::clock::Clock;
+use crate::server::queue::{Before, Queue};
+use crate::server::record::{Status, TaskRecord};
+use crate::server::waiters::Wake;
 use crate::task::{ClaimRequest, CompleteBody, EnqueueRequest, FailBody, Task};
 
 /// The timer wakes at least this often, whatever is due.
 const TIMER_MAX_SLEEP: Duration = Duration::from_secs(60);
 
-/// Why a request could not be applied.
-#[derive(Debug)]
-pub enum ServiceError {
-    /// The queue refused it (404 or 409).
-    Report(ReportError),
-    /// The change could not be made durable (503).
-    NotDurable(String),
-}
-
-impl fmt::Display for ServiceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ServiceError::Report(e) => e.fmt(f),
-            ServiceError::NotDurable(why) => write!(f, "not durable: {why}"),
-        }
-    }
-}
-
-impl From<ReportError> for ServiceError {
-    fn from(e: ReportError) -> ServiceError {
-        ServiceError::Report(e)
-    }
-}
-
-/// What `/health` and `/metrics` show.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    /// Tasks per status, in [`Status::ALL`] order.
-    pub counts: [u64; 4],
-    /// Event counters.
-    pub totals: Totals,
-    /// Claims parked in a long poll.
-    pub waiting: usize,
-    /// Seconds since start.
-    pub uptime_seconds: f64,
-}
-
-/// The queue with its lock, journal, clock and timer.
-pub struct Service {
+/// The queue with its lock, journal, clock and timer: the memory store,
+/// or the journal store when it has a journal.
+pub struct Local {
     queue: Mutex<Queue>,
     timer: Condvar,
     journal: Option<Journal>,
@@ -72,13 +37,13 @@ pub struct Service {
     stopping: AtomicBool,
 }
 
-impl Service {
+impl Local {
     /// A service over `queue`, journaling to `journal` when there is one.
-    pub fn new(mut queue: Queue, journal: Option<Journal>, clock: Clock) -> Service {
+    pub fn new(mut queue: Queue, journal: Option<Journal>, clock: Clock) -> Local {
         if journal.is_some() {
             queue.keep_before();
         }
-        Service {
+        Local {
             queue: Mutex::new(queue),
             timer: Condvar::new(),
             journal,
@@ -149,7 +114,7 @@ impl Service {
 
     /// Refuses a change once the journal has failed, after undoing what it
     /// did not write: memory holds only what the journal holds.
-    fn refuse_if_failed(&self, q: &mut Queue) -> Result<(), ServiceError> {
+    fn refuse_if_failed(&self, q: &mut Queue) -> Result<(), StoreError> {
         let (Some(journal), Some(why)) = (&self.journal, self.journal_failure()) else {
             return Ok(());
         };
@@ -166,7 +131,7 @@ impl Service {
             q.take_changes();
             q.take_before();
         }
-        Err(ServiceError::NotDurable(format!(
+        Err(StoreError::NotDurable(format!(
             "{why}; changes are refused until a restart"
         )))
     }
@@ -182,7 +147,7 @@ impl Service {
         next
     }
 
-    fn durable(&self, ticket: u64) -> Result<(), ServiceError> {
+    fn durable(&self, ticket: u64) -> Result<(), StoreError> {
         let Some(journal) = self.journal.as_ref().filter(|_| ticket > 0) else {
             return Ok(());
         };
@@ -190,13 +155,14 @@ impl Service {
             // A failed write undoes the changes it held; a slow one keeps them.
             match self.refuse_if_failed(&mut self.lock()) {
                 Err(refused) => refused,
-                Ok(()) => ServiceError::NotDurable(e.to_string()),
+                Ok(()) => StoreError::NotDurable(e.to_string()),
             }
         })
     }
+}
 
-    /// Adds a task; returns it and whether it is new.
-    pub fn enqueue(&self, req: &EnqueueRequest) -> Result<(TaskRecord, bool), ServiceError> {
+impl Store for Local {
+    fn enqueue(&self, req: &EnqueueRequest) -> Result<(TaskRecord, bool), StoreError> {
         let mut q = self.lock();
         self.refuse_if_failed(&mut q)?;
         let now = self.clock.now();
@@ -208,8 +174,7 @@ impl Service {
         Ok((rec, created))
     }
 
-    /// Claims tasks, waiting up to `wait` for one to become ready.
-    pub fn claim(&self, req: &ClaimRequest, wait: Duration) -> Result<Vec<Task>, ServiceError> {
+    fn claim(&self, req: &ClaimRequest, wait: Duration) -> Result<Vec<Task>, StoreError> {
         let deadline = crate::bounded::instant_after(Instant::now(), wait);
         let mut last_try = wait.is_zero();
         loop {
@@ -248,8 +213,7 @@ impl Service {
         }
     }
 
-    /// Records a result.
-    pub fn complete(&self, id: &str, body: CompleteBody) -> Result<(), ServiceError> {
+    fn complete(&self, id: &str, body: CompleteBody) -> Result<(), StoreError> {
         let mut q = self.lock();
         self.refuse_if_failed(&mut q)?;
         let now = self.clock.now();
@@ -266,8 +230,7 @@ impl Service {
         self.durable(ticket)
     }
 
-    /// Records a failure; returns the task's status after it.
-    pub fn fail(&self, id: &str, body: &FailBody) -> Result<Status, ServiceError> {
+    fn fail(&self, id: &str, body: &FailBody) -> Result<Status, StoreError> {
         let mut q = self.lock();
         self.refuse_if_failed(&mut q)?;
         let now = self.clock.now();
@@ -280,8 +243,7 @@ impl Service {
         Ok(status)
     }
 
-    /// Extends a lease; returns its new end (clock ms).
-    pub fn heartbeat(&self, id: &str, worker_id: &str) -> Result<u64, ServiceError> {
+    fn heartbeat(&self, id: &str, worker_id: &str) -> Result<u64, StoreError> {
         let mut q = self.lock();
         self.refuse_if_failed(&mut q)?;
         let now = self.clock.now();
@@ -293,8 +255,7 @@ impl Service {
         Ok(expires)
     }
 
-    /// Ends a claim; returns how many tasks it put back.
-    pub fn cancel_claim(&self, claim_id: &str) -> Result<usize, ServiceError> {
+    fn cancel_claim(&self, claim_id: &str) -> Result<usize, StoreError> {
         let mut q = self.lock();
         self.refuse_if_failed(&mut q)?;
         let released = q.cancel_claim(claim_id, self.clock.now());
@@ -304,42 +265,42 @@ impl Service {
         Ok(released)
     }
 
-    /// `GET /tasks/{id}`.
-    pub fn get(&self, id: &str) -> Option<Value> {
+    fn get(&self, id: &str) -> Result<Option<Value>, StoreError> {
         let mut q = self.lock();
         self.advance(&mut q);
-        q.get(id).map(TaskRecord::to_detail)
+        Ok(q.get(id).map(TaskRecord::to_detail))
     }
 
-    /// `GET /tasks`.
-    pub fn list(
+    fn list(
         &self,
         status: Option<Status>,
         task_type: Option<&str>,
         limit: usize,
-    ) -> Vec<Value> {
+    ) -> Result<Vec<Value>, StoreError> {
         let mut q = self.lock();
         self.advance(&mut q);
-        q.list(status, task_type, limit)
+        Ok(q.list(status, task_type, limit)
             .into_iter()
             .map(TaskRecord::to_detail)
-            .collect()
+            .collect())
     }
 
-    /// Counts and counters.
-    pub fn snapshot(&self) -> Snapshot {
+    fn snapshot(&self) -> Result<Snapshot, StoreError> {
         let mut q = self.lock();
         self.advance(&mut q);
-        Snapshot {
+        Ok(Snapshot {
             counts: q.counts(),
             totals: q.totals().clone(),
             waiting: q.waiters.len(),
             uptime_seconds: self.started.elapsed().as_secs_f64(),
-        }
+        })
     }
 
-    /// Expires leases and releases delayed tasks on time, until [`Service::stop`].
-    pub fn run_timer(&self) {
+    fn failure(&self) -> Option<String> {
+        self.journal_failure()
+    }
+
+    fn run_timer(&self) {
         let mut q = self.lock();
         while !self.stopping.load(Ordering::SeqCst) {
             let now = self.clock.now();
@@ -354,16 +315,13 @@ impl Service {
         }
     }
 
-    /// Syncs and closes the journal, releasing its lock; call once nothing
-    /// else will be asked of the service.
-    pub fn close_journal(&self) {
+    fn close(&self) {
         if let Some(journal) = &self.journal {
             journal.close();
         }
     }
 
-    /// Answers every parked claim and stops the timer.
-    pub fn stop(&self) {
+    fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         let mut q = self.lock();
         q.waiters.stop_all();
@@ -378,7 +336,7 @@ mod tests {
     use super::*;
     use crate::server::queue::QueueConfig;
 
-    fn service(name: &str) -> (Service, std::path::PathBuf) {
+    fn service(name: &str) -> (Local, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("taskworker-service-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(name);
@@ -386,7 +344,7 @@ mod tests {
         let (mut journal, _) = Journal::open(&path).unwrap();
         journal.set_compact_floor(4096);
         let queue = Queue::new(QueueConfig::default());
-        (Service::new(queue, Some(journal), Clock::new()), path)
+        (Local::new(queue, Some(journal), Clock::new()), path)
     }
 
     fn enqueue(id: &str) -> EnqueueRequest {
@@ -413,22 +371,22 @@ mod tests {
         svc.enqueue(&enqueue("kept")).unwrap();
         svc.journal.as_ref().unwrap().fail_next_write();
         let err = svc.enqueue(&enqueue("refused")).unwrap_err();
-        assert!(matches!(err, ServiceError::NotDurable(_)), "{err}");
+        assert!(matches!(err, StoreError::NotDurable(_)), "{err}");
         assert!(
-            svc.get("refused").is_none(),
+            svc.get("refused").unwrap().is_none(),
             "a refused enqueue does not exist"
         );
-        assert!(svc.get("kept").is_some());
+        assert!(svc.get("kept").unwrap().is_some());
         let why = svc.journal_failure().expect("failed");
         assert!(why.contains("refused.jsonl"), "{why}");
         // Every change is refused now, reads still answer.
         assert!(matches!(
             svc.claim(&claim(), Duration::ZERO),
-            Err(ServiceError::NotDurable(_))
+            Err(StoreError::NotDurable(_))
         ));
         assert!(svc.enqueue(&enqueue("later")).is_err());
-        assert_eq!(svc.snapshot().counts, [1, 0, 0, 0]);
-        assert_eq!(svc.get("kept").unwrap()["status"], "queued");
+        assert_eq!(svc.snapshot().unwrap().counts, [1, 0, 0, 0]);
+        assert_eq!(svc.get("kept").unwrap().unwrap()["status"], "queued");
         drop(svc);
         let (_j, recs) = Journal::open(&path).unwrap();
         let ids: Vec<&str> = recs.iter().map(|r| r.id.as_str()).collect();
@@ -441,7 +399,7 @@ mod tests {
         svc.enqueue(&enqueue("a")).unwrap();
         svc.journal.as_ref().unwrap().fail_next_write();
         assert!(svc.claim(&claim(), Duration::ZERO).is_err());
-        let a = svc.get("a").unwrap();
+        let a = svc.get("a").unwrap().unwrap();
         assert_eq!(
             (a["status"].as_str(), a["attempt"].as_u64()),
             (Some("queued"), Some(0))

@@ -1,0 +1,162 @@
+//! The store boundary: every route, the long poll, `/health` and `/metrics`
+//! reach the queue through [`Store`] only.
+//!
+//! - [`local`]: the queue of this process ([`crate::server::queue`] under one
+//!   lock): the memory store, and the journal store with `--data`.
+//! - [`journal`]: the journal store's file.
+//! - [`redis`]: the queue in Redis or Valkey, shared by any number of servers.
+
+pub mod journal;
+pub mod local;
+pub mod redis;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use self::journal::{Journal, JournalError};
+use self::local::Local;
+use super::clock::{millis, Clock};
+use super::queue::{Queue, QueueConfig, ReportError, Totals};
+use super::record::{Status, TaskRecord};
+use super::ServerConfig;
+use crate::error::Error;
+use crate::task::{ClaimRequest, CompleteBody, EnqueueRequest, FailBody, Task};
+
+/// Why a request could not be applied.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The queue refused it (404 or 409).
+    Report(ReportError),
+    /// The change could not be made durable (503).
+    NotDurable(String),
+    /// The store cannot be reached now (503 with `Retry-After`).
+    Unavailable {
+        /// What is down, and why.
+        why: String,
+        /// When to ask again.
+        retry_after: Duration,
+    },
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Report(e) => e.fmt(f),
+            StoreError::NotDurable(why) => write!(f, "not durable: {why}"),
+            StoreError::Unavailable { why, .. } => write!(f, "store unavailable: {why}"),
+        }
+    }
+}
+
+impl From<ReportError> for StoreError {
+    fn from(e: ReportError) -> StoreError {
+        StoreError::Report(e)
+    }
+}
+
+/// What `/health` and `/metrics` show.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Tasks per status, in [`Status::ALL`] order.
+    pub counts: [u64; 4],
+    /// Event counters.
+    pub totals: Totals,
+    /// Claims parked in a long poll on this server.
+    pub waiting: usize,
+    /// Seconds since start.
+    pub uptime_seconds: f64,
+}
+
+/// A task queue as the protocol sees it. Each call is atomic: what it changes,
+/// it changes whole, for every server that shares the store.
+pub trait Store: Send + Sync {
+    /// Adds a task; returns it and whether it is new (an existing `id` is not).
+    fn enqueue(&self, req: &EnqueueRequest) -> Result<(TaskRecord, bool), StoreError>;
+    /// Claims tasks, waiting up to `wait` for one to become ready.
+    fn claim(&self, req: &ClaimRequest, wait: Duration) -> Result<Vec<Task>, StoreError>;
+    /// Records a result from the lease holder.
+    fn complete(&self, id: &str, body: CompleteBody) -> Result<(), StoreError>;
+    /// Records a failure from the lease holder; returns the task's status after it.
+    fn fail(&self, id: &str, body: &FailBody) -> Result<Status, StoreError>;
+    /// Extends a lease; returns its new end (clock ms).
+    fn heartbeat(&self, id: &str, worker_id: &str) -> Result<u64, StoreError>;
+    /// Ends a claim; returns how many tasks it put back.
+    fn cancel_claim(&self, claim_id: &str) -> Result<usize, StoreError>;
+    /// `GET /tasks/{id}`.
+    fn get(&self, id: &str) -> Result<Option<Value>, StoreError>;
+    /// `GET /tasks`: newest first.
+    fn list(
+        &self,
+        status: Option<Status>,
+        task_type: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Value>, StoreError>;
+    /// Counts and counters.
+    fn snapshot(&self) -> Result<Snapshot, StoreError>;
+    /// Why the store cannot serve now, naming it; `None` when it can.
+    fn failure(&self) -> Option<String>;
+    /// Expires leases and releases delayed tasks on time, until [`Store::stop`].
+    fn run_timer(&self);
+    /// Answers every parked claim and stops the timer.
+    fn stop(&self);
+    /// Releases what the store holds (the journal's lock); call once nothing
+    /// else will be asked of it.
+    fn close(&self);
+}
+
+/// The store `config` asks for: Redis with `store`, the journal with `data`,
+/// memory otherwise.
+pub fn open(config: &ServerConfig) -> Result<Arc<dyn Store>, Error> {
+    let clock = Clock::new();
+    let queue_config = QueueConfig {
+        lease_ms: millis(config.lease).max(1),
+        max_attempts: config.max_attempts.max(1),
+        backoff_base_ms: millis(config.retry_backoff),
+        backoff_max_ms: millis(config.retry_backoff_max),
+        extensions: !config.core_only,
+        // Ids differ between runs of an in-memory server, so a worker's
+        // spool never mistakes a new task for an old one.
+        id_prefix: format!("task_{:x}_", clock.now()),
+        retain_ms: millis(config.retain),
+    };
+    if let Some(url) = &config.store {
+        if config.data.is_some() {
+            return Err(Error::config(
+                "--data",
+                "--data and --store both name where tasks are kept: give one",
+            ));
+        }
+        let store = redis::Redis::open(
+            url,
+            config.store_password.as_deref(),
+            &config.store_prefix,
+            queue_config,
+        )?;
+        return Ok(Arc::new(store));
+    }
+    let mut queue = Queue::new(queue_config);
+    let journal = match &config.data {
+        None => None,
+        Some(path) => {
+            let (journal, records) = Journal::open(path).map_err(journal_error)?;
+            log::info!("journal {}: {} tasks", path.display(), records.len());
+            queue.restore(records, clock.now());
+            Some(journal)
+        }
+    };
+    Ok(Arc::new(Local::new(queue, journal, clock)))
+}
+
+fn journal_error(e: JournalError) -> Error {
+    match e {
+        JournalError::Io { context, source } => Error::io(context, source),
+        JournalError::Locked(_) => Error::config("--data", e.to_string()),
+        other => Error::io(
+            "opening the journal",
+            std::io::Error::new(std::io::ErrorKind::InvalidData, other.to_string()),
+        ),
+    }
+}

@@ -1,0 +1,56 @@
+-- ARGV[5..]: worker, claim id ('' for none), max tasks, types... (none: any).
+-- Returns {'cancelled'} or {'tasks', {view...}}.
+advance(100)
+local worker, cid, max = ARGV[5], ARGV[6], tonumber(ARGV[7])
+if cid ~= '' then
+  if redis.call('EXISTS', B .. ':cc:' .. cid) == 1 then
+    total('claims_empty')
+    return {'cancelled'}
+  end
+  local again = {}
+  for _, id in ipairs(redis.call('LRANGE', B .. ':c:' .. cid, 0, -1)) do
+    local f = redis.call('HMGET', tk(id), 'status', 'cid')
+    if f[1] == 'claimed' and f[2] == cid then again[#again + 1] = view(id) end
+  end
+  if #again > 0 then return {'tasks', again} end
+end
+local types = {}
+for i = 8, #ARGV do types[#types + 1] = ARGV[i] end
+local out = {}
+while #out < max do
+  local best, best_score
+  if #types == 0 then
+    best = redis.call('ZRANGE', B .. ':ready', 0, 0)[1]
+  else
+    for _, ty in ipairs(types) do
+      local r = redis.call('ZRANGE', B .. ':ready:' .. ty, 0, 0, 'WITHSCORES')
+      if r[1] and (best_score == nil or tonumber(r[2]) < best_score) then
+        best, best_score = r[1], tonumber(r[2])
+      end
+    end
+  end
+  if not best then break end
+  local f = redis.call('HMGET', tk(best), 'type', 'attempt')
+  redis.call('ZREM', B .. ':ready', best)
+  redis.call('ZREM', B .. ':ready:' .. f[1], best)
+  local attempt = tonumber(f[2]) + 1
+  local expires = NOW + LEASE_MS
+  redis.call('HSET', tk(best), 'attempt', attempt, 'worker', worker, 'claimed_at', NOW,
+    'expires', expires)
+  if cid ~= '' then
+    redis.call('HSET', tk(best), 'cid', cid)
+    redis.call('RPUSH', B .. ':c:' .. cid, best)
+  end
+  redis.call('RPUSH', hk(best), cjson.encode({attempt = attempt, worker_id = worker, claimed_at = NOW}))
+  redis.call('ZADD', B .. ':leases', expires, best)
+  set_status(best, 'queued', 'claimed')
+  total('delivered')
+  out[#out + 1] = view(best)
+end
+if #out > 0 then
+  total('claims_served')
+  if cid ~= '' then redis.call('PEXPIRE', B .. ':c:' .. cid, CLAIM_MEMORY_MS) end
+else
+  total('claims_empty')
+end
+return {'tasks', out}

@@ -1,0 +1,195 @@
+//! The conformance tests per store: [`per_store!`] runs each listed test
+//! against the memory, journal and Redis stores, and [`start_server`](super::start_server)
+//! gives it the store of its run. Redis is a real `redis-server` on a free
+//! loopback port in a temporary directory, one per test thread, stopped
+//! when the thread ends.
+
+use std::cell::{Cell, RefCell};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use taskworker::ServerConfig;
+
+/// The store a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// In memory.
+    Memory,
+    /// A journal file (`--data`).
+    Journal,
+    /// Redis (`--store`).
+    Redis,
+}
+
+thread_local! {
+    static KIND: Cell<Kind> = const { Cell::new(Kind::Memory) };
+    static REDIS: RefCell<Option<RedisServer>> = const { RefCell::new(None) };
+}
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs `test` with servers of `kind`; a Redis run without `redis-server`
+/// says so in one line and runs nothing.
+pub fn run(kind: Kind, test: fn()) {
+    if kind == Kind::Redis && !redis_installed() {
+        eprintln!("skipped: redis-server is not installed (apt-get install redis-server)");
+        return;
+    }
+    KIND.with(|k| k.set(kind));
+    test();
+}
+
+/// `config` with this thread's store filled in.
+pub fn configure(config: ServerConfig) -> ServerConfig {
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    match KIND.with(Cell::get) {
+        Kind::Memory => config,
+        Kind::Journal if config.data.is_some() => config,
+        Kind::Journal => {
+            let dir = super::temp_dir(&format!("store-{n}"));
+            ServerConfig {
+                data: Some(dir.join("journal.jsonl")),
+                ..config
+            }
+        }
+        Kind::Redis => ServerConfig {
+            store: Some(redis_url()),
+            store_prefix: format!("test{n}"),
+            ..config
+        },
+    }
+}
+
+/// The URL of this thread's `redis-server`, started on first use.
+pub fn redis_url() -> String {
+    REDIS.with(|r| {
+        r.borrow_mut()
+            .get_or_insert_with(|| RedisServer::start(&[]))
+            .url()
+    })
+}
+
+/// Whether `redis-server` can be run here.
+pub fn redis_installed() -> bool {
+    Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A `redis-server` of a test, killed on drop.
+pub struct RedisServer {
+    child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// Its directory (AOF, logs).
+    pub dir: PathBuf,
+    extra: Vec<String>,
+}
+
+impl RedisServer {
+    /// Starts one on a free port with `extra` config arguments (`--appendonly yes`).
+    pub fn start(extra: &[&str]) -> RedisServer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = super::temp_dir(&format!("redis-{port}"));
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let child = spawn(port, &dir, &extra);
+        let server = RedisServer {
+            child,
+            port,
+            dir,
+            extra,
+        };
+        server.wait_ready();
+        server
+    }
+
+    /// `redis://127.0.0.1:PORT/0`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Kills it (as a crash would) and starts it again on the same port and directory.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(self.port, &self.dir, &self.extra);
+        self.wait_ready();
+    }
+
+    /// Stops it, runs `while_down`, then starts it again on the same port
+    /// and directory (its append-only file, when it has one, is replayed).
+    pub fn restart_after(&mut self, while_down: impl FnOnce()) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        while_down();
+        self.child = spawn(self.port, &self.dir, &self.extra);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!(
+            "redis-server on port {} did not start within 10 s",
+            self.port
+        );
+    }
+}
+
+fn spawn(port: u16, dir: &std::path::Path, extra: &[String]) -> Child {
+    Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server starts")
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs each named test (a plain `fn()`) once per store: `memory::name`,
+/// `journal::name`, `redis::name`.
+#[macro_export]
+macro_rules! per_store {
+    ($($name:ident),+ $(,)?) => {
+        mod memory {
+            $(#[test] fn $name() { $crate::support::redis::run($crate::support::redis::Kind::Memory, super::$name) })+
+        }
+        mod journal {
+            $(#[test] fn $name() { $crate::support::redis::run($crate::support::redis::Kind::Journal, super::$name) })+
+        }
+        mod redis {
+            $(#[test] fn $name() { $crate::support::redis::run($crate::support::redis::Kind::Redis, super::$name) })+
+        }
+    };
+}
