@@ -52,6 +52,7 @@ mod handlers;
 mod listener;
 mod logging;
 mod prometheus;
+mod schedule;
 #[cfg(feature = "server")]
 mod server;
 mod state_lock;
