@@ -189,6 +189,7 @@ impl Cron {
 
     /// The first matching minute strictly after `local`, if one comes
     /// within the search horizon.
+    #[cfg(test)]
     pub fn next_after(&self, local: i64) -> Option<i64> {
         self.minutes_from(local).find(|t| *t > local)
     }
