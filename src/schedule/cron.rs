@@ -364,31 +364,24 @@ mod tests {
 
     #[test]
     fn february_29th_and_month_ends() {
-        assert_eq!(
-            next("0 0 29 2 *", at(2025, 3, 1, 0, 0)),
-            at(2028, 2, 29, 0, 0)
-        );
-        // 2100 is no leap year: eight years to the next one.
-        assert_eq!(
-            next("0 0 29 2 *", at(2096, 3, 1, 0, 0)),
-            at(2104, 2, 29, 0, 0)
-        );
-        // The 31st skips the months that lack it.
-        assert_eq!(
-            next("0 0 31 * *", at(2025, 4, 1, 0, 0)),
-            at(2025, 5, 31, 0, 0)
-        );
-        assert_eq!(
-            next("0 12 30 * *", at(2025, 1, 31, 0, 0)),
-            at(2025, 3, 30, 12, 0)
-        );
-        assert_eq!(
-            next("59 23 31 12 *", at(2025, 12, 31, 23, 58)),
-            at(2025, 12, 31, 23, 59)
-        );
-        assert_eq!(
-            next("0 0 1 * *", at(2025, 12, 31, 23, 59)),
-            at(2026, 1, 1, 0, 0)
-        );
+        // (expression, from, next), dates as (y, m, d, h, min).
+        let cases = [
+            ("0 0 29 2 *", (2025, 3, 1, 0, 0), (2028, 2, 29, 0, 0)),
+            // 2100 is no leap year: eight years to the next one.
+            ("0 0 29 2 *", (2096, 3, 1, 0, 0), (2104, 2, 29, 0, 0)),
+            // The 31st skips the months that lack it.
+            ("0 0 31 * *", (2025, 4, 1, 0, 0), (2025, 5, 31, 0, 0)),
+            ("0 12 30 * *", (2025, 1, 31, 0, 0), (2025, 3, 30, 12, 0)),
+            (
+                "59 23 31 12 *",
+                (2025, 12, 31, 23, 58),
+                (2025, 12, 31, 23, 59),
+            ),
+            ("0 0 1 * *", (2025, 12, 31, 23, 59), (2026, 1, 1, 0, 0)),
+        ];
+        for (expr, (y, mo, d, h, mi), (ny, nmo, nd, nh, nmi)) in cases {
+            let got = next(expr, at(y, mo, d, h, mi));
+            assert_eq!(got, at(ny, nmo, nd, nh, nmi), "{expr}");
+        }
     }
 }

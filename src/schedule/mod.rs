@@ -369,107 +369,74 @@ mod tests {
         );
     }
 
-    /// The schedule `spec` in the IANA zone `tz`, or `None` (the test then
-    /// says `skipped`) when this system has no zoneinfo for it.
-    fn zoned(spec: Value, tz: &str) -> Option<Schedule> {
+    /// The first slots of the cron expression `expr` in the IANA zone `tz`
+    /// after `from` are `expected`; skipped (and says so) when this system
+    /// has no zoneinfo for `tz`.
+    fn zoned_slots(tz: &str, expr: &str, from: i64, expected: &[i64]) {
         if !std::path::Path::new(zone::ZONEINFO).join(tz).is_file() {
             eprintln!("skipped: no {tz} under {}", zone::ZONEINFO);
-            return None;
+            return;
         }
-        let mut spec = spec;
-        spec["timezone"] = json!(tz);
-        Some(schedule(spec))
-    }
-
-    /// The slots of `s` after `from`, `n` of them.
-    fn slots(s: &Schedule, from: i64, n: usize) -> Vec<i64> {
-        std::iter::successors(s.next_after(from), |t| s.next_after(*t))
-            .take(n)
-            .collect()
+        let s = schedule(json!({"cron": expr, "type": "t", "timezone": tz}));
+        let got: Vec<i64> = std::iter::successors(s.next_after(from), |t| s.next_after(*t))
+            .take(expected.len())
+            .collect();
+        assert_eq!(got, expected, "{expr} in {tz} after {}", slot_time(from));
     }
 
     #[test]
-    fn dst_gaps_fire_once_at_the_next_valid_time_in_new_york() {
+    fn dst_gaps_and_repeats_fire_once() {
+        let (ny, berlin) = ("America/New_York", "Europe/Berlin");
+        let mut cases = Vec::new();
         // 2030-03-10 02:00 EST jumps to 03:00 EDT (07:00Z); 2045 is past
         // the file's transitions, where its footer rule applies.
-        for year in [2030, 2045] {
-            let Some(s) = zoned(
-                json!({"cron": "30 2 * * *", "type": "t"}),
-                "America/New_York",
-            ) else {
-                return;
-            };
-            let sunday = (8..=14)
-                .find(|d| zone::weekday(crate::timestamp::days_from_civil(year, 3, *d)) == 0)
-                .unwrap();
-            let got = slots(&s, at(year, 3, sunday - 1, 0, 0), 3);
-            assert_eq!(
-                got,
-                [
-                    at(year, 3, sunday - 1, 7, 30),
-                    at(year, 3, sunday, 7, 0),
-                    at(year, 3, sunday + 1, 6, 30)
-                ],
-                "{year}"
-            );
-            let quarter = zoned(
-                json!({"cron": "*/15 2 * * *", "type": "t"}),
-                "America/New_York",
-            )
-            .unwrap();
-            let got = slots(&quarter, at(year, 3, sunday, 0, 0), 2);
-            assert_eq!(
-                got,
-                [at(year, 3, sunday, 7, 0), at(year, 3, sunday + 1, 6, 0)]
-            );
+        for (year, sunday) in [(2030, 10), (2045, 12)] {
+            let day = |d, h, m| at(year, 3, d, h, m);
+            let after = [
+                day(sunday - 1, 7, 30),
+                day(sunday, 7, 0),
+                day(sunday + 1, 6, 30),
+            ];
+            cases.push((ny, "30 2 * * *", day(sunday - 1, 0, 0), after.to_vec()));
+            // Four slots in the gap fire once, at its end.
+            let after = vec![day(sunday, 7, 0), day(sunday + 1, 6, 0)];
+            cases.push((ny, "*/15 2 * * *", day(sunday, 0, 0), after));
+        }
+        // 2030-03-31 02:00 CET jumps to 03:00 CEST (01:00Z).
+        let gap = vec![
+            at(2030, 3, 31, 1, 0),
+            at(2030, 4, 1, 0, 0),
+            at(2030, 4, 1, 0, 30),
+        ];
+        cases.push((berlin, "0,30 2 * * *", at(2030, 3, 30, 12, 0), gap));
+        // 2030-11-03 01:00-02:00 happens twice in New York: EDT, then EST;
+        // a worker started during the second time does not fire it again.
+        let twice = vec![at(2030, 11, 3, 5, 30), at(2030, 11, 4, 6, 30)];
+        cases.push((ny, "30 1 * * *", at(2030, 11, 2, 12, 0), twice.clone()));
+        cases.push((
+            ny,
+            "30 1 * * *",
+            at(2030, 11, 3, 6, 10),
+            twice[1..].to_vec(),
+        ));
+        // 2030-10-27 03:00 CEST falls back to 02:00 CET: 02:00 and 02:30 once each.
+        let fall = vec![
+            at(2030, 10, 27, 0, 0),
+            at(2030, 10, 27, 0, 30),
+            at(2030, 10, 28, 1, 0),
+        ];
+        cases.push((berlin, "0,30 2 * * *", at(2030, 10, 26, 12, 0), fall));
+        for (tz, expr, from, expected) in cases {
+            zoned_slots(tz, expr, from, &expected);
         }
     }
 
     #[test]
-    fn dst_repeats_fire_once_in_new_york_and_berlin() {
-        // 2030-11-03 01:00-02:00 happens twice in New York: EDT, then EST.
-        let Some(ny) = zoned(
-            json!({"cron": "30 1 * * *", "type": "t"}),
-            "America/New_York",
-        ) else {
-            return;
-        };
+    fn local_time_shows_the_offset_in_force() {
+        let s = schedule(json!({"every": "1m", "type": "t", "timezone": "-05:00"}));
         assert_eq!(
-            slots(&ny, at(2030, 11, 2, 12, 0), 2),
-            [at(2030, 11, 3, 5, 30), at(2030, 11, 4, 6, 30)]
-        );
-        // A worker started during the second 01:00-02:00 does not fire it again.
-        assert_eq!(
-            ny.next_after(at(2030, 11, 3, 6, 10)),
-            Some(at(2030, 11, 4, 6, 30))
-        );
-        let Some(berlin) = zoned(
-            json!({"cron": "0,30 2 * * *", "type": "t"}),
-            "Europe/Berlin",
-        ) else {
-            return;
-        };
-        // 2030-10-27 03:00 CEST falls back to 02:00 CET: 02:00 and 02:30 once each.
-        assert_eq!(
-            slots(&berlin, at(2030, 10, 26, 12, 0), 3),
-            [
-                at(2030, 10, 27, 0, 0),
-                at(2030, 10, 27, 0, 30),
-                at(2030, 10, 28, 1, 0)
-            ]
-        );
-        // 2030-03-31 02:00 CET jumps to 03:00 CEST (01:00Z): both slots fire once, at 03:00.
-        assert_eq!(
-            slots(&berlin, at(2030, 3, 30, 12, 0), 3),
-            [
-                at(2030, 3, 31, 1, 0),
-                at(2030, 4, 1, 0, 0),
-                at(2030, 4, 1, 0, 30)
-            ]
-        );
-        assert_eq!(
-            berlin.local_time(at(2030, 3, 31, 1, 0)),
-            "2030-03-31T03:00:00+02:00"
+            s.local_time(at(2030, 3, 31, 1, 0)),
+            "2030-03-30T20:00:00-05:00"
         );
     }
 
