@@ -99,9 +99,11 @@ fn two_workers_with_one_schedule_enqueue_each_slot_once() {
 
 #[test]
 fn a_server_without_post_tasks_gets_the_firing_run_by_the_worker() {
-    let mut core = ServerConfig::default();
-    core.core_only = true;
-    let server = start_server(core);
+    let core_only = ServerConfig {
+        core_only: true,
+        ..ServerConfig::default()
+    };
+    let server = start_server(core_only);
     // A core-only server whose enqueue is taken away: a backend that has
     // nothing but the core protocol.
     let proxy = FaultyProxy::start(server.addr());
