@@ -15,7 +15,7 @@
 //!   (the one path of an outcome: spool, then reporters) and `spool`,
 //!   `reporter` (delivers outcomes until they land); beside them
 //!   `supervisor` (deadlines, stuck threads, the memory limit), `heartbeat`
-//!   (leases), `reaper` (orphans of handler programs), `shutdown` (signals,
+//!   (leases), `scheduler` (fires the schedules), `reaper` (orphans of handler programs), `shutdown` (signals,
 //!   the stop channel, quiet mode); and what they share: `inflight`,
 //!   `outcome`, `metrics`, `connectivity`, `liveness`, `health` (`/health`,
 //!   `/ready`, `/status`, `/metrics`), `notify` (systemd), and `fault`
@@ -29,7 +29,10 @@
 //! - `config/`: every key defined once (`keys`), `.env` files (`dotenv`),
 //!   durations and sizes (`units`), URLs shown without their secrets (`url`),
 //!   "did you mean" (`suggest`).
-//! - `cli/`: the command line (`main.rs` only calls it), with `enqueue` and `demo`.
+//! - `schedule/`: the `schedules` section read into schedules, their
+//!   `cron` expressions and time `zone`s (zoneinfo read by hand).
+//! - `cli/`: the command line (`main.rs` only calls it), with `enqueue`,
+//!   `demo` and `schedules`.
 //! - `listener/`: the hardened HTTP/1.1 listener under the server and `/health`.
 //!
 //! At the top, only what worker and server share: `task` (the protocol
@@ -52,6 +55,7 @@ mod handlers;
 mod listener;
 mod logging;
 mod prometheus;
+mod schedule;
 #[cfg(feature = "server")]
 mod server;
 mod state_lock;

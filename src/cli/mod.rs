@@ -5,6 +5,7 @@
 pub mod demo;
 #[cfg(feature = "server")]
 pub mod enqueue;
+pub mod schedules;
 
 use std::ffi::OsString;
 
@@ -23,6 +24,7 @@ taskworker — a small, fast, dependable background worker for HTTP task queues
 USAGE:
     taskworker [run] [OPTIONS]        run the worker daemon (the default)
     taskworker check-config [OPTIONS] validate and print the effective configuration
+    taskworker schedules [OPTIONS]    print the next firings of each schedule
     taskworker serve [OPTIONS]        run the reference task-queue server
     taskworker enqueue [OPTIONS]      add tasks to a server
     taskworker demo [OPTIONS]         run a server and a worker together on sample tasks
@@ -79,6 +81,7 @@ fn dispatch(args: Vec<OsString>) -> Result<i32, Error> {
         #[cfg(feature = "server")]
         "enqueue" => crate::cli::enqueue::run(rest()).map(|()| 0),
         "check-config" => check_config(rest()),
+        "schedules" => crate::cli::schedules::run(rest()),
         #[cfg(feature = "server")]
         "demo" => crate::cli::demo::command(rest()),
         #[cfg(not(feature = "server"))]
@@ -97,7 +100,15 @@ fn dispatch(args: Vec<OsString>) -> Result<i32, Error> {
 }
 
 /// The commands, for "did you mean".
-const COMMANDS: &[&str] = &["run", "check-config", "serve", "enqueue", "demo", "help"];
+const COMMANDS: &[&str] = &[
+    "run",
+    "check-config",
+    "schedules",
+    "serve",
+    "enqueue",
+    "demo",
+    "help",
+];
 
 /// The flags of `run` and `check-config` besides the keys'.
 const FILE_FLAGS: &[&str] = &["--config", "--env-file", "--help"];
@@ -223,6 +234,8 @@ fn check_config(args: Vec<OsString>) -> Result<i32, Error> {
     let handler_env = HandlerEnv::for_config(&config, crate::client::build_agent(&config)?);
     let registry = Registry::from_config(&config.handlers, &handler_env)?;
     config.check_runnable(&registry)?;
+    let schedules = crate::schedule::from_config(&config.schedules)?;
+    crate::schedule::check_handlers(&schedules, &registry)?;
     for warning in config.warnings() {
         eprintln!("warning: {warning}");
     }

@@ -1,5 +1,5 @@
-//! The task API client: claim, complete, fail, heartbeat, claim cancel and
-//! the `/health` check of the base URL over one keep-alive `ureq` agent. Statuses are read here, deliberately, and
+//! The task API client: claim, complete, fail, heartbeat, claim cancel,
+//! the enqueue of a schedule's firing and the `/health` check of the base URL over one keep-alive `ureq` agent. Statuses are read here, deliberately, and
 //! every answer body is read with a size cap.
 
 pub mod resolver;
@@ -16,7 +16,7 @@ use crate::config::{url, Config};
 use crate::error::Error;
 use crate::task::{
     drop_duplicate_ids, encode_path_segment, CancelClaimRequest, ClaimRequest, ClaimResponse,
-    HeartbeatBody,
+    EnqueueRequest, HeartbeatBody,
 };
 
 /// The largest claim answer read: a full batch of large tasks fits; an
@@ -139,6 +139,17 @@ pub enum Health {
     /// URL, and a claim's 404 would be read as "no task" for ever. Says
     /// what was answered.
     Missing(String),
+}
+
+/// What became of an enqueue (`POST /tasks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    /// 201: a new task.
+    Created,
+    /// Another 2xx: a task with this id was there already.
+    Existing,
+    /// 404, 405 or 501: the server has no `POST /tasks`.
+    Unsupported(u16),
 }
 
 /// Complete or fail.
@@ -421,6 +432,20 @@ impl ApiClient {
                 Ok(Beat::Extended(lease))
             }
             404 | 409 | 410 => Ok(Beat::Lost(status)),
+            _ => Err(status_error(status, retry_after, &answer)),
+        }
+    }
+
+    /// `POST /tasks`: adds a task (with its own id, so that a repeat finds
+    /// the first).
+    pub fn enqueue(&self, req: &EnqueueRequest) -> Result<Enqueued, ApiError> {
+        let body = serde_json::to_vec(req).map_err(|e| ApiError::Malformed(e.to_string()))?;
+        let (status, answer, retry_after) =
+            self.post("/tasks", &body, REQUEST_TIMEOUT, MAX_SMALL_BODY)?;
+        match status {
+            201 => Ok(Enqueued::Created),
+            200..=299 => Ok(Enqueued::Existing),
+            404 | 405 | 501 => Ok(Enqueued::Unsupported(status)),
             _ => Err(status_error(status, retry_after, &answer)),
         }
     }

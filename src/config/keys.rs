@@ -274,6 +274,8 @@ macro_rules! config_keys {
             )?)*
             /// Task type → handler spec, from the config file only.
             pub handlers: Map<String, Value>,
+            /// Schedule name → schedule spec, from the config file only.
+            pub schedules: Map<String, Value>,
             /// The directory of the config file, against which a handler's
             /// relative `command` path resolves; the working directory when
             /// `None` (no config file).
@@ -285,6 +287,7 @@ macro_rules! config_keys {
                 Config {
                     $($( $field: $default, )?)*
                     handlers: Map::new(),
+                    schedules: Map::new(),
                     config_dir: None,
                 }
             }
@@ -301,6 +304,7 @@ macro_rules! config_keys {
                 Ok(Config {
                     $($( $field: read_field!($how($read), raw, env, Key::$Key, $default), )?)*
                     handlers: raw.handlers.clone(),
+                    schedules: raw.schedules.clone(),
                     config_dir: raw.config_dir.clone(),
                 })
             }

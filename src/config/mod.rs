@@ -130,6 +130,7 @@ impl Args {
 pub struct RawConfig {
     values: BTreeMap<Key, (String, Origin)>,
     handlers: Map<String, Value>,
+    schedules: Map<String, Value>,
     /// The config file that was read, for `check-config`'s origins.
     config_file: Option<PathBuf>,
     /// The `.env` file that was read.
@@ -206,6 +207,18 @@ impl RawConfig {
                     ));
                 };
                 self.handlers = map.clone();
+                continue;
+            }
+            if section == "schedules" {
+                let Some(map) = body.as_object() else {
+                    return Err(Error::config(
+                        "schedules",
+                        "must be an object of schedule name → schedule",
+                    ));
+                };
+                // Checked as a whole, names and fields, in `schedule`.
+                crate::schedule::from_config(map)?;
+                self.schedules = map.clone();
                 continue;
             }
             let known_section = KEYS

@@ -209,6 +209,7 @@ fn status(state: &WorkerState) -> Value {
             .since_last_ok()
             .map(crate::bounded::millis),
         "running": running,
+        "schedules": state.schedules.status(),
     })
 }
 
@@ -232,6 +233,7 @@ fn metrics(state: &WorkerState) -> String {
         "Whether the task API answered the last call.",
         &[(String::new(), up)],
     );
+    state.schedules.render(&mut text);
     let info = labels(&[
         ("version", env!("CARGO_PKG_VERSION")),
         ("worker_id", &state.worker_id),

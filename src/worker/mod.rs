@@ -32,6 +32,7 @@ pub mod poller;
 pub mod processor;
 mod reaper;
 pub mod reporter;
+pub mod scheduler;
 pub mod shutdown;
 pub mod spool;
 pub mod supervisor;
@@ -56,6 +57,7 @@ use self::outcome::Outcome;
 use self::poller::{Poller, PollerThread};
 use self::processor::{PanicSite, Processors};
 use self::reporter::Reporters;
+use self::scheduler::{Board, SchedulerThread};
 use self::shutdown::{Shutdown, StopReason};
 use self::spool::Spool;
 use self::supervisor::{cancel_for_shutdown, Supervisor};
@@ -100,6 +102,8 @@ pub struct WorkerState {
     pub(crate) spool: Option<Spool>,
     /// Task type → handler.
     pub(crate) registry: Registry,
+    /// The schedules' next firings and counts.
+    pub(crate) schedules: Board,
     /// The handlers' programs that could not be started lately, for `/ready`.
     pub(crate) missing_programs: MissingPrograms,
     /// The API for claims, heartbeats and the drain (each reporter has its own).
@@ -144,6 +148,7 @@ impl WorkerState {
             reports: Backlog::default(),
             spool,
             registry,
+            schedules: Board::default(),
             missing_programs,
             client,
             liveness,
@@ -197,6 +202,8 @@ impl Worker {
         started: impl FnOnce(&Arc<WorkerState>),
     ) -> Result<i32, Error> {
         let (handlers, client) = prepare(&self.config, self.extra)?;
+        let schedules = crate::schedule::from_config(&self.config.schedules)?;
+        crate::schedule::check_handlers(&schedules, &handlers.0)?;
         let notifier = Notifier::from_env();
         warn_if_watchdog_too_short(&notifier);
         let (outcome_tx, outcome_rx) = unbounded();
@@ -208,7 +215,8 @@ impl Worker {
             Some(addr) => Some(HealthServer::start(addr, shared.clone())?),
             None => None,
         };
-        let threads = Threads::start(&shared, outcome_rx, left, &notifier, self.reap_orphans)?;
+        let mut threads = Threads::start(&shared, outcome_rx, left, &notifier, self.reap_orphans)?;
+        threads.scheduler = SchedulerThread::spawn(&shared, schedules)?;
         log::info!(
             "worker {} started: {} processor(s), handlers for {:?}, API {}",
             shared.worker_id,
@@ -252,6 +260,8 @@ struct Threads {
     watchers: Vec<JoinHandle<()>>,
     /// Dropped to stop the watchers, which serve until the very end.
     done: Sender<()>,
+    /// The scheduler, when there are schedules; it stops with the stop.
+    scheduler: Option<SchedulerThread>,
 }
 
 impl Threads {
@@ -291,6 +301,7 @@ impl Threads {
             reporters,
             watchers,
             done: done_tx,
+            scheduler: None,
         })
     }
 
@@ -298,9 +309,13 @@ impl Threads {
     /// `grace` to finish and the rest are reported `SHUTDOWN`, then the
     /// reporters deliver what is pending until [`REPORT_GRACE`] runs out.
     fn drain(self, shared: &WorkerState, grace: Duration) {
+        let grace_ends = crate::bounded::instant_after(Instant::now(), grace);
         self.poller.stop(&shared.client);
         if !shared.inflight.wait_settled(grace) {
             cancel_for_shutdown(shared);
+        }
+        if let Some(scheduler) = self.scheduler {
+            scheduler.finish(grace_ends, REPORT_GRACE);
         }
         self.reporters
             .finish(crate::bounded::instant_after(Instant::now(), REPORT_GRACE));

@@ -26,6 +26,8 @@ pub enum Route {
     Report,
     /// `POST /tasks/{id}/heartbeat`.
     Heartbeat,
+    /// `POST /tasks` (an enqueue).
+    Enqueue,
     /// Every request.
     Any,
 }
@@ -36,6 +38,7 @@ impl Route {
             Route::Claim => path == "/tasks/claim",
             Route::Report => path.ends_with("/complete") || path.ends_with("/fail"),
             Route::Heartbeat => path.ends_with("/heartbeat"),
+            Route::Enqueue => path == "/tasks",
             Route::Any => true,
         }
     }
