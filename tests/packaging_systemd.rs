@@ -1,6 +1,8 @@
 //! The systemd unit in `packaging/systemd/` loads without a warning and keeps
 //! its hardening: `systemd-analyze security` rates its exposure 2.0 or lower.
 
+mod support;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -98,7 +100,7 @@ fn unit_verifies_without_warnings() {
     let result = systemd_analyze(&["verify".as_ref(), path.as_os_str()]);
     let _ = std::fs::remove_dir_all(&dir);
     let Some(out) = result else {
-        eprintln!("skipped: systemd-analyze not found");
+        support::skip("systemd-analyze not found (apt-get install systemd)");
         return;
     };
     // verify exits 0 on unknown keys and bad values: its warnings are on stderr.
@@ -118,7 +120,7 @@ fn unit_exposure_is_at_most_two() {
         "--no-pager".as_ref(),
         unit_path().as_os_str(),
     ]) else {
-        eprintln!("skipped: systemd-analyze not found");
+        support::skip("systemd-analyze not found (apt-get install systemd)");
         return;
     };
     assert!(

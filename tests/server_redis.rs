@@ -25,7 +25,7 @@ fn serve(url: &str) -> Server {
 fn skip() -> bool {
     let skip = !redis_installed();
     if skip {
-        eprintln!("skipped: redis-server is not installed (apt-get install redis-server)");
+        support::skip("redis-server is not installed (apt-get install redis-server)");
     }
     skip
 }

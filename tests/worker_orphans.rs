@@ -48,8 +48,8 @@ fn can_unshare_pid() -> bool {
 #[test]
 fn as_pid_1_reaps_the_orphans_of_handler_programs() {
     if !can_unshare_pid() {
-        eprintln!(
-            "skipped: cannot start a process in a new pid namespace here (needs root and unshare)"
+        support::skip(
+            "cannot start a process in a new pid namespace here (needs root and unshare)",
         );
         return;
     }

@@ -35,7 +35,7 @@ static NEXT: AtomicUsize = AtomicUsize::new(0);
 /// says so in one line and runs nothing.
 pub fn run(kind: Kind, test: fn()) {
     if kind == Kind::Redis && !redis_installed() {
-        eprintln!("skipped: redis-server is not installed (apt-get install redis-server)");
+        super::skip("redis-server is not installed (apt-get install redis-server)");
         return;
     }
     KIND.with(|k| k.set(kind));
