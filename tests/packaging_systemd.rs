@@ -1,5 +1,6 @@
-//! The systemd unit in `packaging/systemd/` loads without a warning and keeps
-//! its hardening: `systemd-analyze security` rates its exposure 2.0 or lower.
+//! The systemd units in `packaging/systemd/`, the worker's and the server's,
+//! load without a warning and keep their hardening: `systemd-analyze
+//! security` rates each one's exposure 2.0 or lower.
 
 mod support;
 
@@ -11,9 +12,14 @@ use std::time::{Duration, Instant};
 /// The highest overall exposure the unit may have (systemd's 0.0–10.0 scale).
 const MAX_EXPOSURE: f64 = 2.0;
 
-/// The unit as shipped.
-fn unit_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/systemd/taskworker.service")
+/// The worker's unit and the server's.
+const UNITS: [&str; 2] = ["taskworker.service", "taskworker-serve.service"];
+
+/// The unit `name` as shipped.
+fn unit_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("packaging/systemd")
+        .join(name)
 }
 
 /// What a finished `systemd-analyze` run printed.
@@ -81,12 +87,22 @@ fn overall_exposure(report: &str) -> Option<f64> {
 }
 
 #[test]
-fn unit_verifies_without_warnings() {
-    let unit = std::fs::read_to_string(unit_path()).expect("read the unit");
+fn units_verify_without_warnings() {
+    for name in UNITS {
+        if !verifies_without_warnings(name) {
+            return;
+        }
+    }
+}
+
+/// Checks the unit `name` with `systemd-analyze verify`; false when that
+/// tool is missing.
+fn verifies_without_warnings(name: &str) -> bool {
+    let unit = std::fs::read_to_string(unit_path(name)).expect("read the unit");
     // verify checks that ExecStart's program exists; the installed path does
     // not on a build machine, so verify a copy that starts the binary just built.
     let shipped = "ExecStart=/usr/local/bin/taskworker ";
-    assert!(unit.contains(shipped), "the unit should start {shipped:?}");
+    assert!(unit.contains(shipped), "{name} should start {shipped:?}");
     let copy = unit.replace(
         shipped,
         &format!("ExecStart={} ", env!("CARGO_BIN_EXE_taskworker")),
@@ -94,52 +110,56 @@ fn unit_verifies_without_warnings() {
     // The file name is the unit name, so the copy keeps it in a directory of its own.
     let dir = std::env::temp_dir().join(format!("taskworker-unit-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("create temp dir");
-    let path = dir.join("taskworker.service");
+    let path = dir.join(name);
     std::fs::write(&path, copy).expect("write the unit copy");
 
     let result = systemd_analyze(&["verify".as_ref(), path.as_os_str()]);
     let _ = std::fs::remove_dir_all(&dir);
     let Some(out) = result else {
         support::skip("systemd-analyze not found (apt-get install systemd)");
-        return;
+        return false;
     };
     // verify exits 0 on unknown keys and bad values: its warnings are on stderr.
     assert!(
         out.success && out.stderr.trim().is_empty() && out.stdout.trim().is_empty(),
-        "systemd-analyze verify complained:\n{}{}",
+        "systemd-analyze verify complained about {name}:\n{}{}",
         out.stdout,
         out.stderr
     );
+    true
 }
 
 #[test]
-fn unit_exposure_is_at_most_two() {
-    let Some(out) = systemd_analyze(&[
-        "security".as_ref(),
-        "--offline=true".as_ref(),
-        "--no-pager".as_ref(),
-        unit_path().as_os_str(),
-    ]) else {
-        support::skip("systemd-analyze not found (apt-get install systemd)");
-        return;
-    };
-    assert!(
-        out.stderr.trim().is_empty(),
-        "systemd-analyze security warned:\n{}",
-        out.stderr
-    );
-    let exposure = overall_exposure(&out.stdout)
-        .unwrap_or_else(|| panic!("no overall exposure in:\n{}", out.stdout));
-    assert!(
-        exposure <= MAX_EXPOSURE,
-        "exposure {exposure} > {MAX_EXPOSURE}:\n{}",
-        out.stdout
-    );
+fn units_exposure_is_at_most_two() {
+    for name in UNITS {
+        let Some(out) = systemd_analyze(&[
+            "security".as_ref(),
+            "--offline=true".as_ref(),
+            "--no-pager".as_ref(),
+            unit_path(name).as_os_str(),
+        ]) else {
+            support::skip("systemd-analyze not found (apt-get install systemd)");
+            return;
+        };
+        assert!(
+            out.stderr.trim().is_empty(),
+            "systemd-analyze security warned about {name}:\n{}",
+            out.stderr
+        );
+        let exposure = overall_exposure(&out.stdout)
+            .unwrap_or_else(|| panic!("no overall exposure in:\n{}", out.stdout));
+        eprintln!("{name}: exposure {exposure}");
+        assert!(
+            exposure <= MAX_EXPOSURE,
+            "{name}: exposure {exposure} > {MAX_EXPOSURE}:\n{}",
+            out.stdout
+        );
+    }
 }
 
 #[test]
 fn unit_stops_after_the_drain_and_keeps_bad_configs_down() {
-    let unit = std::fs::read_to_string(unit_path()).expect("read the unit");
+    let unit = std::fs::read_to_string(unit_path("taskworker.service")).expect("read the unit");
     let lines: Vec<&str> = unit.lines().map(str::trim).collect();
     for setting in [
         "Type=notify",
@@ -159,6 +179,29 @@ fn unit_stops_after_the_drain_and_keeps_bad_configs_down() {
     assert!(
         stop > 25 + 5,
         "TimeoutStopSec={stop}s leaves no time to drain"
+    );
+}
+
+#[test]
+fn serve_unit_keeps_bad_configs_down_and_its_key_out_of_the_command_line() {
+    let unit =
+        std::fs::read_to_string(unit_path("taskworker-serve.service")).expect("read the unit");
+    let lines: Vec<&str> = unit.lines().map(str::trim).collect();
+    for setting in [
+        "Restart=on-failure",
+        "RestartPreventExitStatus=78 64",
+        "LoadCredential=api_key:/etc/taskworker/serve_api_key",
+    ] {
+        assert!(lines.contains(&setting), "the serve unit lacks {setting}");
+    }
+    let exec = lines
+        .iter()
+        .find(|l| l.starts_with("ExecStart="))
+        .expect("ExecStart=");
+    assert!(
+        exec.contains("--api-key-file ${CREDENTIALS_DIRECTORY}/api_key")
+            && !exec.contains("--api-key "),
+        "the key comes from a credential file, never the command line: {exec}"
     );
 }
 
