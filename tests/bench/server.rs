@@ -1,6 +1,13 @@
 //! Benchmark of the reference server: claim+complete cycles per second with
-//! 4 keep-alive clients, and long-poll wake-up latency. Run with
-//! `cargo bench --bench server`; prints a Markdown table.
+//! 4 keep-alive clients, and long-poll wake-up latency, for each store: in
+//! memory, `--data`, and `--store redis://` with one server and with two
+//! servers over one Redis (a `redis-server` started here on a free loopback
+//! port, when installed). For Redis it also counts the round trips to Redis
+//! per claim+complete cycle. Run with `cargo bench --bench server`; prints a
+//! Markdown table.
+
+#[path = "../support/mod.rs"]
+mod support;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -8,11 +15,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::redis::RedisServer;
 use taskworker::{Server, ServerConfig};
 
 const CLIENTS: usize = 4;
 const RUN_FOR: Duration = Duration::from_secs(3);
 const PRELOAD: usize = 100_000;
+/// Enough for `RUN_FOR` over Redis, which is slower to fill.
+const PRELOAD_REDIS: usize = 40_000;
 const WAKEUPS: usize = 200;
 
 /// A keep-alive agent built as the worker builds its own: with a timeout set,
@@ -55,13 +65,15 @@ fn preload(base: &str, n: usize) {
     }
 }
 
-/// Claim+complete cycles per second over `RUN_FOR`.
-fn throughput(base: &str) -> f64 {
+/// Claim+complete cycles per second over `RUN_FOR`, and the cycles done;
+/// the clients take turns over `bases`.
+fn throughput(bases: &[String]) -> (f64, u64) {
     let stop = Arc::new(AtomicBool::new(false));
     let cycles = Arc::new(AtomicU64::new(0));
     let handles: Vec<_> = (0..CLIENTS)
         .map(|w| {
-            let (stop, cycles, base) = (Arc::clone(&stop), Arc::clone(&cycles), base.to_string());
+            let (stop, cycles) = (Arc::clone(&stop), Arc::clone(&cycles));
+            let base = bases[w % bases.len()].clone();
             thread::spawn(move || {
                 let a = agent();
                 let worker = format!("bench-{w}");
@@ -88,11 +100,13 @@ fn throughput(base: &str) -> f64 {
     for h in handles {
         h.join().expect("client");
     }
-    cycles.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+    let done = cycles.load(Ordering::Relaxed);
+    (done as f64 / started.elapsed().as_secs_f64(), done)
 }
 
-/// Long-poll wake-up latency: p50 and p99 from enqueue sent to claim answered.
-fn wakeup(base: &str) -> (Duration, Duration) {
+/// Long-poll wake-up latency: p50 and p99 from enqueue sent (through
+/// `enqueue_base`) to claim answered (parked on `base`).
+fn wakeup(base: &str, enqueue_base: &str) -> (Duration, Duration) {
     let mut samples = Vec::with_capacity(WAKEUPS);
     let enqueuer = agent();
     for _ in 0..WAKEUPS {
@@ -125,7 +139,7 @@ fn wakeup(base: &str) -> (Duration, Duration) {
         let sent = Instant::now();
         post(
             &enqueuer,
-            &format!("{base}/tasks"),
+            &format!("{enqueue_base}/tasks"),
             &json!({"type": "wake"}),
         );
         let (status, answered) = parked.join().expect("poller");
@@ -137,39 +151,95 @@ fn wakeup(base: &str) -> (Duration, Duration) {
     (pick(0.5), pick(0.99))
 }
 
-fn run(label: &str, config: ServerConfig) -> (String, f64, Duration, Duration) {
-    let server = Server::start(config).expect("server");
-    let base = server.url();
+/// One row of the table.
+struct Row {
+    label: String,
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+    /// Redis round trips per cycle, for the Redis store.
+    round_trips: Option<f64>,
+}
+
+/// Runs the benchmark on `servers` servers of `config`, sharing its store;
+/// `redis` is that store's Redis, when it is one.
+fn run(label: &str, config: ServerConfig, servers: usize, redis: Option<&RedisServer>) -> Row {
+    let servers: Vec<Server> = (0..servers)
+        .map(|_| Server::start(config.clone()).expect("server"))
+        .collect();
+    let bases: Vec<String> = servers.iter().map(Server::url).collect();
     let t = Instant::now();
-    preload(&base, PRELOAD);
-    eprintln!("{label}: preloaded {PRELOAD} tasks in {:.1?}", t.elapsed());
-    let rate = throughput(&base);
-    eprintln!("{label}: {rate:.0} cycles/s");
-    let (p50, p99) = wakeup(&base);
-    (label.to_string(), rate, p50, p99)
+    preload(
+        &bases[0],
+        if redis.is_some() {
+            PRELOAD_REDIS
+        } else {
+            PRELOAD
+        },
+    );
+    eprintln!("{label}: preloaded in {:.1?}", t.elapsed());
+    let before = redis.map(RedisServer::round_trips);
+    let (rate, cycles) = throughput(&bases);
+    let round_trips = redis
+        .zip(before)
+        .map(|(r, before)| (r.round_trips() - before) as f64 / cycles as f64);
+    eprintln!("{label}: {rate:.0} cycles/s, {round_trips:?} Redis round trips a cycle");
+    let (p50, p99) = wakeup(&bases[0], bases.last().expect("a server"));
+    Row {
+        label: label.to_string(),
+        rate,
+        p50,
+        p99,
+        round_trips,
+    }
 }
 
 fn main() {
     let dir = std::env::temp_dir().join(format!("taskworker-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let rows = [
-        run("in memory", ServerConfig::default()),
+    let mut rows = vec![
+        run("in memory", ServerConfig::default(), 1, None),
         run(
             "--data (fsync per group)",
             ServerConfig {
                 data: Some(dir.join("tasks.jsonl")),
                 ..ServerConfig::default()
             },
+            1,
+            None,
         ),
     ];
+    if support::redis::redis_installed() {
+        // As OPERATIONS.md recommends: every write in the append-only file
+        // before it is acknowledged.
+        let redis = RedisServer::start(&["--appendonly", "yes", "--appendfsync", "always"]);
+        for (servers, label) in [
+            (1, "--store redis:// (1 server)"),
+            (2, "--store redis:// (2 servers, one Redis)"),
+        ] {
+            let config = ServerConfig {
+                store: Some(redis.url()),
+                store_prefix: format!("bench{servers}"),
+                ..ServerConfig::default()
+            };
+            rows.push(run(label, config, servers, Some(&redis)));
+        }
+    } else {
+        eprintln!("redis-server is not installed: no Redis rows");
+    }
     let _ = std::fs::remove_dir_all(&dir);
-    println!("| server | claim+complete cycles/s ({CLIENTS} clients, keep-alive) | long-poll wake-up p50 | p99 |");
-    println!("|---|---:|---:|---:|");
-    for (label, rate, p50, p99) in rows {
+    println!("| server | claim+complete cycles/s ({CLIENTS} clients, keep-alive) | long-poll wake-up p50 | p99 | Redis round trips a cycle |");
+    println!("|---|---:|---:|---:|---:|");
+    for row in rows {
+        let trips = row
+            .round_trips
+            .map_or("–".to_string(), |t| format!("{t:.2}"));
         println!(
-            "| {label} | {rate:.0} | {:.2} ms | {:.2} ms |",
-            p50.as_secs_f64() * 1000.0,
-            p99.as_secs_f64() * 1000.0
+            "| {} | {:.0} | {:.2} ms | {:.2} ms | {trips} |",
+            row.label,
+            row.rate,
+            row.p50.as_secs_f64() * 1000.0,
+            row.p99.as_secs_f64() * 1000.0
         );
     }
 }

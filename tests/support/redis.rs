@@ -135,6 +135,31 @@ impl RedisServer {
         self.wait_ready();
     }
 
+    /// Commands the clients of this server sent it, as `INFO commandstats`
+    /// counts them: each `EVAL`/`EVALSHA` (and `SCRIPT LOAD`), `PING`,
+    /// `SUBSCRIBE` and the like is one round trip. Commands a script runs
+    /// are counted by Redis too, under their own names; they are left out,
+    /// and so is `INFO` itself.
+    pub fn round_trips(&self) -> u64 {
+        let mut con = ::redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .expect("a connection to redis-server");
+        let text: String = ::redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut con)
+            .expect("INFO commandstats");
+        text.lines()
+            .filter_map(|l| l.strip_prefix("cmdstat_"))
+            .filter_map(|l| {
+                let (name, rest) = l.split_once(':')?;
+                let calls = rest.strip_prefix("calls=")?.split(',').next()?;
+                Some((name, calls.parse::<u64>().ok()?))
+            })
+            .filter(|(name, _)| sent_by_clients(name))
+            .map(|(_, calls)| calls)
+            .sum()
+    }
+
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -148,6 +173,20 @@ impl RedisServer {
             self.port
         );
     }
+}
+
+/// Whether `name` (as `INFO commandstats` spells it) is a command only a
+/// client sends, never a script: the scripts themselves, and connection
+/// housekeeping. `INFO` is the counter's own.
+fn sent_by_clients(name: &str) -> bool {
+    let base = name.split('|').next().unwrap_or(name);
+    matches!(
+        base,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "script" | "fcall" | "fcall_ro"
+    ) || matches!(
+        base,
+        "ping" | "auth" | "hello" | "select" | "client" | "subscribe" | "unsubscribe"
+    )
 }
 
 fn spawn(port: u16, dir: &std::path::Path, extra: &[String]) -> Child {
