@@ -23,6 +23,7 @@ mod fault;
 pub mod health;
 pub mod heartbeat;
 pub mod inflight;
+pub mod limits;
 pub mod liveness;
 pub mod metrics;
 pub mod notify;
@@ -48,6 +49,7 @@ use self::connectivity::Connectivity;
 use self::health::HealthServer;
 use self::heartbeat::Heartbeats;
 use self::inflight::InFlight;
+use self::limits::{Limit, Limiter};
 use self::liveness::{Liveness, Role};
 use self::metrics::Stats;
 use self::notify::Notifier;
@@ -58,7 +60,8 @@ use self::processor::{PanicSite, Processors};
 use self::reporter::Reporters;
 use self::shutdown::{Shutdown, StopReason};
 use self::spool::Spool;
-use self::supervisor::{cancel_for_shutdown, Supervisor};
+use self::supervisor::{cancel_for_shutdown, give_back_waiting, Supervisor};
+use crate::bounded::instant_after;
 use crate::client::{build_agent, ApiClient};
 use crate::config::Config;
 use crate::error::Error;
@@ -90,6 +93,8 @@ pub struct WorkerState {
     pub connectivity: Connectivity,
     /// The tasks in flight.
     pub inflight: InFlight,
+    /// The per-type limits, and the claimed tasks that wait for them.
+    pub limiter: Limiter,
     /// Stop and quiet.
     pub shutdown: Shutdown,
     /// Outcomes the reporters hold, and whether their sends fail.
@@ -140,6 +145,7 @@ impl WorkerState {
             stats,
             connectivity: Connectivity::default(),
             inflight: InFlight::default(),
+            limiter: Limiter::new(registry.limits(), Instant::now()),
             shutdown,
             reports: Backlog::default(),
             spool,
@@ -178,6 +184,13 @@ impl Worker {
     /// Adds a native handler for `task_type` (it wins over a configured one).
     pub fn handler(mut self, task_type: impl Into<String>, handler: impl Handler) -> Worker {
         self.extra.insert(task_type, handler);
+        self
+    }
+
+    /// Limits the tasks of `task_type`: how many run at once, how fast they
+    /// start (it wins over the limits a configured handler has).
+    pub fn limit(mut self, task_type: impl Into<String>, limit: Limit) -> Worker {
+        self.extra.limit(task_type, limit);
         self
     }
 
@@ -299,6 +312,7 @@ impl Threads {
     /// reporters deliver what is pending until [`REPORT_GRACE`] runs out.
     fn drain(self, shared: &WorkerState, grace: Duration) {
         self.poller.stop(&shared.client);
+        give_back_waiting(shared);
         if !shared.inflight.wait_settled(grace) {
             cancel_for_shutdown(shared);
         }

@@ -173,6 +173,33 @@ pub(crate) fn cancel_for_shutdown(shared: &WorkerState) {
     }
 }
 
+/// Reports every claimed task still waiting for its type failed
+/// `SHUTDOWN`, retryable, at the start of the drain: none of them has
+/// started, and the server can hand them to another worker at once.
+pub(crate) fn give_back_waiting(shared: &WorkerState) {
+    let err = TaskError::retryable(
+        "worker shut down before the task could start (its type was at its limit)",
+        error_type::SHUTDOWN,
+    );
+    for waiting in shared.limiter.take_waiting() {
+        let task = &waiting.task;
+        let outcome = Outcome::failed(
+            &task.id,
+            &task.task_type,
+            &err,
+            &shared.worker_id,
+            0,
+            Duration::ZERO,
+        );
+        shared.outbox.finish(outcome, Duration::ZERO);
+        log::info!(
+            "task {} ({}): waited for its type at the drain; reported SHUTDOWN",
+            task.id,
+            task.task_type
+        );
+    }
+}
+
 /// Cancels `entry` and, unless its processor settled it first, reports it
 /// failed with `err` in the processor's place; true when it did.
 fn fail_in_place(
