@@ -261,8 +261,10 @@ impl Worker {
 struct Threads {
     poller: PollerThread,
     reporters: Reporters,
-    /// The supervisor, the heartbeat thread and the reaper.
+    /// The supervisor and the heartbeat thread.
     watchers: Vec<JoinHandle<()>>,
+    /// The reaper, when asked for.
+    reaper: Option<reaper::Reaper>,
     /// Dropped to stop the watchers, which serve until the very end.
     done: Sender<()>,
 }
@@ -289,20 +291,23 @@ impl Threads {
         }
         let reporters = Reporters::spawn(shared, outcomes, left)?;
         let on_tick = ticker(shared.clone(), notifier.clone());
-        let mut watchers = vec![
+        let watchers = vec![
             Supervisor::spawn(shared, processors, done_rx.clone(), on_tick)?,
             Heartbeats::spawn(shared, done_rx.clone())?,
         ];
-        if reap_orphans {
-            watchers.push(
-                reaper::spawn(done_rx).map_err(|e| Error::io("starting the reaper thread", e))?,
-            );
-        }
+        let reaper = if reap_orphans {
+            let reaper =
+                reaper::spawn(done_rx).map_err(|e| Error::io("starting the reaper thread", e))?;
+            Some(reaper)
+        } else {
+            None
+        };
         let poller = Poller::spawn(shared, idle_rx, task_tx)?;
         Ok(Threads {
             poller,
             reporters,
             watchers,
+            reaper,
             done: done_tx,
         })
     }
@@ -321,6 +326,9 @@ impl Threads {
         drop(self.done);
         for thread in self.watchers {
             let _ = thread.join();
+        }
+        if let Some(reaper) = self.reaper {
+            reaper.stop();
         }
     }
 }
@@ -395,42 +403,61 @@ fn warn_if_watchdog_too_short(notifier: &Notifier) {
 }
 
 /// The supervisor's tick: records liveness, pings the systemd watchdog while
-/// the poller and reporter live, and refreshes the status line now and then.
+/// the poller and reporter live, and refreshes the status line now and then;
+/// returns when it wants the next tick.
 ///
-/// The ping is due at half the watchdog timeout; it goes out on the last tick
-/// before that, not the first after, since the next tick may be a whole
-/// supervisor tick away.
-fn ticker(shared: Arc<WorkerState>, notifier: Notifier) -> impl FnMut() + Send + 'static {
+/// The ping is due at half the watchdog timeout; it goes out a supervisor
+/// tick before that, since the supervisor may wake a little late.
+fn ticker(
+    shared: Arc<WorkerState>,
+    notifier: Notifier,
+) -> impl FnMut() -> Instant + Send + 'static {
     let mut last_ping = Instant::now();
     let mut last_status = Instant::now();
     move || {
         let (liveness, shutdown) = (&shared.liveness, &shared.shutdown);
         liveness.tick();
-        let ping_due = notifier
-            .watchdog_interval()
-            .is_some_and(|i| watchdog_due(last_ping.elapsed(), i));
-        if ping_due && (liveness.poller_and_reporter_alive() || shutdown.is_stopping()) {
-            notifier.watchdog();
-            last_ping = Instant::now();
+        let now = Instant::now();
+        let mut next = instant_after(now, supervisor::IDLE_TICK);
+        if let Some(interval) = notifier.watchdog_interval() {
+            if watchdog_due(last_ping.elapsed(), interval)
+                && (liveness.poller_and_reporter_alive() || shutdown.is_stopping())
+            {
+                notifier.watchdog();
+                last_ping = now;
+            }
+            next = next.min(next_ping(last_ping, interval, now));
         }
-        if notifier.is_enabled() && last_status.elapsed() >= STATUS_EVERY {
-            last_status = Instant::now();
-            let phase = if shutdown.is_stopping() {
-                "draining"
-            } else if shutdown.is_quiet() {
-                "quiet"
-            } else {
-                "working"
-            };
-            notifier.status(&status_line(&shared.stats, phase));
+        if notifier.is_enabled() {
+            if last_status.elapsed() >= STATUS_EVERY {
+                last_status = now;
+                let phase = if shutdown.is_stopping() {
+                    "draining"
+                } else if shutdown.is_quiet() {
+                    "quiet"
+                } else {
+                    "working"
+                };
+                notifier.status(&status_line(&shared.stats, phase));
+            }
+            next = next.min(instant_after(last_status, STATUS_EVERY));
         }
+        next
     }
 }
 
 /// Whether a watchdog ping due every `interval` must go out now, `since` the
-/// last one: yes when the next supervisor tick would come too late for it.
+/// last one: yes within a supervisor tick of it.
 fn watchdog_due(since: Duration, interval: Duration) -> bool {
     since + supervisor::TICK >= interval
+}
+
+/// When the supervisor ticks for the next ping after one at `last`: a tick
+/// before it is due, and no sooner than a tick from `now` (a ping held back
+/// while a role is dead is tried again then, not in a busy loop).
+fn next_ping(last: Instant, interval: Duration, now: Instant) -> Instant {
+    let due = instant_after(last, interval.saturating_sub(supervisor::TICK));
+    due.max(instant_after(now, supervisor::TICK))
 }
 
 /// The one line `systemctl status` shows: the phase and the counters.
@@ -477,5 +504,23 @@ mod tests {
         // A watchdog of 1 s (pings every 500 ms) is pinged on every tick.
         assert!(watchdog_due(tick, Duration::from_millis(500)));
         assert!(watchdog_due(Duration::ZERO, Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn the_supervisor_wakes_a_tick_before_the_next_ping_and_never_sooner_than_a_tick() {
+        let t0 = Instant::now();
+        let tick = supervisor::TICK;
+        let after = |d: Duration| crate::bounded::instant_after(t0, d);
+        let interval = Duration::from_secs(15);
+        assert_eq!(next_ping(t0, interval, t0), after(interval - tick));
+        // Pinged on every tick for a short watchdog, not in a busy loop.
+        let short = Duration::from_millis(500);
+        assert_eq!(next_ping(t0, short, t0), after(tick));
+        // A ping held back (a role is dead) is tried a tick later.
+        let late = after(Duration::from_secs(20));
+        assert_eq!(
+            next_ping(t0, interval, late),
+            crate::bounded::instant_after(late, tick)
+        );
     }
 }
