@@ -83,8 +83,14 @@ impl Supervisor {
                 wake = wake.min(instant_after(now, MEMORY_CHECK));
             }
             // Planned before the snapshot: a task that starts after it and
-            // is due before this wake-up sends a wake.
-            self.shared.inflight.plan_wake(wake);
+            // is due before this wake-up sends a wake. While idle, any task
+            // that starts does, so that the supervisor watches it from its start.
+            let planned = if idle {
+                instant_after(now, crate::bounded::FOREVER)
+            } else {
+                wake
+            };
+            self.shared.inflight.plan_wake(planned);
             let snapshot = self.shared.inflight.snapshot();
             if !snapshot.is_empty() {
                 fault::panic_if_asked("supervisor");
