@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::worker::{wait_for_status, WorkerSpec};
+use support::worker::{wait_for_status, LibraryWorker, WorkerSpec};
 use support::{start_server, temp_dir, wait_until, Api};
 use taskworker::{Config, Context, Limit, Rate, ServerConfig, Task, TaskError, Worker};
 
@@ -99,25 +99,14 @@ fn run_under_load(server: ServerConfig) -> (Vec<Run>, usize) {
             })
             .limit(task_type, limit);
     }
-    let (shutdown, stop) = taskworker::manual_shutdown();
-    let (state_tx, state_rx) = crossbeam_channel::bounded(1);
-    let thread = std::thread::spawn(move || {
-        worker.run_until(shutdown, |state| {
-            let _ = state_tx.send(state.clone());
-        })
-    });
-    let state = state_rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the worker starts");
+    let running = LibraryWorker::start(worker);
     let mut most_waiting = 0;
     let done = wait_until(Duration::from_secs(120), || {
-        most_waiting = most_waiting.max(state.limiter.waiting().len());
+        most_waiting = most_waiting.max(running.state.limiter.waiting().len());
         runs.lock().unwrap().len() >= total
     });
-    stop.stop(taskworker::StopReason::Requested);
-    let code = thread.join().expect("the worker thread returns");
+    running.stop();
     assert!(done, "{} of {total} tasks ran", runs.lock().unwrap().len());
-    assert_eq!(code.expect("the worker runs"), 0);
     assert!(wait_for_status(
         &api,
         "completed",
@@ -128,14 +117,10 @@ fn run_under_load(server: ServerConfig) -> (Vec<Run>, usize) {
     (runs, most_waiting)
 }
 
-/// The most runs of `task_type` that overlap at any instant. A run's end
-/// comes before a start at the same instant: its slot was freed after it.
-fn most_at_once(runs: &[Run], task_type: &str) -> usize {
-    let mut events: Vec<(Instant, i32)> = runs
-        .iter()
-        .filter(|r| r.task_type == task_type)
-        .flat_map(|r| [(r.start, 1), (r.end, -1)])
-        .collect();
+/// The most `runs` that overlap at any instant. A run's end comes before a
+/// start at the same instant: its slot was freed after it.
+fn most_at_once<'a>(runs: impl Iterator<Item = &'a Run>) -> usize {
+    let mut events: Vec<(Instant, i32)> = runs.flat_map(|r| [(r.start, 1), (r.end, -1)]).collect();
     events.sort();
     let (mut now, mut most) = (0i32, 0i32);
     for (_, change) in events {
@@ -167,14 +152,14 @@ fn most_starts_in(runs: &[Run], task_type: &str, window: Duration) -> usize {
 /// Checks every type's limits against what its handlers saw.
 fn assert_limits_held(runs: &[Run]) {
     assert!(
-        most_at_once_all(runs) <= 8,
+        most_at_once(runs.iter()) <= 8,
         "more than CONCURRENT_TASKS ran"
     );
     let mut seen = BTreeMap::new();
     for (task_type, limit, count, _) in types() {
         let ran = runs.iter().filter(|r| r.task_type == task_type).count();
         assert_eq!(ran, count, "{task_type}: every task ran once");
-        let at_once = most_at_once(runs, task_type);
+        let at_once = most_at_once(runs.iter().filter(|r| r.task_type == task_type));
         if let Some(concurrency) = limit.concurrency {
             assert!(
                 at_once <= concurrency as usize,
@@ -198,18 +183,12 @@ fn assert_limits_held(runs: &[Run]) {
     println!("most at once by type: {seen:?}");
 }
 
-fn most_at_once_all(runs: &[Run]) -> usize {
-    let mut events: Vec<(Instant, i32)> = runs
-        .iter()
-        .flat_map(|r| [(r.start, 1), (r.end, -1)])
-        .collect();
-    events.sort();
-    let (mut now, mut most) = (0i32, 0i32);
-    for (_, change) in events {
-        now += change;
-        most = most.max(now);
+/// A server that ignores `types` and `max_tasks`.
+fn core_only() -> ServerConfig {
+    ServerConfig {
+        core_only: true,
+        ..ServerConfig::default()
     }
-    usize::try_from(most).unwrap_or(0)
 }
 
 #[test]
@@ -224,10 +203,7 @@ fn three_types_keep_their_limits_under_load_and_no_claimed_task_waits() {
 
 #[test]
 fn three_types_keep_their_limits_under_load_against_a_core_only_server() {
-    let (runs, most_waiting) = run_under_load(ServerConfig {
-        core_only: true,
-        ..ServerConfig::default()
-    });
+    let (runs, most_waiting) = run_under_load(core_only());
     assert_limits_held(&runs);
     println!("most tasks waiting locally at once: {most_waiting}");
 }
@@ -249,10 +225,7 @@ fn gated_config() -> Value {
 
 #[test]
 fn a_task_of_a_full_type_from_a_core_only_server_waits_shows_and_is_given_back_at_the_drain() {
-    let server = start_server(ServerConfig {
-        core_only: true,
-        ..ServerConfig::default()
-    });
+    let server = start_server(core_only());
     let api = Api::new(server.url());
     let gates = temp_dir("limits-gates");
     let mut gate_of = BTreeMap::new();
@@ -333,4 +306,24 @@ fn a_bad_rate_exits_78_naming_its_key() {
     let mut worker = WorkerSpec::new("limits-bad", &server.url(), config).start();
     let log = worker.expect_exit(78, Duration::from_secs(10));
     assert!(log.contains("handlers.send.email.rate"), "{log}");
+}
+
+#[test]
+fn the_example_configuration_limits_its_types() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/examples");
+    let text = std::fs::read_to_string(examples.join("config.json")).unwrap();
+    let config: Value = serde_json::from_str(&text).unwrap();
+    let env = taskworker::HandlerEnv {
+        base_dir: Some(examples),
+        ..support::handler_env(&[])
+    };
+    let registry =
+        taskworker::Registry::from_config(config["handlers"].as_object().unwrap(), &env).unwrap();
+    let limits = registry.limits();
+    assert_eq!(
+        limits["send.email"].rate,
+        Some(Rate::per_hour(100).with_burst(5))
+    );
+    assert_eq!(limits["process.image"].concurrency, Some(2));
+    assert_eq!(limits["generate.report"].concurrency, Some(1));
 }

@@ -84,12 +84,7 @@ impl Heartbeats {
                 .into_iter()
                 .filter(|r| r.lease.is_some())
                 .collect();
-            let waiting: Vec<_> = shared
-                .limiter
-                .waiting()
-                .into_iter()
-                .filter(|w| w.lease.is_some())
-                .collect();
+            let waiting = shared.limiter.leased_waiting();
             next_beat.retain(|key, _| match key {
                 Leased::Running(id) => running.iter().any(|r| r.id == *id),
                 Leased::Waiting(id) => waiting.iter().any(|w| w.id == *id),

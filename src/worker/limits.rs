@@ -396,6 +396,17 @@ impl Limiter {
         self.lock().waiting.iter().cloned().collect()
     }
 
+    /// The waiting tasks that hold a lease, oldest first.
+    pub(crate) fn leased_waiting(&self) -> Vec<Waiting> {
+        let state = self.lock();
+        state
+            .waiting
+            .iter()
+            .filter(|w| w.lease.is_some())
+            .cloned()
+            .collect()
+    }
+
     /// How many tasks wait, by type; every limited type is listed, with 0
     /// when none of its tasks waits.
     pub fn waiting_by_type(&self) -> BTreeMap<String, usize> {

@@ -587,39 +587,25 @@ mod tests {
     }
 
     #[test]
-    fn a_stop_wins_over_everything() {
+    fn a_stop_wins_over_everything_and_quiet_or_a_report_backlog_claims_nothing() {
         let now = Instant::now();
-        let none = limits(&[], now);
-        let all = types(&["echo"]);
-        let s = Situation {
-            stopping: true,
-            quiet: true,
-            reports_backed_up: true,
-            ..situation(4, now)
-        };
-        assert_eq!(next_step(&s, &none, &all), Step::Stop);
-        let s = Situation {
-            stopping: true,
-            ..situation(0, now)
-        };
-        assert_eq!(next_step(&s, &none, &all), Step::Stop);
-    }
-
-    #[test]
-    fn quiet_or_a_report_backlog_claims_nothing_even_with_idle_processors() {
-        let now = Instant::now();
-        let none = limits(&[], now);
-        let all = types(&["echo"]);
-        let quiet = Situation {
-            quiet: true,
-            ..situation(4, now)
-        };
-        assert_eq!(next_step(&quiet, &none, &all), Step::Pause);
-        let backed_up = Situation {
-            reports_backed_up: true,
-            ..situation(4, now)
-        };
-        assert_eq!(next_step(&backed_up, &none, &all), Step::Pause);
+        let (none, all) = (limits(&[], now), types(&["echo"]));
+        // (stopping, quiet, reports backed up, idle processors)
+        let cases = [
+            ((true, true, true, 4), Step::Stop),
+            ((true, false, false, 0), Step::Stop),
+            ((false, true, false, 4), Step::Pause),
+            ((false, false, true, 4), Step::Pause),
+        ];
+        for ((stopping, quiet, reports_backed_up, idle), want) in cases {
+            let s = Situation {
+                stopping,
+                quiet,
+                reports_backed_up,
+                ..situation(idle, now)
+            };
+            assert_eq!(next_step(&s, &none, &all), want, "{s:?}");
+        }
     }
 
     #[test]
