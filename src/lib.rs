@@ -10,7 +10,8 @@
 //!
 //! - `worker/`: the daemon. `mod.rs` wires the roles from one shared state
 //!   and drains; one file per role, in the order a task meets them:
-//!   `poller` (claims as many tasks as processors are idle), `processor`
+//!   `poller` (claims as many tasks as processors are idle, of the types
+//!   under their `limits`), `processor`
 //!   (runs handlers on a fixed pool of threads, retrying locally), `outbox`
 //!   (the one path of an outcome: spool, then reporters) and `spool`,
 //!   `reporter` (delivers outcomes until they land); beside them
@@ -70,6 +71,7 @@ pub use handlers::{Handler, Registry};
 #[cfg(feature = "server")]
 pub use server::{Server, ServerConfig};
 pub use task::{Priority, Task};
+pub use worker::limits::{Limit, Rate};
 pub use worker::shutdown::{
     install_signals, manual as manual_shutdown, Shutdown, StopHandle, StopReason,
 };

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::fake::{self, FakeApi};
-use support::worker::{builtin_handlers, WorkerSpec};
+use support::worker::{builtin_handlers, LibraryWorker, WorkerSpec};
 use support::{group_members, read_pid, start_server, temp_dir, wait_until, Api};
 use taskworker::ServerConfig;
 use taskworker::{Config, Context, Task, TaskError, Worker};
@@ -151,8 +151,6 @@ fn no_heartbeats_to_a_core_only_server() {
         polling_interval: Duration::from_millis(50),
         ..Config::default()
     };
-    let (shutdown, stop) = taskworker::manual_shutdown();
-    let (state_tx, state_rx) = crossbeam_channel::bounded(1);
     let worker = Worker::new(config).handler("slow", |task: &Task, ctx: &Context| {
         assert!(
             task.lease_expires_at.is_none(),
@@ -162,14 +160,7 @@ fn no_heartbeats_to_a_core_only_server() {
             .map_err(|_| TaskError::retryable("cancelled", "SHUTDOWN"))?;
         Ok(json!("slept"))
     });
-    let thread = std::thread::spawn(move || {
-        worker.run_until(shutdown, |state| {
-            let _ = state_tx.send(state.clone());
-        })
-    });
-    let state = state_rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("worker starts");
+    let running = LibraryWorker::start(worker);
     let began = Instant::now();
     assert!(
         wait_until(Duration::from_secs(30), || api.task(&id)["status"]
@@ -178,11 +169,10 @@ fn no_heartbeats_to_a_core_only_server() {
         api.task(&id)
     );
     assert!(began.elapsed() >= Duration::from_millis(1000));
-    let stats = &state.stats;
+    let stats = &running.state.stats;
     use std::sync::atomic::Ordering::Relaxed;
     assert_eq!(stats.heartbeats.load(Relaxed), 0);
     assert_eq!(stats.leases_lost.load(Relaxed), 0);
     assert_eq!(stats.tasks_completed.load(Relaxed), 1);
-    stop.stop(taskworker::StopReason::Requested);
-    assert_eq!(thread.join().unwrap().unwrap(), 0);
+    running.stop();
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::worker::{builtin_handlers, WorkerSpec};
+use support::worker::{builtin_handlers, LibraryWorker, WorkerSpec};
 use support::{start_server, wait_until, Api};
 use taskworker::ServerConfig;
 use taskworker::{Config, Context, Task, TaskError, Worker};
@@ -75,16 +75,7 @@ fn a_handler_that_ignores_its_cancel_is_timed_out_and_its_thread_replaced() {
             run.fetch_sub(1, SeqCst);
             Ok::<_, TaskError>(json!("worked"))
         });
-    let (shutdown, stop) = taskworker::manual_shutdown();
-    let (state_tx, state_rx) = crossbeam_channel::bounded(1);
-    let thread = std::thread::spawn(move || {
-        worker.run_until(shutdown, |state| {
-            let _ = state_tx.send(state.clone());
-        })
-    });
-    let state = state_rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("worker starts");
+    let running = LibraryWorker::start(worker);
 
     // TIMEOUT, retryable: the server puts it back and the retry completes.
     assert!(
@@ -102,7 +93,7 @@ fn a_handler_that_ignores_its_cancel_is_timed_out_and_its_thread_replaced() {
     assert!(late < 5000, "TIMEOUT came {late} ms after the deadline");
 
     // The stuck thread is replaced and counted.
-    let stats = state.stats.clone();
+    let stats = running.state.stats.clone();
     assert!(wait_until(Duration::from_secs(15), || stats
         .stuck_threads
         .load(SeqCst)
@@ -139,8 +130,7 @@ fn a_handler_that_ignores_its_cancel_is_timed_out_and_its_thread_replaced() {
     assert_eq!(task["history"].as_array().map(Vec::len), Some(2), "{task}");
     assert_eq!(stats.tasks_completed.load(SeqCst), 5);
 
-    stop.stop(taskworker::StopReason::Requested);
-    assert_eq!(thread.join().unwrap().unwrap(), 0);
+    running.stop();
 }
 
 #[test]

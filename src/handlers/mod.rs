@@ -23,6 +23,7 @@ use crate::config::{Config, SECRET_VARS};
 use crate::context::{CancelReason, Context};
 use crate::error::{error_type, Error, TaskError};
 use crate::task::Task;
+use crate::worker::limits::Limit;
 
 /// Runs tasks of one type. Closures `Fn(&Task, &Context) -> Result<Value, TaskError>` are handlers.
 pub trait Handler: Send + Sync + 'static {
@@ -110,11 +111,12 @@ impl RetryOptions {
     }
 }
 
-/// Task type → handler, and the types' own retry options.
+/// Task type → handler, and the types' own retry options and limits.
 #[derive(Clone, Default)]
 pub struct Registry {
     handlers: BTreeMap<String, Arc<dyn Handler>>,
     retries: BTreeMap<String, RetryOptions>,
+    limits: BTreeMap<String, Limit>,
 }
 
 impl Registry {
@@ -128,10 +130,21 @@ impl Registry {
         self.handlers.insert(task_type.into(), Arc::new(handler));
     }
 
-    /// Adds every handler of `other`, replacing those of the same type.
+    /// Sets the limits of `task_type` (replacing any it had).
+    pub fn limit(&mut self, task_type: impl Into<String>, limit: Limit) {
+        self.limits.insert(task_type.into(), limit);
+    }
+
+    /// Every type's limits.
+    pub fn limits(&self) -> &BTreeMap<String, Limit> {
+        &self.limits
+    }
+
+    /// Adds every handler and limit of `other`, replacing those of the same type.
     pub fn extend(&mut self, other: Registry) {
         self.handlers.extend(other.handlers);
         self.retries.extend(other.retries);
+        self.limits.extend(other.limits);
     }
 
     /// The retry options configured for `task_type` (none set when it has none).
@@ -162,26 +175,32 @@ impl Registry {
         let mut registry = Registry::new();
         for (task_type, spec) in handlers {
             let key = format!("handlers.{task_type}");
-            let mut kinds = spec.as_object().into_iter().flat_map(|o| {
-                o.iter()
-                    .filter(|(name, _)| !RETRY_OPTIONS.contains(&name.as_str()))
-            });
+            let beside = |name: &str| {
+                RETRY_OPTIONS.contains(&name) || options::LIMIT_OPTIONS.contains(&name)
+            };
+            let mut kinds = spec
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(name, _)| !beside(name.as_str()));
             let (Some((kind, options)), None) = (kinds.next(), kinds.next()) else {
                 return Err(Error::config(
                     key,
                     "must be an object with exactly one of \"builtin\", \"exec\" or \"http\" \
-                     (and, beside it, any of max_retries, retry_backoff, retry_backoff_max)",
+                     (and, beside it, any of max_retries, retry_backoff, retry_backoff_max, \
+                     concurrency, rate, burst)",
                 ));
             };
-            let known = [
-                kind.as_str(),
-                RETRY_OPTIONS[0],
-                RETRY_OPTIONS[1],
-                RETRY_OPTIONS[2],
-            ];
+            let mut known = vec![kind.as_str()];
+            known.extend(RETRY_OPTIONS);
+            known.extend(options::LIMIT_OPTIONS);
             let retry = RetryOptions::from_options(&options::Options::new(spec, &key, &known)?)?;
             if retry != RetryOptions::default() {
                 registry.retries.insert(task_type.clone(), retry);
+            }
+            let limit = options::limit(spec, &key)?;
+            if limit.is_limited() {
+                registry.limits.insert(task_type.clone(), limit);
             }
             let key = format!("{key}.{kind}");
             match kind.as_str() {
@@ -325,6 +344,57 @@ mod tests {
                 err.to_string().starts_with(&format!("config: {named}:")),
                 "{err}"
             );
+        }
+    }
+
+    #[test]
+    fn limits_sit_beside_the_handler_kind() {
+        let spec = json!({
+            "mail": {"builtin": "echo", "concurrency": 2, "rate": "100/hour"},
+            "fast": {"builtin": "echo", "rate": "10/s", "burst": 3},
+            "free": {"builtin": "echo"},
+        });
+        let reg = Registry::from_config(spec.as_object().unwrap(), &env()).unwrap();
+        assert_eq!(reg.types(), vec!["fast", "free", "mail"]);
+        let mail = reg.limits()["mail"];
+        assert_eq!(mail.concurrency, Some(2));
+        assert_eq!(mail.rate.map(|r| r.burst()), Some(1));
+        assert_eq!(reg.limits()["fast"].rate.map(|r| r.burst()), Some(3));
+        assert!(!reg.limits().contains_key("free"));
+        for (bad, named) in [
+            (
+                json!({"x": {"builtin": "echo", "rate": "100/day"}}),
+                "handlers.x.rate",
+            ),
+            (
+                json!({"x": {"builtin": "echo", "rate": 100}}),
+                "handlers.x.rate",
+            ),
+            (
+                json!({"x": {"builtin": "echo", "rate": "0/s"}}),
+                "handlers.x.rate",
+            ),
+            (
+                json!({"x": {"builtin": "echo", "concurrency": 0}}),
+                "handlers.x.concurrency",
+            ),
+            (
+                json!({"x": {"builtin": "echo", "concurrency": 1.5}}),
+                "handlers.x.concurrency",
+            ),
+            (
+                json!({"x": {"builtin": "echo", "burst": 2}}),
+                "handlers.x.burst",
+            ),
+            (
+                json!({"x": {"builtin": "echo", "rate": "1/s", "burst": -1}}),
+                "handlers.x.burst",
+            ),
+            (json!({"x": {"concurrency": 2}}), "handlers.x"),
+        ] {
+            let err = Registry::from_config(bad.as_object().unwrap(), &env()).unwrap_err();
+            assert!(err.to_string().contains(named), "{bad}: {err}");
+            assert_eq!(err.exit_code(), 78);
         }
     }
 

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::config::units::{duration_from_json, size_from_json};
 use crate::error::Error;
+use crate::worker::limits::{Limit, Rate};
 
 /// A handler entry's options object, checked against the options it knows.
 pub(crate) struct Options<'a> {
@@ -90,4 +91,52 @@ impl<'a> Options<'a> {
             Some(Err(p)) => Err(Error::config(self.key(name), p)),
         }
     }
+}
+
+/// The options beside a handler's kind that limit its type.
+pub(crate) const LIMIT_OPTIONS: [&str; 3] = ["concurrency", "rate", "burst"];
+
+/// Reads the limits of the handler entry `spec` (its `concurrency`, `rate`
+/// and `burst`), naming `key.<option>` in any error. A `spec` that is not an
+/// object has none; the caller says what is wrong with it.
+pub(crate) fn limit(spec: &Value, key: &str) -> Result<Limit, Error> {
+    let Some(map) = spec.as_object() else {
+        return Ok(Limit::default());
+    };
+    let whole = |name: &str| -> Result<Option<u32>, Error> {
+        map.get(name)
+            .map(|v| match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+                Some(n) if n > 0 => Ok(n),
+                _ => Err(Error::config(
+                    format!("{key}.{name}"),
+                    format!("{v} is not a whole number above 0"),
+                )),
+            })
+            .transpose()
+    };
+    let concurrency = whole("concurrency")?;
+    let burst = whole("burst")?;
+    let rate = match map.get("rate") {
+        None => None,
+        Some(v) => {
+            let text = v.as_str().ok_or_else(|| {
+                Error::config(
+                    format!("{key}.rate"),
+                    format!("{v} is not a rate: use a string such as \"10/s\", \"30/min\" or \"100/hour\""),
+                )
+            })?;
+            Some(Rate::parse(text).map_err(|p| Error::config(format!("{key}.rate"), p))?)
+        }
+    };
+    let rate = match (rate, burst) {
+        (Some(rate), Some(burst)) => Some(rate.with_burst(burst)),
+        (None, Some(_)) => {
+            return Err(Error::config(
+                format!("{key}.burst"),
+                "a burst needs a \"rate\" beside it",
+            ))
+        }
+        (rate, None) => rate,
+    };
+    Ok(Limit { concurrency, rate })
 }

@@ -7,6 +7,8 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{bounded, Receiver, Sender};
+
 use crate::bounded::instant_after;
 use crate::client::{ApiError, Health};
 
@@ -41,6 +43,8 @@ struct Inner {
 #[derive(Debug)]
 pub struct Connectivity {
     inner: Mutex<Inner>,
+    /// An outage ended: the heartbeat thread asks `/health` again.
+    came_back: (Sender<()>, Receiver<()>),
 }
 
 impl Default for Connectivity {
@@ -52,6 +56,7 @@ impl Default for Connectivity {
                 comebacks: 0,
                 misplaced: None,
             }),
+            came_back: bounded(1),
         }
     }
 }
@@ -63,6 +68,7 @@ impl Connectivity {
         if matches!(inner.state, ApiState::Down | ApiState::Unauthorized) {
             log::info!("task API reachable again");
             inner.comebacks += 1;
+            let _ = self.came_back.0.try_send(());
         }
         inner.state = ApiState::Up;
         inner.last_ok = Some(Instant::now());
@@ -126,6 +132,11 @@ impl Connectivity {
             .unwrap_or_else(|e| e.into_inner())
             .misplaced
             .clone()
+    }
+
+    /// Receives a message when an outage ends.
+    pub fn came_back(&self) -> &Receiver<()> {
+        &self.came_back.1
     }
 
     /// How many outages have ended so far.

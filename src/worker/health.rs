@@ -1,6 +1,7 @@
 //! The health server on `HEALTH_ADDR`, on its own thread: `/health`
-//! (liveness), `/ready` (fit for work), `/status` (what each processor runs)
-//! and `/metrics` (Prometheus text). It only reads shared state.
+//! (liveness), `/ready` (fit for work), `/status` (what each processor runs,
+//! what waits for its type's limit) and `/metrics` (Prometheus text). It
+//! only reads shared state.
 
 use std::borrow::Cow;
 use std::net::TcpListener;
@@ -196,6 +197,19 @@ fn status(state: &WorkerState) -> Value {
             })
         })
         .collect();
+    let waiting: Vec<Value> = state
+        .limiter
+        .waiting()
+        .iter()
+        .map(|w| {
+            json!({
+                "task_id": w.task.id,
+                "type": w.task.task_type,
+                "attempt": w.task.attempt.unwrap_or(1),
+                "waiting_ms": crate::bounded::millis(w.since.elapsed()),
+            })
+        })
+        .collect();
     json!({
         "worker_id": &*state.worker_id,
         "processors": state.config.concurrent_tasks,
@@ -210,6 +224,8 @@ fn status(state: &WorkerState) -> Value {
             .map(crate::bounded::millis),
         "running": running,
         "schedules": state.schedules.status(),
+        "waiting": waiting,
+        "limits": state.limiter.usage(),
     })
 }
 
@@ -224,6 +240,19 @@ fn metrics(state: &WorkerState) -> String {
         Kind::Gauge,
         "Outcomes in the spool not yet delivered.",
         &[(String::new(), crate::bounded::count(spool_depth))],
+    );
+    let waiting: Vec<(String, u64)> = state
+        .limiter
+        .waiting_by_type()
+        .into_iter()
+        .map(|(t, n)| (labels(&[("type", &t)]), crate::bounded::count(n)))
+        .collect();
+    family(
+        &mut text,
+        "taskworker_tasks_waiting",
+        Kind::Gauge,
+        "Claimed tasks waiting for their type's concurrency or rate limit.",
+        &waiting,
     );
     let up = u64::from(state.connectivity.state() == ApiState::Up);
     family(

@@ -84,6 +84,9 @@ pub struct InFlight {
     next_id: AtomicU64,
     wake_tx: Sender<()>,
     wake_rx: Receiver<()>,
+    /// A task with a lease started: the heartbeat thread plans its beats.
+    leased_tx: Sender<()>,
+    leased_rx: Receiver<()>,
     /// When the supervisor means to wake next, in ms since `epoch`: a task
     /// with an earlier deadline wakes it, others do not (no wake per task).
     planned_wake_ms: AtomicU64,
@@ -93,12 +96,15 @@ pub struct InFlight {
 impl Default for InFlight {
     fn default() -> InFlight {
         let (wake_tx, wake_rx) = bounded(1);
+        let (leased_tx, leased_rx) = bounded(1);
         InFlight {
             map: Mutex::new(Table::default()),
             changed: Condvar::new(),
             next_id: AtomicU64::new(1),
             wake_tx,
             wake_rx,
+            leased_tx,
+            leased_rx,
             planned_wake_ms: AtomicU64::new(0),
             epoch: Instant::now(),
         }
@@ -121,7 +127,8 @@ impl InFlight {
     }
 
     /// Registers a new execution (turning a reservation into an entry); wakes
-    /// the supervisor if its deadline comes before the supervisor's next check.
+    /// the supervisor if its deadline comes before the supervisor's next
+    /// check, and the heartbeat thread if it has a lease.
     pub fn start(
         &self,
         task: Task,
@@ -145,6 +152,9 @@ impl InFlight {
         drop(table);
         if self.ms_since_epoch(entry.ctx.deadline) < self.planned_wake_ms.load(Ordering::Relaxed) {
             let _ = self.wake_tx.try_send(());
+        }
+        if entry.lease.is_some() {
+            let _ = self.leased_tx.try_send(());
         }
         entry
     }
@@ -221,6 +231,12 @@ impl InFlight {
     /// Receives a message when an execution starts (the supervisor re-plans).
     pub fn started(&self) -> &Receiver<()> {
         &self.wake_rx
+    }
+
+    /// Receives a message when an execution with a lease starts (the
+    /// heartbeat thread plans its beats).
+    pub fn leased_started(&self) -> &Receiver<()> {
+        &self.leased_rx
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {

@@ -23,6 +23,7 @@ mod fault;
 pub mod health;
 pub mod heartbeat;
 pub mod inflight;
+pub mod limits;
 pub mod liveness;
 pub mod metrics;
 pub mod notify;
@@ -49,6 +50,7 @@ use self::connectivity::Connectivity;
 use self::health::HealthServer;
 use self::heartbeat::Heartbeats;
 use self::inflight::InFlight;
+use self::limits::{Limit, Limiter};
 use self::liveness::{Liveness, Role};
 use self::metrics::Stats;
 use self::notify::Notifier;
@@ -60,7 +62,8 @@ use self::reporter::Reporters;
 use self::scheduler::{Board, SchedulerThread};
 use self::shutdown::{Shutdown, StopReason};
 use self::spool::Spool;
-use self::supervisor::{cancel_for_shutdown, Supervisor};
+use self::supervisor::{cancel_for_shutdown, give_back_waiting, Supervisor};
+use crate::bounded::instant_after;
 use crate::client::{build_agent, ApiClient};
 use crate::config::Config;
 use crate::error::Error;
@@ -92,6 +95,8 @@ pub struct WorkerState {
     pub connectivity: Connectivity,
     /// The tasks in flight.
     pub inflight: InFlight,
+    /// The per-type limits, and the claimed tasks that wait for them.
+    pub limiter: Limiter,
     /// Stop and quiet.
     pub shutdown: Shutdown,
     /// Outcomes the reporters hold, and whether their sends fail.
@@ -144,6 +149,7 @@ impl WorkerState {
             stats,
             connectivity: Connectivity::default(),
             inflight: InFlight::default(),
+            limiter: Limiter::new(registry.limits(), Instant::now()),
             shutdown,
             reports: Backlog::default(),
             spool,
@@ -183,6 +189,13 @@ impl Worker {
     /// Adds a native handler for `task_type` (it wins over a configured one).
     pub fn handler(mut self, task_type: impl Into<String>, handler: impl Handler) -> Worker {
         self.extra.insert(task_type, handler);
+        self
+    }
+
+    /// Limits the tasks of `task_type`: how many run at once, how fast they
+    /// start (it wins over the limits a configured handler has).
+    pub fn limit(mut self, task_type: impl Into<String>, limit: Limit) -> Worker {
+        self.extra.limit(task_type, limit);
         self
     }
 
@@ -256,8 +269,10 @@ impl Worker {
 struct Threads {
     poller: PollerThread,
     reporters: Reporters,
-    /// The supervisor, the heartbeat thread and the reaper.
+    /// The supervisor and the heartbeat thread.
     watchers: Vec<JoinHandle<()>>,
+    /// The reaper, when asked for.
+    reaper: Option<reaper::Reaper>,
     /// Dropped to stop the watchers, which serve until the very end.
     done: Sender<()>,
     /// The scheduler, when there are schedules; it stops with the stop.
@@ -286,20 +301,23 @@ impl Threads {
         }
         let reporters = Reporters::spawn(shared, outcomes, left)?;
         let on_tick = ticker(shared.clone(), notifier.clone());
-        let mut watchers = vec![
+        let watchers = vec![
             Supervisor::spawn(shared, processors, done_rx.clone(), on_tick)?,
             Heartbeats::spawn(shared, done_rx.clone())?,
         ];
-        if reap_orphans {
-            watchers.push(
-                reaper::spawn(done_rx).map_err(|e| Error::io("starting the reaper thread", e))?,
-            );
-        }
+        let reaper = if reap_orphans {
+            let reaper =
+                reaper::spawn(done_rx).map_err(|e| Error::io("starting the reaper thread", e))?;
+            Some(reaper)
+        } else {
+            None
+        };
         let poller = Poller::spawn(shared, idle_rx, task_tx)?;
         Ok(Threads {
             poller,
             reporters,
             watchers,
+            reaper,
             done: done_tx,
             scheduler: None,
         })
@@ -311,6 +329,7 @@ impl Threads {
     fn drain(self, shared: &WorkerState, grace: Duration) {
         let grace_ends = crate::bounded::instant_after(Instant::now(), grace);
         self.poller.stop(&shared.client);
+        give_back_waiting(shared);
         if !shared.inflight.wait_settled(grace) {
             cancel_for_shutdown(shared);
         }
@@ -322,6 +341,9 @@ impl Threads {
         drop(self.done);
         for thread in self.watchers {
             let _ = thread.join();
+        }
+        if let Some(reaper) = self.reaper {
+            reaper.stop();
         }
     }
 }
@@ -396,42 +418,61 @@ fn warn_if_watchdog_too_short(notifier: &Notifier) {
 }
 
 /// The supervisor's tick: records liveness, pings the systemd watchdog while
-/// the poller and reporter live, and refreshes the status line now and then.
+/// the poller and reporter live, and refreshes the status line now and then;
+/// returns when it wants the next tick.
 ///
-/// The ping is due at half the watchdog timeout; it goes out on the last tick
-/// before that, not the first after, since the next tick may be a whole
-/// supervisor tick away.
-fn ticker(shared: Arc<WorkerState>, notifier: Notifier) -> impl FnMut() + Send + 'static {
+/// The ping is due at half the watchdog timeout; it goes out a supervisor
+/// tick before that, since the supervisor may wake a little late.
+fn ticker(
+    shared: Arc<WorkerState>,
+    notifier: Notifier,
+) -> impl FnMut() -> Instant + Send + 'static {
     let mut last_ping = Instant::now();
     let mut last_status = Instant::now();
     move || {
         let (liveness, shutdown) = (&shared.liveness, &shared.shutdown);
         liveness.tick();
-        let ping_due = notifier
-            .watchdog_interval()
-            .is_some_and(|i| watchdog_due(last_ping.elapsed(), i));
-        if ping_due && (liveness.poller_and_reporter_alive() || shutdown.is_stopping()) {
-            notifier.watchdog();
-            last_ping = Instant::now();
+        let now = Instant::now();
+        let mut next = instant_after(now, supervisor::IDLE_TICK);
+        if let Some(interval) = notifier.watchdog_interval() {
+            if watchdog_due(last_ping.elapsed(), interval)
+                && (liveness.poller_and_reporter_alive() || shutdown.is_stopping())
+            {
+                notifier.watchdog();
+                last_ping = now;
+            }
+            next = next.min(next_ping(last_ping, interval, now));
         }
-        if notifier.is_enabled() && last_status.elapsed() >= STATUS_EVERY {
-            last_status = Instant::now();
-            let phase = if shutdown.is_stopping() {
-                "draining"
-            } else if shutdown.is_quiet() {
-                "quiet"
-            } else {
-                "working"
-            };
-            notifier.status(&status_line(&shared.stats, phase));
+        if notifier.is_enabled() {
+            if last_status.elapsed() >= STATUS_EVERY {
+                last_status = now;
+                let phase = if shutdown.is_stopping() {
+                    "draining"
+                } else if shutdown.is_quiet() {
+                    "quiet"
+                } else {
+                    "working"
+                };
+                notifier.status(&status_line(&shared.stats, phase));
+            }
+            next = next.min(instant_after(last_status, STATUS_EVERY));
         }
+        next
     }
 }
 
 /// Whether a watchdog ping due every `interval` must go out now, `since` the
-/// last one: yes when the next supervisor tick would come too late for it.
+/// last one: yes within a supervisor tick of it.
 fn watchdog_due(since: Duration, interval: Duration) -> bool {
     since + supervisor::TICK >= interval
+}
+
+/// When the supervisor ticks for the next ping after one at `last`: a tick
+/// before it is due, and no sooner than a tick from `now` (a ping held back
+/// while a role is dead is tried again then, not in a busy loop).
+fn next_ping(last: Instant, interval: Duration, now: Instant) -> Instant {
+    let due = instant_after(last, interval.saturating_sub(supervisor::TICK));
+    due.max(instant_after(now, supervisor::TICK))
 }
 
 /// The one line `systemctl status` shows: the phase and the counters.
@@ -478,5 +519,23 @@ mod tests {
         // A watchdog of 1 s (pings every 500 ms) is pinged on every tick.
         assert!(watchdog_due(tick, Duration::from_millis(500)));
         assert!(watchdog_due(Duration::ZERO, Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn the_supervisor_wakes_a_tick_before_the_next_ping_and_never_sooner_than_a_tick() {
+        let t0 = Instant::now();
+        let tick = supervisor::TICK;
+        let after = |d: Duration| crate::bounded::instant_after(t0, d);
+        let interval = Duration::from_secs(15);
+        assert_eq!(next_ping(t0, interval, t0), after(interval - tick));
+        // Pinged on every tick for a short watchdog, not in a busy loop.
+        let short = Duration::from_millis(500);
+        assert_eq!(next_ping(t0, short, t0), after(tick));
+        // A ping held back (a role is dead) is tried a tick later.
+        let late = after(Duration::from_secs(20));
+        assert_eq!(
+            next_ping(t0, interval, late),
+            crate::bounded::instant_after(late, tick)
+        );
     }
 }

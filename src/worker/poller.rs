@@ -7,52 +7,149 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{after, bounded, never, select, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{after, at, bounded, never, select, Receiver, RecvTimeoutError, Sender};
 
 use crate::backoff::Backoff;
+use crate::bounded::instant_after;
 use crate::client::{ApiClient, ApiError, Claimed};
 use crate::error::{error_type, Error, TaskError};
 use crate::task::{out_of_bounds, ClaimRequest, MalformedTask, Task};
+use crate::worker::limits::Limits;
 use crate::worker::liveness::Role;
 use crate::worker::outbox::reports_backed_up;
 use crate::worker::outcome::Outcome;
+use crate::worker::processor::lease_length;
 use crate::worker::{fault, spawn_role, WorkerState};
 
 /// How often a paused poller looks at the report backlog again (a change
 /// of quiet mode wakes it at once).
 const PAUSE_RECHECK: Duration = Duration::from_millis(100);
 
+/// How long a long poll may last while a type is left out of the claim for
+/// want of a free slot: the slot may free at any moment, and the next claim
+/// should ask for the type soon after.
+const REOPEN_POLL: Duration = Duration::from_secs(1);
+
+/// What the poller knows when it decides.
+#[derive(Debug, Clone, Copy)]
+struct Situation<'a> {
+    stopping: bool,
+    quiet: bool,
+    reports_backed_up: bool,
+    /// Idle processors.
+    idle: usize,
+    /// Claimed tasks waiting locally for their type.
+    waiting: usize,
+    /// When the next claim is due (after an empty answer or an error).
+    claim_due: Instant,
+    /// The types of the last claim, when it answered "nothing": a claim
+    /// for a type it left out is due at once, its polling interval is not.
+    last_empty: Option<&'a [String]>,
+    now: Instant,
+}
+
 /// What the poller does next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Step {
     /// A stop is asked: return.
     Stop,
     /// Quiet, or reports back up: claim nothing, look again soon.
     Pause,
-    /// No processor is idle: wait for one.
-    WaitForIdle,
-    /// Claim up to this many tasks.
-    Claim(u32),
+    /// Claim nothing now: wait for an idle processor, a freed slot, or
+    /// until this instant.
+    Wait(Option<Instant>),
+    /// Claim.
+    Claim(Plan),
+}
+
+/// A claim: which types, how many tasks, and the longest long poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Plan {
+    types: Vec<String>,
+    max_tasks: u32,
+    /// The long poll's limit: none while the claim asks for every type.
+    long_poll: Option<Duration>,
 }
 
 /// Decides the poller's next step. A stop wins over everything; a quiet
-/// worker, or one whose reports back up, claims nothing; otherwise it claims
-/// one task per idle processor and never more, so that no claimed task waits
-/// in a queue while its lease runs.
-fn next_step(stopping: bool, quiet: bool, reports_backed_up: bool, idle: usize) -> Step {
-    if stopping {
-        Step::Stop
-    } else if quiet || reports_backed_up {
-        Step::Pause
-    } else if idle == 0 {
-        Step::WaitForIdle
+/// worker, or one whose reports back up, claims nothing. Otherwise it claims
+/// for the idle processors that no waiting task will take, and only types
+/// with headroom (free slots and tokens); never more tasks than the type
+/// with the least headroom has, since any of them may be of that type, so
+/// that no claimed task waits while its lease runs.
+fn next_step(s: &Situation, limits: &Limits, handled: &[String]) -> Step {
+    if s.stopping {
+        return Step::Stop;
+    }
+    if s.quiet || s.reports_backed_up {
+        return Step::Pause;
+    }
+    let capacity = s.idle.saturating_sub(s.waiting);
+    if capacity == 0 {
+        return Step::Wait(None);
+    }
+    let open: Vec<(&String, u32)> = handled
+        .iter()
+        .map(|t| (t, limits.headroom(t, s.now)))
+        .filter(|(_, room)| *room > 0)
+        .collect();
+    // A type out of the claim for want of tokens comes back at a known time.
+    let reopens = handled
+        .iter()
+        .filter_map(|t| limits.reopens_at(t, s.now))
+        .min();
+    if open.is_empty() {
+        return Step::Wait(reopens);
+    }
+    let types: Vec<String> = open.iter().map(|(t, _)| (*t).clone()).collect();
+    let newly_open = s
+        .last_empty
+        .is_some_and(|last| types.iter().any(|t| !last.contains(t)));
+    if s.now < s.claim_due && !newly_open {
+        let until = match s.last_empty {
+            Some(_) => reopens.map_or(s.claim_due, |r| r.min(s.claim_due)),
+            None => s.claim_due,
+        };
+        return Step::Wait(Some(until));
+    }
+    let least_room = open.iter().map(|(_, room)| *room).min().unwrap_or(0);
+    let max_tasks = u32::try_from(capacity).unwrap_or(u32::MAX).min(least_room);
+    let long_poll = if s.waiting > 0 {
+        // A waiting task starts when its type has headroom, not after a long poll.
+        Some(Duration::ZERO)
+    } else if types.len() == handled.len() {
+        None
     } else {
-        Step::Claim(u32::try_from(idle).unwrap_or(u32::MAX))
+        let full = handled
+            .iter()
+            .any(|t| limits.headroom(t, s.now) == 0 && limits.reopens_at(t, s.now).is_none());
+        let by_tokens = reopens.map(|r| r.saturating_duration_since(s.now));
+        Some(match by_tokens {
+            Some(d) if !full => d.max(REOPEN_POLL),
+            _ => REOPEN_POLL,
+        })
+    };
+    Step::Claim(Plan {
+        types,
+        max_tasks,
+        long_poll,
+    })
+}
+
+/// The long poll asked of the server: `wait_seconds`, shortened to the
+/// plan's limit (whole seconds, rounded up).
+fn long_poll_seconds(wait_seconds: u64, limit: Option<Duration>) -> u64 {
+    match limit {
+        None => wait_seconds,
+        Some(d) => {
+            let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+            wait_seconds.min(secs)
+        }
     }
 }
 
-/// The claim for up to `max_tasks` tasks of the handled `types`, long
-/// polling for `wait_seconds` when that is not 0.
+/// The claim for up to `max_tasks` tasks of `types`, long polling for
+/// `wait_seconds` when that is not 0.
 fn claim_request(
     worker_id: &str,
     types: &[String],
@@ -223,33 +320,63 @@ impl Poller {
             .map_or(0, |d| d.as_millis());
         let mut retry_claim_id: Option<String> = None;
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+        let mut claim_due = Instant::now();
+        let mut wake_on_change = true;
+        let mut last_empty: Option<Vec<String>> = None;
         loop {
             while self.idle.try_recv().is_ok() {
                 idle += 1;
             }
-            let step = next_step(
-                shared.shutdown.is_stopping(),
-                shared.shutdown.is_quiet(),
-                reports_backed_up(&shared.reports, shared.outbox.len()),
-                idle,
-            );
-            let max_tasks = match step {
+            // Claimed already: they go first.
+            for task in shared.limiter.start_waiting(idle, Instant::now()) {
+                idle -= 1;
+                self.hand_on(task);
+            }
+            let step = shared.limiter.inspect(|limits, waiting| {
+                let situation = Situation {
+                    stopping: shared.shutdown.is_stopping(),
+                    quiet: shared.shutdown.is_quiet(),
+                    reports_backed_up: reports_backed_up(&shared.reports, shared.outbox.len()),
+                    idle,
+                    waiting,
+                    claim_due,
+                    last_empty: last_empty.as_deref(),
+                    now: Instant::now(),
+                };
+                next_step(&situation, limits, &self.types)
+            });
+            let plan = match step {
                 Step::Stop => return,
                 Step::Pause => {
-                    if !self.wait(PAUSE_RECHECK, true) {
+                    if !self.pause() {
                         return;
+                    }
+                    if wake_on_change {
+                        claim_due = Instant::now();
                     }
                     continue;
                 }
-                Step::WaitForIdle => {
+                Step::Wait(until) => {
+                    let until = [until, shared.limiter.next_start(Instant::now())]
+                        .into_iter()
+                        .flatten()
+                        .min();
+                    let timer = until.map_or_else(never, at);
+                    let woken = if wake_on_change {
+                        shared.shutdown.woken().clone()
+                    } else {
+                        never()
+                    };
                     select! {
                         recv(self.idle) -> msg => if msg.is_ok() { idle += 1 },
                         recv(shared.shutdown.stopped()) -> _ => return,
-                        recv(shared.shutdown.woken()) -> _ => {},
+                        recv(woken) -> _ => claim_due = Instant::now(),
+                        recv(shared.limiter.freed()) -> _ => {},
+                        recv(timer) -> _ => {},
                     }
                     continue;
                 }
-                Step::Claim(max_tasks) => max_tasks,
+                Step::Claim(plan) => plan,
             };
             let claim_id = retry_claim_id.take().unwrap_or_else(|| {
                 claim_seq += 1;
@@ -257,9 +384,9 @@ impl Poller {
             });
             let request = claim_request(
                 shared.client.worker_id(),
-                &self.types,
-                max_tasks,
-                shared.config.wait_seconds,
+                &plan.types,
+                plan.max_tasks,
+                long_poll_seconds(shared.config.wait_seconds, plan.long_poll),
                 claim_id.clone(),
             );
             self.claim.set(Some(claim_id.clone()));
@@ -269,23 +396,28 @@ impl Poller {
             let took = began.elapsed();
             shared.stats.claim_latency.observe(took);
             let next = after_claim(&answer, took, shared.config.polling_interval, &mut backoff);
+            last_empty = None;
             match answer {
                 Ok(Claimed::Tasks(objects)) => {
                     shared.connectivity.success();
                     shared.stats.claims_tasks.fetch_add(1, Relaxed);
                     for object in objects {
-                        if let Some(task) = self.accept(object) {
+                        let Some(task) = self.accept(object) else {
+                            continue;
+                        };
+                        // Only from a server that ignores `types` (or hands
+                        // out more than asked) is a task's type full here.
+                        let lease = lease_length(&task);
+                        if let Some(task) = shared.limiter.admit(task, lease, Instant::now()) {
                             idle = idle.saturating_sub(1);
-                            shared.inflight.reserve();
-                            // Sent even when stopping: a claimed task is ours to run.
-                            let _ = self.tasks.send(task);
-                            fault::panic_if_asked("poller");
+                            self.hand_on(task);
                         }
                     }
                 }
                 Ok(Claimed::Nothing) => {
                     shared.connectivity.success();
                     shared.stats.claims_empty.fetch_add(1, Relaxed);
+                    last_empty = Some(plan.types);
                 }
                 Err(err) => {
                     shared.stats.claims_error.fetch_add(1, Relaxed);
@@ -299,10 +431,17 @@ impl Poller {
             if next.same_claim_id {
                 retry_claim_id = Some(claim_id);
             }
-            if !next.wait.is_zero() && !self.wait(next.wait, next.wake_on_change) {
-                return;
-            }
+            claim_due = instant_after(Instant::now(), next.wait);
+            wake_on_change = next.wake_on_change;
         }
+    }
+
+    /// Sends a task with its slot and token taken to the processors.
+    fn hand_on(&self, task: Task) {
+        self.shared.inflight.reserve();
+        // Sent even when stopping: a claimed task is ours to run.
+        let _ = self.tasks.send(task);
+        fault::panic_if_asked("poller");
     }
 
     /// Checks a claimed object; a task without a usable type is failed at once.
@@ -391,19 +530,16 @@ impl Poller {
         );
     }
 
-    /// Waits `d`, or less when a stop is asked (returns false) or, with
-    /// `wake_on_change`, when quiet mode changes.
-    fn wait(&self, d: Duration, wake_on_change: bool) -> bool {
+    /// Waits [`PAUSE_RECHECK`], or less when a stop is asked (returns
+    /// false), quiet mode changes or a slot comes free (a waiting task may
+    /// start: claimed tasks run even while the worker is quiet).
+    fn pause(&self) -> bool {
         let shared = &self.shared;
-        let woken = if wake_on_change {
-            shared.shutdown.woken().clone()
-        } else {
-            never()
-        };
         select! {
             recv(shared.shutdown.stopped()) -> _ => false,
-            recv(woken) -> _ => true,
-            recv(after(d)) -> _ => true,
+            recv(shared.shutdown.woken()) -> _ => true,
+            recv(shared.limiter.freed()) -> _ => true,
+            recv(after(PAUSE_RECHECK)) -> _ => true,
         }
     }
 }
@@ -411,6 +547,7 @@ impl Poller {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::worker::limits::{Limit, Rate};
     use serde_json::json;
 
     fn status(status: u16, retry_after: Option<Duration>) -> ApiError {
@@ -425,23 +562,195 @@ mod tests {
         Backoff::new(Duration::from_millis(200), Duration::from_secs(30))
     }
 
-    #[test]
-    fn a_stop_wins_over_everything() {
-        assert_eq!(next_step(true, true, true, 4), Step::Stop);
-        assert_eq!(next_step(true, false, false, 0), Step::Stop);
+    fn types(names: &[&str]) -> Vec<String> {
+        names.iter().map(|t| t.to_string()).collect()
+    }
+
+    /// A worker with `idle` idle processors, nothing waiting, a claim due.
+    fn situation(idle: usize, now: Instant) -> Situation<'static> {
+        Situation {
+            stopping: false,
+            quiet: false,
+            reports_backed_up: false,
+            idle,
+            waiting: 0,
+            claim_due: now,
+            last_empty: None,
+            now,
+        }
+    }
+
+    fn limits(entries: &[(&str, Limit)], now: Instant) -> Limits {
+        let map = entries.iter().map(|(t, l)| (t.to_string(), *l)).collect();
+        Limits::new(&map, now)
+    }
+
+    fn concurrency(n: u32) -> Limit {
+        Limit {
+            concurrency: Some(n),
+            rate: None,
+        }
+    }
+
+    fn claim(types: &[&str], max_tasks: u32, long_poll: Option<Duration>) -> Step {
+        Step::Claim(Plan {
+            types: self::types(types),
+            max_tasks,
+            long_poll,
+        })
     }
 
     #[test]
-    fn quiet_or_a_report_backlog_claims_nothing_even_with_idle_processors() {
-        assert_eq!(next_step(false, true, false, 4), Step::Pause);
-        assert_eq!(next_step(false, false, true, 4), Step::Pause);
+    fn a_stop_wins_over_everything_and_quiet_or_a_report_backlog_claims_nothing() {
+        let now = Instant::now();
+        let (none, all) = (limits(&[], now), types(&["echo"]));
+        // (stopping, quiet, reports backed up, idle processors)
+        let cases = [
+            ((true, true, true, 4), Step::Stop),
+            ((true, false, false, 0), Step::Stop),
+            ((false, true, false, 4), Step::Pause),
+            ((false, false, true, 4), Step::Pause),
+        ];
+        for ((stopping, quiet, reports_backed_up, idle), want) in cases {
+            let s = Situation {
+                stopping,
+                quiet,
+                reports_backed_up,
+                ..situation(idle, now)
+            };
+            assert_eq!(next_step(&s, &none, &all), want, "{s:?}");
+        }
     }
 
     #[test]
     fn claims_one_task_per_idle_processor_and_waits_without_one() {
-        assert_eq!(next_step(false, false, false, 0), Step::WaitForIdle);
-        assert_eq!(next_step(false, false, false, 1), Step::Claim(1));
-        assert_eq!(next_step(false, false, false, 4), Step::Claim(4));
+        let now = Instant::now();
+        let none = limits(&[], now);
+        let all = types(&["echo", "resize"]);
+        assert_eq!(next_step(&situation(0, now), &none, &all), Step::Wait(None));
+        assert_eq!(
+            next_step(&situation(1, now), &none, &all),
+            claim(&["echo", "resize"], 1, None)
+        );
+        assert_eq!(
+            next_step(&situation(4, now), &none, &all),
+            claim(&["echo", "resize"], 4, None)
+        );
+    }
+
+    #[test]
+    fn a_full_type_is_left_out_and_no_claim_asks_for_more_than_the_least_headroom() {
+        let now = Instant::now();
+        let all = types(&["a", "b", "c"]);
+        let mut l = limits(&[("a", concurrency(1)), ("b", concurrency(3))], now);
+        // Any task of the batch may be an "a": one at a time while "a" is open.
+        assert_eq!(
+            next_step(&situation(8, now), &l, &all),
+            claim(&["a", "b", "c"], 1, None)
+        );
+        assert!(l.take("a", now));
+        // "a" is full: left out, and the long poll is short, since its slot
+        // may free at any moment.
+        assert_eq!(
+            next_step(&situation(8, now), &l, &all),
+            claim(&["b", "c"], 3, Some(REOPEN_POLL))
+        );
+        assert!(l.take("b", now) && l.take("b", now) && l.take("b", now));
+        assert_eq!(
+            next_step(&situation(8, now), &l, &all),
+            claim(&["c"], 8, Some(REOPEN_POLL))
+        );
+        // Nothing open: wait for a slot; time alone opens nothing.
+        let only_limited = types(&["a", "b"]);
+        assert_eq!(
+            next_step(&situation(8, now), &l, &only_limited),
+            Step::Wait(None)
+        );
+    }
+
+    #[test]
+    fn a_type_out_of_tokens_comes_back_when_its_next_token_does() {
+        let now = Instant::now();
+        let at = |ms| instant_after(now, Duration::from_millis(ms));
+        let mail = Limit {
+            concurrency: None,
+            rate: Some(Rate::per_hour(100)),
+        };
+        let mut l = limits(&[("mail", mail)], now);
+        let all = types(&["mail", "echo"]);
+        assert!(l.take("mail", now));
+        // The next token is 36 s away: the long poll is not cut for it.
+        assert_eq!(
+            next_step(&situation(2, now), &l, &all),
+            claim(&["echo"], 2, Some(Duration::from_secs(36)))
+        );
+        assert_eq!(long_poll_seconds(20, Some(Duration::from_secs(36))), 20);
+        assert_eq!(long_poll_seconds(20, Some(Duration::from_millis(1500))), 2);
+        assert_eq!(long_poll_seconds(20, None), 20);
+        assert_eq!(
+            next_step(&situation(2, now), &l, &types(&["mail"])),
+            Step::Wait(Some(at(36_000)))
+        );
+        // After an empty answer that left "mail" out, its token makes the
+        // next claim due at once, not after the polling interval.
+        let last = types(&["echo"]);
+        let waited = Situation {
+            claim_due: at(40_000),
+            last_empty: Some(&last),
+            ..situation(2, now)
+        };
+        assert_eq!(next_step(&waited, &l, &all), Step::Wait(Some(at(36_000))));
+        let later = Situation {
+            now: at(36_000),
+            ..waited
+        };
+        assert_eq!(
+            next_step(&later, &l, &all),
+            claim(&["mail", "echo"], 1, None)
+        );
+        assert!(l.take("mail", at(36_000)));
+    }
+
+    #[test]
+    fn the_polling_interval_and_the_backoff_hold_for_the_same_types() {
+        let now = Instant::now();
+        let due = instant_after(now, Duration::from_secs(5));
+        let none = limits(&[], now);
+        let all = types(&["echo"]);
+        let after_error = Situation {
+            claim_due: due,
+            ..situation(4, now)
+        };
+        assert_eq!(next_step(&after_error, &none, &all), Step::Wait(Some(due)));
+        let after_nothing = Situation {
+            last_empty: Some(&all),
+            ..after_error
+        };
+        assert_eq!(
+            next_step(&after_nothing, &none, &all),
+            Step::Wait(Some(due))
+        );
+    }
+
+    #[test]
+    fn waiting_tasks_hold_their_processors_and_end_the_long_poll() {
+        let now = Instant::now();
+        let mut l = limits(&[("a", concurrency(1))], now);
+        assert!(l.take("a", now));
+        let all = types(&["a", "b"]);
+        let full = Situation {
+            waiting: 2,
+            ..situation(2, now)
+        };
+        assert_eq!(next_step(&full, &l, &all), Step::Wait(None), "no hoarding");
+        let room = Situation {
+            waiting: 1,
+            ..situation(3, now)
+        };
+        assert_eq!(
+            next_step(&room, &l, &all),
+            claim(&["b"], 2, Some(Duration::ZERO))
+        );
     }
 
     #[test]

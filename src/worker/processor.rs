@@ -159,6 +159,7 @@ impl Processors {
                 // After the hand-off, so that a drain never finds every
                 // task settled while this outcome is still on its way.
                 shared.inflight.unreserve();
+                shared.limiter.free(&task_type);
                 true
             }
             Holding::Running(entry) => {
@@ -172,6 +173,7 @@ impl Processors {
                 }
                 shared.inflight.finish(entry.id);
                 shared.stats.inflight.fetch_sub(1, Relaxed);
+                shared.limiter.free(&task.task_type);
                 // The supervisor may have given up on this thread already
                 // and started its replacement.
                 let replaced = !entry.abandon();
@@ -295,6 +297,9 @@ impl Processors {
         hold(Holding::Nothing);
         shared.inflight.finish(entry.id);
         shared.stats.inflight.fetch_sub(1, Relaxed);
+        // Only now that the handler has returned: a timed-out handler
+        // that runs on still counts against its type's concurrency.
+        shared.limiter.free(&task.task_type);
         entry.is_abandoned()
     }
 }

@@ -5,43 +5,83 @@
 //! handler that waits for them (see `process_group::reap_orphan`).
 
 use std::fs;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
+use signal_hook::consts::SIGCHLD;
+use signal_hook::iterator::{Handle, Signals};
 
 use crate::handlers::process_group::reap_orphan;
 
-/// How often the reaper looks, when a child has ended since the last look.
+/// How often the reaper looks when it cannot hear SIGCHLD.
 const TICK: Duration = Duration::from_millis(250);
 
+/// The running reaper thread.
+pub(crate) struct Reaper {
+    thread: JoinHandle<()>,
+    /// Ends its wait for SIGCHLD; `None` when it polls and waits on `done`.
+    signals: Option<Handle>,
+}
+
+impl Reaper {
+    /// Stops the thread (once `done` has disconnected) and waits for it.
+    pub(crate) fn stop(self) {
+        if let Some(signals) = self.signals {
+            signals.close();
+        }
+        let _ = self.thread.join();
+    }
+}
+
 /// Makes this process the reaper of its descendants' orphans (a no-op as
-/// PID 1, which is one already), and starts the thread that reaps them
-/// until `done` disconnects.
-pub(crate) fn spawn(done: Receiver<()>) -> std::io::Result<JoinHandle<()>> {
+/// PID 1, which is one already), and starts the thread that reaps them. It
+/// sleeps until a child ends; when SIGCHLD cannot be caught it looks every
+/// [`TICK`] instead, until `done` disconnects.
+pub(crate) fn spawn(done: Receiver<()>) -> std::io::Result<Reaper> {
     if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
         log::warn!("cannot become a subreaper ({e}): orphans of handlers go to PID 1");
     }
-    // A child ended: worth a look. Without the signal, look on every tick.
-    let child_ended = Arc::new(AtomicBool::new(true));
-    let flagged =
-        signal_hook::flag::register(signal_hook::consts::SIGCHLD, child_ended.clone()).is_ok();
-    thread::Builder::new()
-        .name("taskworker-reaper".into())
-        .spawn(move || loop {
-            match done.recv_timeout(TICK) {
-                Err(RecvTimeoutError::Timeout) => {}
-                _ => return,
-            }
-            if child_ended.swap(false, Ordering::Relaxed) || !flagged {
-                let reaped = reap_exited_orphans();
-                if reaped > 0 {
-                    log::debug!("reaped {reaped} orphaned process(es)");
+    let builder = thread::Builder::new().name("taskworker-reaper".into());
+    match Signals::new([SIGCHLD]) {
+        Ok(mut signals) => {
+            let handle = signals.handle();
+            let thread = builder.spawn(move || {
+                // Children that ended before the handler was in place, then
+                // one look per SIGCHLD; ends when the handle is closed.
+                reap_and_log();
+                for _ in signals.forever() {
+                    reap_and_log();
                 }
-            }
-        })
+            })?;
+            Ok(Reaper {
+                thread,
+                signals: Some(handle),
+            })
+        }
+        Err(e) => {
+            log::debug!(
+                "cannot catch SIGCHLD ({e}): orphans are looked for every {} ms",
+                TICK.as_millis()
+            );
+            let thread = builder.spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = done.recv_timeout(TICK) {
+                    reap_and_log();
+                }
+            })?;
+            Ok(Reaper {
+                thread,
+                signals: None,
+            })
+        }
+    }
+}
+
+fn reap_and_log() {
+    let reaped = reap_exited_orphans();
+    if reaped > 0 {
+        log::debug!("reaped {reaped} orphaned process(es)");
+    }
 }
 
 /// Reaps every exited child of this process that no handler waits for;

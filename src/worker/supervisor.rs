@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{after, select, Receiver};
 
+use crate::bounded::instant_after;
 use crate::context::CancelReason;
 use crate::error::{error_type, Error, TaskError};
 use crate::worker::inflight::InFlightTask;
@@ -22,8 +23,16 @@ use crate::worker::{fault, spawn_role, WorkerState};
 
 /// How long a handler may run past a cancel before its thread is replaced.
 pub const STUCK_GRACE: Duration = Duration::from_secs(2);
-/// The longest the supervisor sleeps between checks (and between watchdog pings).
+/// The longest the supervisor sleeps between checks while tasks run, and
+/// the shortest between watchdog pings.
 pub const TICK: Duration = Duration::from_millis(500);
+/// The longest the supervisor sleeps while nothing runs: it ticks well
+/// within [`TICK_LIMIT`](crate::worker::liveness::TICK_LIMIT), so that
+/// `/health` sees it live, and an idle worker stays asleep otherwise.
+pub const IDLE_TICK: Duration = Duration::from_secs(5);
+/// How often RSS is read against `MEMORY_LIMIT` while nothing runs (a
+/// failed report held in memory still grows it).
+const MEMORY_CHECK: Duration = Duration::from_secs(1);
 
 /// The supervisor: the shared state, plus what only it holds.
 pub(crate) struct Supervisor {
@@ -32,18 +41,20 @@ pub(crate) struct Supervisor {
     processors: Arc<Processors>,
     /// Disconnects when the worker is done (after the drain, not at its start).
     done: Receiver<()>,
-    /// Called on every tick, so a watchdog can see that this thread lives.
-    on_tick: Box<dyn FnMut() + Send>,
+    /// Called on every tick, so a watchdog can see that this thread lives;
+    /// returns when it wants the next tick.
+    on_tick: Box<dyn FnMut() -> Instant + Send>,
 }
 
 impl Supervisor {
     /// Starts the supervisor thread (`taskworker-supervisor`), which serves
-    /// until `done` disconnects and calls `on_tick` on every tick.
+    /// until `done` disconnects and calls `on_tick` on every tick, and again
+    /// no later than the instant it returns.
     pub(crate) fn spawn(
         shared: &Arc<WorkerState>,
         processors: Arc<Processors>,
         done: Receiver<()>,
-        on_tick: impl FnMut() + Send + 'static,
+        on_tick: impl FnMut() -> Instant + Send + 'static,
     ) -> Result<JoinHandle<()>, Error> {
         let supervisor = Supervisor {
             shared: shared.clone(),
@@ -66,10 +77,20 @@ impl Supervisor {
         let mut settled_since: HashMap<u64, Instant> = HashMap::new();
         loop {
             let now = Instant::now();
-            let mut wake = now + TICK;
+            let idle = self.shared.stats.inflight.load(Relaxed) == 0;
+            let mut wake = instant_after(now, if idle { IDLE_TICK } else { TICK });
+            if self.shared.config.memory_limit.is_some() {
+                wake = wake.min(instant_after(now, MEMORY_CHECK));
+            }
             // Planned before the snapshot: a task that starts after it and
-            // is due before this wake-up sends a wake.
-            self.shared.inflight.plan_wake(wake);
+            // is due before this wake-up sends a wake. While idle, any task
+            // that starts does, so that the supervisor watches it from its start.
+            let planned = if idle {
+                instant_after(now, crate::bounded::FOREVER)
+            } else {
+                wake
+            };
+            self.shared.inflight.plan_wake(planned);
             let snapshot = self.shared.inflight.snapshot();
             if !snapshot.is_empty() {
                 fault::panic_if_asked("supervisor");
@@ -94,7 +115,7 @@ impl Supervisor {
                 }
             }
             self.check_memory(&mut memory_warned);
-            (self.on_tick)();
+            wake = wake.min((self.on_tick)());
             let wait = wake
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(1));
@@ -170,6 +191,33 @@ pub(crate) fn cancel_for_shutdown(shared: &WorkerState) {
                 task.task_type
             );
         }
+    }
+}
+
+/// Reports every claimed task still waiting for its type failed
+/// `SHUTDOWN`, retryable, at the start of the drain: none of them has
+/// started, and the server can hand them to another worker at once.
+pub(crate) fn give_back_waiting(shared: &WorkerState) {
+    let err = TaskError::retryable(
+        "worker shut down before the task could start (its type was at its limit)",
+        error_type::SHUTDOWN,
+    );
+    for waiting in shared.limiter.take_waiting() {
+        let task = &waiting.task;
+        let outcome = Outcome::failed(
+            &task.id,
+            &task.task_type,
+            &err,
+            &shared.worker_id,
+            0,
+            Duration::ZERO,
+        );
+        shared.outbox.finish(outcome, Duration::ZERO);
+        log::info!(
+            "task {} ({}): waited for its type at the drain; reported SHUTDOWN",
+            task.id,
+            task.task_type
+        );
     }
 }
 

@@ -1,11 +1,15 @@
 //! A `taskworker run` child process with its own config, environment and
-//! log file, plus a few waits on what the server says about tasks.
+//! log file, a library worker on a thread of the test, plus a few waits on
+//! what the server says about tasks.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::Value;
+use taskworker::{StopHandle, StopReason, Worker, WorkerState};
 
 use super::{bin, temp_dir, wait_until, Api};
 
@@ -212,4 +216,41 @@ pub fn spooled(state: &Path) -> Vec<String> {
         }
     }
     unsent
+}
+
+/// A library worker running on a thread of the test.
+pub struct LibraryWorker {
+    /// Its shared state, once every thread is up.
+    pub state: Arc<WorkerState>,
+    stop: StopHandle,
+    thread: JoinHandle<Result<i32, taskworker::Error>>,
+}
+
+impl LibraryWorker {
+    /// Runs `worker` until [`LibraryWorker::stop`], waiting (bounded) until
+    /// every thread is up.
+    pub fn start(worker: Worker) -> LibraryWorker {
+        let (shutdown, stop) = taskworker::manual_shutdown();
+        let (state_tx, state_rx) = crossbeam_channel::bounded(1);
+        let thread = std::thread::spawn(move || {
+            worker.run_until(shutdown, |state| {
+                let _ = state_tx.send(state.clone());
+            })
+        });
+        let state = state_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("worker starts");
+        LibraryWorker {
+            state,
+            stop,
+            thread,
+        }
+    }
+
+    /// Stops it as SIGTERM would and asserts a clean exit (0).
+    pub fn stop(self) {
+        self.stop.stop(StopReason::Requested);
+        let code = self.thread.join().expect("the worker thread returns");
+        assert_eq!(code.expect("the worker runs"), 0);
+    }
 }
