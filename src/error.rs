@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// The `error_type` words of the protocol (packaging/PROTOCOL.md).
-pub mod error_type {
+pub(crate) mod error_type {
     /// Bad input: the task cannot succeed as given.
     pub const VALIDATION: &str = "VALIDATION";
     /// No handler for the task's type.

@@ -2,10 +2,10 @@
 //! maps its error to an exit code.
 
 #[cfg(feature = "server")]
-pub mod demo;
+pub(crate) mod demo;
 #[cfg(feature = "server")]
-pub mod enqueue;
-pub mod schedules;
+pub(crate) mod enqueue;
+pub(crate) mod schedules;
 
 use std::ffi::OsString;
 

@@ -2,8 +2,8 @@
 //! the enqueue of a schedule's firing and the `/health` check of the base URL over one keep-alive `ureq` agent. Statuses are read here, deliberately, and
 //! every answer body is read with a size cap.
 
-pub mod resolver;
-pub mod transport;
+pub(crate) mod resolver;
+pub(crate) mod transport;
 
 use std::sync::Arc;
 use std::time::Duration;

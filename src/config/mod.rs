@@ -3,11 +3,11 @@
 //! in one step. A bad value is an error that names the key as the user wrote it.
 //! The keys themselves, and `Config`, are defined once in `keys.rs`.
 
-pub mod dotenv;
+pub(crate) mod dotenv;
 mod keys;
-pub mod suggest;
-pub mod units;
-pub mod url;
+pub(crate) mod suggest;
+pub(crate) mod units;
+pub(crate) mod url;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -3,13 +3,13 @@
 //! `program`, `process_group` and `capture` are the exec handler's program,
 //! child and pipes.
 
-pub mod builtin;
+pub(crate) mod builtin;
 mod capture;
-pub mod exec;
-pub mod http;
+pub(crate) mod exec;
+pub(crate) mod http;
 mod options;
 pub(crate) mod process_group;
-pub mod program;
+pub(crate) mod program;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

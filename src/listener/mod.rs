@@ -13,10 +13,10 @@
 //!   model; the rest serves a readiness-based one as well.
 
 mod connection;
-pub mod limits;
-pub mod parse;
-pub mod response;
-pub mod table;
+pub(crate) mod limits;
+pub(crate) mod parse;
+pub(crate) mod response;
+pub(crate) mod table;
 
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

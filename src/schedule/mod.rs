@@ -4,8 +4,8 @@
 //! the same configuration computes alike. `cron` finds wall-clock minutes,
 //! `zone` turns them into instants.
 
-pub mod cron;
-pub mod zone;
+pub(crate) mod cron;
+pub(crate) mod zone;
 
 use std::time::Duration;
 

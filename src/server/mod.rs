@@ -10,15 +10,15 @@
 //! - [`clock`]: time for leases and timestamps.
 //! - [`command`]: `taskworker serve`.
 
-pub mod clock;
-pub mod command;
-pub mod decode;
-pub mod metrics;
-pub mod queue;
-pub mod record;
-pub mod routes;
-pub mod store;
-pub mod waiters;
+pub(crate) mod clock;
+pub(crate) mod command;
+pub(crate) mod decode;
+pub(crate) mod metrics;
+pub(crate) mod queue;
+pub(crate) mod record;
+pub(crate) mod routes;
+pub(crate) mod store;
+pub(crate) mod waiters;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;

@@ -18,25 +18,25 @@
 //! std::process::exit(code);
 //! ```
 
-pub mod connectivity;
+pub(crate) mod connectivity;
 mod fault;
-pub mod health;
-pub mod heartbeat;
-pub mod inflight;
-pub mod limits;
-pub mod liveness;
-pub mod metrics;
-pub mod notify;
-pub mod outbox;
-pub mod outcome;
-pub mod poller;
-pub mod processor;
+pub(crate) mod health;
+pub(crate) mod heartbeat;
+pub(crate) mod inflight;
+pub(crate) mod limits;
+pub(crate) mod liveness;
+pub(crate) mod metrics;
+pub(crate) mod notify;
+pub(crate) mod outbox;
+pub(crate) mod outcome;
+pub(crate) mod poller;
+pub(crate) mod processor;
 mod reaper;
-pub mod reporter;
-pub mod scheduler;
-pub mod shutdown;
-pub mod spool;
-pub mod supervisor;
+pub(crate) mod reporter;
+pub(crate) mod scheduler;
+pub(crate) mod shutdown;
+pub(crate) mod spool;
+pub(crate) mod supervisor;
 
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;

@@ -6,9 +6,9 @@
 //! - [`journal`]: the journal store's file.
 //! - [`redis`]: the queue in Redis or Valkey, shared by any number of servers.
 
-pub mod journal;
-pub mod local;
-pub mod redis;
+pub(crate) mod journal;
+pub(crate) mod local;
+pub(crate) mod redis;
 
 use std::fmt;
 use std::sync::Arc;
