@@ -234,8 +234,7 @@ fn check_config(args: Vec<OsString>) -> Result<i32, Error> {
     let handler_env = HandlerEnv::for_config(&config, crate::client::build_agent(&config)?);
     let registry = Registry::from_config(&config.handlers, &handler_env)?;
     config.check_runnable(&registry)?;
-    let schedules = crate::schedule::from_config(&config.schedules)?;
-    crate::schedule::check_handlers(&schedules, &registry)?;
+    crate::schedule::runnable(&config.schedules, &registry)?;
     for warning in config.warnings() {
         eprintln!("warning: {warning}");
     }

@@ -72,8 +72,17 @@ pub fn from_config(section: &Map<String, Value>) -> Result<Vec<Schedule>, Error>
         .collect()
 }
 
+/// The schedules of the config's `schedules` section, each checked, and
+/// each with a handler for its type in `registry`: what `run` and
+/// `check-config` both require.
+pub fn runnable(section: &Map<String, Value>, registry: &Registry) -> Result<Vec<Schedule>, Error> {
+    let schedules = from_config(section)?;
+    check_handlers(&schedules, registry)?;
+    Ok(schedules)
+}
+
 /// Checks that every schedule's type has a handler in `registry`.
-pub fn check_handlers(schedules: &[Schedule], registry: &Registry) -> Result<(), Error> {
+fn check_handlers(schedules: &[Schedule], registry: &Registry) -> Result<(), Error> {
     for s in schedules {
         if registry.get(&s.task_type).is_none() {
             return Err(Error::config(

@@ -69,6 +69,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::handlers::program::MissingPrograms;
 use crate::handlers::{Handler, HandlerEnv, Registry};
+use crate::schedule::Schedule;
 use crate::state_lock::{LockError, StateLock, FILE_NAME as LOCK_FILE};
 
 /// How long undelivered reports are still tried after the drain.
@@ -214,9 +215,11 @@ impl Worker {
         shutdown: Shutdown,
         started: impl FnOnce(&Arc<WorkerState>),
     ) -> Result<i32, Error> {
-        let (handlers, client) = prepare(&self.config, self.extra)?;
-        let schedules = crate::schedule::from_config(&self.config.schedules)?;
-        crate::schedule::check_handlers(&schedules, &handlers.0)?;
+        let Prepared {
+            handlers,
+            schedules,
+            client,
+        } = prepare(&self.config, self.extra)?;
         let notifier = Notifier::from_env();
         warn_if_watchdog_too_short(&notifier);
         let (outcome_tx, outcome_rx) = unbounded();
@@ -228,8 +231,14 @@ impl Worker {
             Some(addr) => Some(HealthServer::start(addr, shared.clone())?),
             None => None,
         };
-        let mut threads = Threads::start(&shared, outcome_rx, left, &notifier, self.reap_orphans)?;
-        threads.scheduler = SchedulerThread::spawn(&shared, schedules)?;
+        let threads = Threads::start(
+            &shared,
+            outcome_rx,
+            left,
+            schedules,
+            &notifier,
+            self.reap_orphans,
+        )?;
         log::info!(
             "worker {} started: {} processor(s), handlers for {:?}, API {}",
             shared.worker_id,
@@ -283,12 +292,14 @@ impl Threads {
     /// Starts every role from `shared`, the poller last: the processors wait
     /// for tasks, the reporters for `outcomes` (the first one delivers what
     /// an earlier run `left` before it starts, so before any claim), the
-    /// supervisor and the heartbeat thread watch what runs, and the reaper
-    /// (when asked for) reaps orphans.
+    /// supervisor and the heartbeat thread watch what runs, the reaper
+    /// (when asked for) reaps orphans, and the scheduler (when there are
+    /// `schedules`) enqueues their firings.
     fn start(
         shared: &Arc<WorkerState>,
         outcomes: Receiver<Outcome>,
         left: Vec<Outcome>,
+        schedules: Vec<Schedule>,
         notifier: &Notifier,
         reap_orphans: bool,
     ) -> Result<Threads, Error> {
@@ -313,13 +324,14 @@ impl Threads {
             None
         };
         let poller = Poller::spawn(shared, idle_rx, task_tx)?;
+        let scheduler = SchedulerThread::spawn(shared, schedules)?;
         Ok(Threads {
             poller,
             reporters,
             watchers,
             reaper,
             done: done_tx,
-            scheduler: None,
+            scheduler,
         })
     }
 
@@ -371,22 +383,32 @@ fn log_panics() {
     }));
 }
 
-/// Checks what `run` needs, builds the handlers (with the record of their
-/// programs that go missing) and the API client.
-fn prepare(
-    config: &Config,
-    extra: Registry,
-) -> Result<((Registry, MissingPrograms), ApiClient), Error> {
+/// What a worker needs before any thread starts, each part checked.
+struct Prepared {
+    /// The handlers, and the programs of those found missing since.
+    handlers: (Registry, MissingPrograms),
+    schedules: Vec<Schedule>,
+    client: ApiClient,
+}
+
+/// Checks what `run` needs, and builds the handlers (with the record of
+/// their programs that go missing), the schedules and the API client.
+fn prepare(config: &Config, extra: Registry) -> Result<Prepared, Error> {
     let agent = build_agent(config)?;
     let env = HandlerEnv::for_config(config, agent.clone());
     let mut registry = Registry::from_config(&config.handlers, &env)?;
     registry.extend(extra);
     config.check_runnable(&registry)?;
+    let schedules = crate::schedule::runnable(&config.schedules, &registry)?;
     for warning in config.warnings() {
         log::warn!("{warning}");
     }
     let client = ApiClient::for_config(agent, config);
-    Ok(((registry, env.missing), client))
+    Ok(Prepared {
+        handlers: (registry, env.missing),
+        schedules,
+        client,
+    })
 }
 
 /// Locks `dir` for this worker, before its spool is opened.
