@@ -38,7 +38,7 @@ fn children_in_state(parent: i32, state: &str) -> Vec<i32> {
 /// Whether this machine lets us start a process as PID 1 of a new pid namespace.
 fn can_unshare_pid() -> bool {
     Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .args(["--pid", "--kill-child", "--mount-proc", "true"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -62,7 +62,8 @@ fn as_pid_1_reaps_the_orphans_of_handler_programs() {
     }});
     let worker = WorkerSpec::new("orphans", &server.url(), config)
         .env("CONCURRENT_TASKS", "2")
-        .wrapped(&["unshare", "--pid", "--fork", "--mount-proc"])
+        // --kill-child: when the test kills `unshare`, the worker dies too.
+        .wrapped(&["unshare", "--pid", "--kill-child", "--mount-proc"])
         .start();
     for _ in 0..5 {
         api.enqueue("orphaning", json!({}));
