@@ -1,4 +1,4 @@
-//! The protocol types of task-api.md, shared by the worker and the reference server.
+//! The protocol types of packaging/PROTOCOL.md, shared by the worker and the reference server.
 //!
 //! Every type ignores unknown fields. Required fields are required: a body
 //! without them does not deserialise, and the error names the field.

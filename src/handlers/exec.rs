@@ -1,7 +1,7 @@
 //! The `exec` handler: runs a command in its own process group with the task
 //! on stdin, and takes its stdout as the result.
 //!
-//! Contract (design.md "Handlers"): argv only, never a shell; the task object
+//! Contract (README, "Handlers"): argv only, never a shell; the task object
 //! as one JSON line on stdin; the environment scrubbed of secrets plus
 //! `TASK_ID`, `TASK_TYPE`, `TASK_ATTEMPT` (the server's delivery),
 //! `TASK_LOCAL_TRY` (1.. within it), `WORKER_ID` and the `env` option.

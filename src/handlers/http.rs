@@ -1,7 +1,7 @@
 //! The `http` handler: POSTs the task object to a URL and takes the JSON
 //! answer as the result.
 //!
-//! Contract (design.md "Handlers"): 2xx completes with the answer (JSON as
+//! Contract (README, "Handlers"): 2xx completes with the answer (JSON as
 //! it is, an empty body as `null`, other text as `{"output": text}`, as the
 //! exec handler reads stdout); 408, 429, 5xx and network errors are
 //! retryable; other statuses are permanent. An answer larger than

@@ -1,4 +1,4 @@
-//! The reference task-queue server of task-api.md: [`Server`] and its [`ServerConfig`].
+//! The reference task-queue server of the protocol in packaging/PROTOCOL.md: [`Server`] and its [`ServerConfig`].
 //!
 //! - [`queue`]: the state machine (priorities, leases, retries, claim ids).
 //! - [`record`]: one task as kept, and its wire views.
