@@ -73,17 +73,11 @@ fn start_worker(api_url: &str, state_dir: &str, n: usize) -> WorkerProcess {
         .start()
 }
 
-fn completed(api: &Api) -> u64 {
-    api.get("/health").1["counts"]["completed"]
-        .as_u64()
-        .unwrap_or(0)
-}
-
 fn wait_completed(api: &Api, at_least: u64, logs: &[String]) {
     assert!(
-        wait_until(Duration::from_secs(90), || completed(api) >= at_least),
+        wait_until(Duration::from_secs(90), || api.completed() >= at_least),
         "stuck at {} completed; last log:\n{}",
-        completed(api),
+        api.completed(),
         logs.last().map_or("", String::as_str)
     );
 }
@@ -152,7 +146,7 @@ fn every_task_completes_through_kills_and_a_server_restart() {
             }
         }
     }
-    let all_done = wait_until(Duration::from_secs(90), || completed(&api) >= TASKS as u64);
+    let all_done = wait_until(Duration::from_secs(90), || api.completed() >= TASKS as u64);
     worker.signal("TERM");
     let code = worker.wait_exit(Duration::from_secs(30));
     logs.push(worker.log());

@@ -60,18 +60,11 @@ fn start_worker(name: &str, api_url: &str, state_dir: &str, runs: &str) -> Worke
         .start()
 }
 
-/// Completed tasks as a server counts them; 0 while its store is down.
-fn completed(api: &Api) -> u64 {
-    api.get("/health").1["counts"]["completed"]
-        .as_u64()
-        .unwrap_or(0)
-}
-
 fn wait_completed(api: &Api, at_least: u64) {
     assert!(
-        wait_until(Duration::from_secs(60), || completed(api) >= at_least),
+        wait_until(Duration::from_secs(60), || api.completed() >= at_least),
         "stuck at {} completed, waiting for {at_least}",
-        completed(api)
+        api.completed()
     );
 }
 
@@ -153,7 +146,7 @@ fn every_task_completes_through_killed_servers_workers_and_a_redis_restart() {
     redis.restart_after(|| std::thread::sleep(Duration::from_millis(300)));
 
     let all_done = wait_until(Duration::from_secs(60), || {
-        completed(&api_a) >= TASKS as u64
+        api_a.completed() >= TASKS as u64
     });
     let mut lost = Vec::new();
     for (i, id) in ids.iter().enumerate() {
@@ -185,7 +178,7 @@ fn every_task_completes_through_killed_servers_workers_and_a_redis_restart() {
         lost.len(),
         began.elapsed()
     );
-    assert!(all_done, "not all completed: {}", completed(&api_a));
+    assert!(all_done, "not all completed: {}", api_a.completed());
     assert!(lost.is_empty(), "lost or wrong results: {lost:?}");
     assert_eq!(executions.len(), TASKS, "every task ran");
     assert!(

@@ -215,6 +215,14 @@ impl Api {
         self.post_json("/tasks/claim", &body)
     }
 
+    /// Completed tasks as the server's `/health` counts them; 0 while it
+    /// cannot answer (its store down, say).
+    pub fn completed(&self) -> u64 {
+        self.get("/health").1["counts"]["completed"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
     /// `GET /tasks/{id}`'s task.
     pub fn task(&self, id: &str) -> Value {
         let (status, body) = self.get(&format!("/tasks/{}", taskworker::encode_path_segment(id)));
