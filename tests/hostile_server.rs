@@ -1,7 +1,8 @@
 //! Hostile clients against the reference server: generated request bytes,
 //! slow clients (a byte at a time, a body that never ends, answers never
 //! read) and a connection flood. After each, the server stays up and an
-//! authorized `GET /health` and claim answer within a second.
+//! authorized `GET /health` and claim answer well before any of the
+//! attackers' deadlines would have freed a connection.
 
 #![cfg(feature = "server")]
 
@@ -18,8 +19,12 @@ use support::{send_raw, start_server};
 use taskworker::{Server, ServerConfig};
 
 const KEY: &str = "hostile-test-key";
-/// How long an authorized request may take while the server is under attack.
-const ANSWER_WITHIN: Duration = Duration::from_secs(1);
+/// How long an authorized request may take while the server is under attack:
+/// a third of the server's shortest deadline (30 s per request), so an answer
+/// in time proves it did not wait for an attacker to time out, while a busy
+/// test machine (a few hundred threads starting at once on two cores) has
+/// room. This checks "not held up", not speed; speed is the benchmarks' job.
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 
 fn server() -> Server {
     start_server(ServerConfig {
