@@ -7,6 +7,7 @@
 //!   memory, journal (`--data`) and Redis (`--store`).
 //! - [`routes`], [`decode`], [`metrics`]: the HTTP API, served by the crate's
 //!   listener, which checks the key from the head before reading a body.
+//! - [`ui`]: the dashboard at `/ui`, with its own login.
 //! - [`clock`]: time for leases and timestamps.
 //! - [`command`]: `taskworker serve`.
 
@@ -18,6 +19,7 @@ pub(crate) mod queue;
 pub(crate) mod record;
 pub(crate) mod routes;
 pub(crate) mod store;
+pub(crate) mod ui;
 pub(crate) mod waiters;
 
 use std::net::{SocketAddr, TcpListener};

@@ -12,6 +12,7 @@ use super::metrics;
 use super::queue::ReportError;
 use super::record::Status;
 use super::store::{Store, StoreError};
+use super::ui::Ui;
 use crate::listener::{Head, Request, Responder, Response};
 use crate::task::decode_path_segment;
 
@@ -25,12 +26,15 @@ pub struct Routes {
     store: Arc<dyn Store>,
     api_key: Option<String>,
     extensions: bool,
+    /// The dashboard under `/ui`, which has its own login.
+    ui: Ui,
 }
 
 impl Routes {
     /// Routes onto `store`; `extensions` false makes the server core-only.
     pub fn new(store: Arc<dyn Store>, api_key: Option<String>, extensions: bool) -> Routes {
         Routes {
+            ui: Ui::new(Arc::clone(&store), api_key.clone()),
             store,
             api_key,
             extensions,
@@ -51,6 +55,9 @@ impl Routes {
 
     /// Answers one request whose key was checked.
     fn handle(&self, req: Request) -> Response {
+        if Ui::owns(req.head.path()) {
+            return self.ui.respond(&req);
+        }
         let path = req.head.path().to_string();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let method = match req.head.method.as_str() {
@@ -240,9 +247,11 @@ impl Routes {
 }
 
 impl Responder for Routes {
-    /// Every route but `/health` needs the key, checked before the body is read.
+    /// Every route but `/health` needs the key, checked before the body is
+    /// read; the dashboard checks its session cookie itself (and the API
+    /// never looks at a cookie).
     fn check_head(&self, head: &Head) -> Option<Response> {
-        let open = head.path().trim_start_matches('/') == "health";
+        let open = head.path().trim_start_matches('/') == "health" || Ui::owns(head.path());
         (!open && !self.authorized(head)).then(|| {
             Response::error(401, "missing or wrong API key")
                 .with_header("WWW-Authenticate", "Bearer")
@@ -298,7 +307,7 @@ fn refusal(e: StoreError) -> Response {
 
 /// Equal-length inputs take the same time whatever their contents; the
 /// length itself is not secret.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
