@@ -453,6 +453,8 @@ pub fn status_kb(pid: &str, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} in {path}"))
 }
 
+#[cfg(feature = "server")]
+pub mod dashboard;
 pub mod fake;
 pub mod faulty;
 pub mod hostile;
