@@ -453,6 +453,7 @@ pub fn status_kb(pid: &str, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} in {path}"))
 }
 
+pub mod browser;
 #[cfg(feature = "server")]
 pub mod dashboard;
 pub mod fake;
