@@ -687,4 +687,28 @@ mod tests {
             .collect();
         assert_eq!(got, [("a", Some(100)), ("b", None)]);
     }
+
+    #[test]
+    fn paused_types_are_replayed_and_kept_by_compaction() {
+        let path = temp_path("paused.jsonl");
+        {
+            let (mut j, _) = Journal::open(&path).unwrap();
+            j.set_compact_floor(1);
+            j.append(&record("a", 1, Status::Queued));
+            j.append_pause("x", true);
+            j.append_pause("y", true);
+            let t = j.append_pause("y", false);
+            j.wait(t).unwrap();
+        }
+        let (j, replayed) = Journal::open(&path).unwrap();
+        assert_eq!(replayed.paused, ["x"]);
+        let a = &replayed.tasks[0];
+        j.compact(&[a], &replayed.paused);
+        let t = j.append_pause("z", true);
+        j.wait(t).unwrap();
+        drop(j);
+        let (_j, replayed) = Journal::open(&path).unwrap();
+        assert_eq!(replayed.paused, ["x", "z"]);
+        assert_eq!(replayed.tasks.len(), 1);
+    }
 }
