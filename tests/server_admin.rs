@@ -297,6 +297,27 @@ fn listing_pages_stay_correct_while_tasks_move() {
     assert!(page["next"].is_null());
     let page = api.get("/tasks?status=claimed&type=odd").1;
     assert!(ids(&page).iter().all(|id| moved.contains(id)));
+    // A filter without an index of its own pages the same way.
+    let all = api.get("/tasks?status=queued&limit=1000").1;
+    let low: Vec<String> = all["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["priority"] == "low")
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
+    let mut paged = Vec::new();
+    let mut path = "/tasks?status=queued&priority=low&limit=2".to_string();
+    loop {
+        let page = api.get(&path).1;
+        paged.extend(ids(&page));
+        match page["next"].as_str() {
+            Some(next) => path = format!("/tasks?status=queued&priority=low&limit=2&before={next}"),
+            None => break,
+        }
+    }
+    assert!(!low.is_empty());
+    assert_eq!(paged, low);
     assert_eq!(api.get("/tasks?before=42").0, 400);
     assert_eq!(api.get("/tasks?priority=urgent").0, 400);
 }

@@ -871,10 +871,15 @@ impl Queue {
         let key = (status, seq);
         if add {
             self.listing.insert(key);
-            self.listing_by_type
-                .entry(task_type.to_string())
-                .or_default()
-                .insert(key);
+            match self.listing_by_type.get_mut(task_type) {
+                Some(set) => {
+                    set.insert(key);
+                }
+                None => {
+                    let set = BTreeSet::from([key]);
+                    self.listing_by_type.insert(task_type.to_string(), set);
+                }
+            }
         } else {
             self.listing.remove(&key);
             if let Some(set) = self.listing_by_type.get_mut(task_type) {
@@ -905,10 +910,15 @@ impl Queue {
             return;
         }
         let key = (Reverse(prio), ready_at, seq);
-        self.ready_by_type
-            .entry(task_type.clone())
-            .or_default()
-            .insert(key);
+        match self.ready_by_type.get_mut(&task_type) {
+            Some(set) => {
+                set.insert(key);
+            }
+            None => {
+                let set = BTreeSet::from([key]);
+                self.ready_by_type.insert(task_type.clone(), set);
+            }
+        }
         if !self.paused.contains(&task_type) {
             self.ready.insert(key);
             self.waiters.wake_one(&task_type);

@@ -16,33 +16,50 @@ elseif what == 'page' then
   local status, ty, prio, limit = ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9])
   local top = '+inf'
   if ARGV[10] ~= '' then top = '(' .. ARGV[10] end
-  local scan = limit + 1
-  if prio ~= '' then scan = MAX_SCAN + 1 end
-  local cands = {}
-  local function take(key)
-    local r = redis.call('ZREVRANGEBYSCORE', key, top, '-inf', 'WITHSCORES', 'LIMIT', 0, scan)
-    for i = 1, #r, 2 do cands[#cands + 1] = {r[i], tonumber(r[i + 1])} end
-  end
-  if status ~= '' then
-    local key = B .. ':s:' .. status
-    if ty ~= '' then key = key .. ':' .. ty end
-    take(key)
-  elseif ty ~= '' then
-    for _, s in ipairs(STATUSES) do take(B .. ':s:' .. s .. ':' .. ty) end
-    table.sort(cands, function(a, b) return a[2] > b[2] end)
-  else
-    take(B .. ':all')
-  end
   local out, scanned, last, next = {}, 0, nil, ''
-  for _, c in ipairs(cands) do
+  -- Looks at one candidate; false once the page is full.
+  local function consider(id, seq)
     if #out >= limit or scanned >= MAX_SCAN then
       next = last
-      break
+      return false
     end
     scanned = scanned + 1
-    last = c[2]
-    if prio == '' or redis.call('HGET', tk(c[1]), 'prio') == prio then
-      out[#out + 1] = view(c[1])
+    last = seq
+    if prio == '' or redis.call('HGET', tk(id), 'prio') == prio then out[#out + 1] = view(id) end
+    return true
+  end
+  local batch = limit + 1
+  if prio ~= '' then batch = 500 end
+  if status ~= '' or ty == '' then
+    local key = B .. ':all'
+    if status ~= '' then key = B .. ':s:' .. status end
+    if status ~= '' and ty ~= '' then key = key .. ':' .. ty end
+    -- In batches, so that a filter without an index reads no more than it needs.
+    while true do
+      local r = redis.call('ZREVRANGEBYSCORE', key, top, '-inf', 'WITHSCORES', 'LIMIT', 0, batch)
+      local full = true
+      for i = 1, #r, 2 do
+        if not consider(r[i], tonumber(r[i + 1])) then
+          full = false
+          break
+        end
+      end
+      if not full or #r < batch * 2 then break end
+      top = '(' .. r[#r]
+    end
+  else
+    -- A type in any status: the newest of each status, merged.
+    local cands = {}
+    local scan = limit + 1
+    if prio ~= '' then scan = MAX_SCAN + 1 end
+    for _, s in ipairs(STATUSES) do
+      local key = B .. ':s:' .. s .. ':' .. ty
+      local r = redis.call('ZREVRANGEBYSCORE', key, top, '-inf', 'WITHSCORES', 'LIMIT', 0, scan)
+      for i = 1, #r, 2 do cands[#cands + 1] = {r[i], tonumber(r[i + 1])} end
+    end
+    table.sort(cands, function(x, y) return x[2] > y[2] end)
+    for _, c in ipairs(cands) do
+      if not consider(c[1], c[2]) then break end
     end
   end
   return {tostring(next), out}
