@@ -25,6 +25,7 @@
 //!   `http`, `builtin`) and their helpers (`process_group`, `capture`, `options`).
 //! - `server/`: the reference task-queue server (`taskworker serve`): a pure
 //!   `queue` state machine, its `journal`, `routes`, `service`, `waiters`,
+//!   `admin*` (counts, listings, operator actions, workers, throughput)
 //!   and `ui`, the dashboard at `/ui`.
 //! - `client/`: the task API client, with its `transport` (one write per
 //!   request) and `resolver` (no thread per lookup).

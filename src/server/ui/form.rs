@@ -1,5 +1,5 @@
 //! Query strings and `application/x-www-form-urlencoded` bodies, read into
-//! name/value pairs; and the bounded numbers a page takes from them.
+//! name/value pairs.
 
 use crate::task::decode_path_segment;
 
@@ -43,14 +43,6 @@ impl Form {
             .map(|(_, v)| v.as_str())
             .filter(|v| !v.is_empty())
     }
-
-    /// `name` as a whole number in `1..=max`; 1 when absent or not one.
-    pub(crate) fn page(&self, name: &str, max: usize) -> usize {
-        self.get(name)
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(1)
-            .clamp(1, max)
-    }
 }
 
 fn decode(s: &str) -> Option<String> {
@@ -72,16 +64,5 @@ mod tests {
         assert!(Form::parse_body(&[0xff, b'=', b'1'])
             .get("\u{fffd}")
             .is_none());
-    }
-
-    #[test]
-    fn page_numbers_are_bounded() {
-        let page = |q: &str| Form::parse(q).page("page", 100);
-        assert_eq!(page(""), 1);
-        assert_eq!(page("page=0"), 1);
-        assert_eq!(page("page=7"), 7);
-        assert_eq!(page("page=99999999999999999999999"), 1);
-        assert_eq!(page("page=1000"), 100);
-        assert_eq!(page("page=-3"), 1);
     }
 }

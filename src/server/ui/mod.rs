@@ -4,7 +4,7 @@
 //!
 //! - [`session`]: the login cookie and each session's CSRF token.
 //! - [`html`]: escaping, URL parts and the layout; [`form`]: query strings
-//!   and form bodies.
+//!   and form bodies; [`chart`]: the throughput chart as inline SVG.
 //! - One file per page: [`overview`], [`tasks`] (a status's list),
 //!   [`task`] (one task and its actions), [`workers`], [`login`].
 //!
@@ -12,6 +12,7 @@
 //! small script only reloads the lists); every action is a `POST` whose
 //! form carries the session's CSRF token.
 
+pub(crate) mod chart;
 pub(crate) mod form;
 pub(crate) mod html;
 pub(crate) mod login;
@@ -122,6 +123,14 @@ impl Ui {
                 match (decode_path_segment(id), task::Action::parse(action)) {
                     (Some(id), Some(action)) => {
                         self.act(req, |_| task::apply(&*self.store, action, &id))
+                    }
+                    _ => not_found(),
+                }
+            }
+            (["types", task_type, pause @ ("pause" | "resume")], "POST") => {
+                match decode_path_segment(task_type) {
+                    Some(t) if !t.is_empty() => {
+                        self.act(req, |_| pause_type(&*self.store, &t, *pause == "pause"))
                     }
                     _ => not_found(),
                 }
@@ -275,6 +284,14 @@ impl PageError {
     }
 }
 
+/// Pauses or resumes a type, then shows the overview, where types are listed.
+fn pause_type(store: &dyn Store, task_type: &str, paused: bool) -> Response {
+    match store.set_paused(task_type, paused) {
+        Ok(()) => redirect("/ui"),
+        Err(e) => error_page(503, "The store cannot answer", &e.to_string()),
+    }
+}
+
 /// Whether the request came over TLS, as the proxy in front says: then
 /// the cookie is sent over TLS only.
 fn secure(head: &Head) -> bool {
@@ -290,6 +307,7 @@ fn allowed(route: &[&str]) -> Option<&'static str> {
         ["login"] => Some("GET, HEAD, POST"),
         ["logout"] => Some("POST"),
         ["tasks", _, action] if task::Action::parse(action).is_some() => Some("POST"),
+        ["types", _, "pause" | "resume"] => Some("POST"),
         _ => None,
     }
 }

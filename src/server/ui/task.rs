@@ -5,11 +5,12 @@
 use serde_json::Value;
 
 use super::html::{csrf_field, field, status_badge, url_part, Html};
-use super::tasks::{list_href, worker_link};
-use super::{error_page, Page, PageError, View};
+use super::tasks::{list_href, worker_link, Filter};
+use super::{error_page, redirect, Page, PageError, View};
 use crate::listener::Response;
+use crate::server::queue::ReportError;
 use crate::server::record::Status;
-use crate::server::store::Store;
+use crate::server::store::{Store, StoreError};
 
 /// What a button on a task's page does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +118,13 @@ fn fields(h: &mut Html, task: &Value) {
         .text(field(task, "id"))
         .raw("</dd>");
     h.raw("<dt>Type</dt><dd><a href=\"")
-        .raw(&list_href(None, Some(task_type), 1))
+        .raw(&list_href(
+            &Filter {
+                task_type: Some(task_type),
+                ..Filter::default()
+            },
+            None,
+        ))
         .raw("\">")
         .text(task_type)
         .raw("</a></dd>");
@@ -230,14 +237,27 @@ fn history(h: &mut Html, task: &Value) {
 }
 
 /// Applies `action` to task `id`, then shows the task (or, once deleted,
-/// the list it was in).
+/// the list of all tasks); a refusal (a status that does not allow it, a
+/// task gone meanwhile) is a page that says so.
 pub(crate) fn apply(store: &dyn Store, action: Action, id: &str) -> Response {
-    let _ = (store, id);
-    error_page(
-        501,
-        "Not available",
-        &format!("This server cannot {} tasks yet.", action.name()),
-    )
+    let done = match action {
+        Action::Retry => store.retry(id),
+        Action::Cancel => store.cancel(id),
+        Action::Delete => store.delete(id),
+    };
+    match done {
+        Ok(()) if action == Action::Delete => redirect("/ui/tasks"),
+        Ok(()) => redirect(&format!("/ui/tasks/{}", url_part(id))),
+        Err(StoreError::Report(ReportError::NotFound(_))) => {
+            error_page(404, "Not found", "There is no such task (any more).")
+        }
+        Err(StoreError::Report(e)) => error_page(
+            409,
+            "Not done",
+            &format!("The task could not take \"{}\": {e}", action.name()),
+        ),
+        Err(e) => error_page(503, "The store cannot answer", &e.to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -1,78 +1,142 @@
-//! The task lists: one status (or all), newest first, filtered by type, a
-//! page at a time, with the columns that status has (the worker and lease
-//! of running tasks, the error of failed ones, the start of scheduled ones).
+//! The task lists: one status (or all), newest first, filtered by type and
+//! priority, a page at a time from the store's cursor, with the columns
+//! that status has (the worker and lease of running tasks, the error of
+//! failed ones, the start of scheduled ones).
 
-use serde_json::Value;
-
-use super::html::{field, status_badge, status_href, status_label, task_link, url_part, Html};
+use super::html::{status_badge, status_href, status_label, task_link, url_part, Html};
 use super::{Page, PageError, View};
-use crate::server::record::Status;
+use crate::server::admin::{cursor_text, parse_cursor, ListQuery};
+use crate::server::clock::rfc3339;
+use crate::server::record::{Status, TaskRecord};
 use crate::server::store::Store;
+use crate::task::Priority;
 
 /// Tasks on one page.
 pub(crate) const PER_PAGE: usize = 50;
-/// The last page that can be asked for: 100,000 tasks deep.
-const MAX_PAGE: usize = 2000;
 
-/// The list page for the view's `status`, `type` and `page`.
+/// The filters of a list, as its URL carries them.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Filter<'a> {
+    /// Only this status.
+    pub(crate) status: Option<Status>,
+    /// Only this type.
+    pub(crate) task_type: Option<&'a str>,
+    /// Only this priority.
+    pub(crate) priority: Option<Priority>,
+}
+
+/// The list page for the view's `status`, `type`, `priority` and cursor
+/// (`before`, the store's: a page never shows a task twice or skips one).
 pub(crate) fn render(store: &dyn Store, view: &View<'_>) -> Result<Page, PageError> {
-    let status = match view.query.get("status") {
-        None => None,
-        Some(name) => Some(Status::parse(name).ok_or(PageError::NotFound)?),
+    let q = &view.query;
+    let parse = |name: &str, parse: fn(&str) -> Option<_>| match q.get(name) {
+        None => Ok(None),
+        Some(text) => parse(text).map(Some).ok_or(PageError::NotFound),
     };
-    let task_type = view.query.get("type");
-    let page = view.query.page("page", MAX_PAGE);
-    let skip = (page - 1) * PER_PAGE;
-    let mut tasks = store.list(status, task_type, skip + PER_PAGE + 1)?;
-    let more = tasks.len() > skip + PER_PAGE;
-    let shown: Vec<Value> = tasks.drain(..).skip(skip).take(PER_PAGE).collect();
+    let filter = Filter {
+        status: parse("status", Status::parse)?,
+        task_type: q.get("type"),
+        priority: q
+            .get("priority")
+            .map(|p| Priority::parse(p).ok_or(PageError::NotFound))
+            .transpose()?,
+    };
+    let before = q.get("before").and_then(parse_cursor);
+    let page = store.page(&ListQuery {
+        status: filter.status,
+        task_type: filter.task_type.map(str::to_string),
+        priority: filter.priority,
+        limit: PER_PAGE,
+        before,
+    })?;
 
-    let name = status.map_or("All tasks", |s| status_label(s.as_str()));
+    let name = filter
+        .status
+        .map_or("All tasks", |s| status_label(s.as_str()));
     let mut h = Html::new();
-    filter_form(&mut h, status, task_type);
-    if shown.is_empty() {
+    filter_form(&mut h, &filter);
+    if page.tasks.is_empty() {
         h.raw("<p class=\"muted\">No tasks here.</p>");
     } else {
-        table(&mut h, status, &shown);
+        table(&mut h, &filter, &page.tasks);
     }
-    pager(&mut h, status, task_type, page, more);
-    let title = match task_type {
-        Some(t) => format!("{name}: {t}"),
-        None => name.to_string(),
-    };
+    h.raw("<nav class=\"pager\">");
+    if before.is_some() {
+        h.raw("<a href=\"")
+            .raw(&list_href(&filter, None))
+            .raw("\">&larr; newest</a>");
+    }
+    if let Some(next) = page.next {
+        h.raw("<a rel=\"next\" href=\"")
+            .raw(&list_href(&filter, Some(next)))
+            .raw("\">older &rarr;</a>");
+    }
+    h.raw("</nav>");
+    let mut title = name.to_string();
+    for part in [filter.task_type, filter.priority.map(Priority::as_str)]
+        .into_iter()
+        .flatten()
+    {
+        title.push_str(": ");
+        title.push_str(part);
+    }
     Ok(Page {
         title,
-        current: status.map_or_else(String::new, |s| status_href(s.as_str())),
+        current: filter
+            .status
+            .map_or_else(String::new, |s| status_href(s.as_str())),
         refresh: true,
         body: h.into_string(),
     })
 }
 
-fn filter_form(h: &mut Html, status: Option<Status>, task_type: Option<&str>) {
+fn filter_form(h: &mut Html, filter: &Filter<'_>) {
     h.raw("<form method=\"get\" action=\"/ui/tasks\" class=\"filter\">");
-    if let Some(s) = status {
+    if let Some(s) = filter.status {
         h.raw("<input type=\"hidden\" name=\"status\" value=\"")
             .raw(s.as_str())
             .raw("\">");
     }
     h.raw("<label for=\"type\">Type</label><input id=\"type\" name=\"type\" value=\"")
-        .text(task_type.unwrap_or(""))
-        .raw("\" placeholder=\"any\"><button type=\"submit\">Filter</button>");
-    if task_type.is_some() {
+        .text(filter.task_type.unwrap_or(""))
+        .raw(
+            "\" placeholder=\"any\"><label for=\"priority\">Priority</label>\
+              <select id=\"priority\" name=\"priority\"><option value=\"\">any</option>",
+        );
+    for p in [Priority::High, Priority::Medium, Priority::Low] {
+        let selected = if filter.priority == Some(p) {
+            " selected"
+        } else {
+            ""
+        };
+        h.raw("<option")
+            .raw(selected)
+            .raw(">")
+            .raw(p.as_str())
+            .raw("</option>");
+    }
+    h.raw("</select><button type=\"submit\">Filter</button>");
+    if filter.task_type.is_some() || filter.priority.is_some() {
+        let all = Filter {
+            status: filter.status,
+            ..Filter::default()
+        };
         h.raw("<a href=\"")
-            .raw(&list_href(status, None, 1))
-            .raw("\">all types</a>");
+            .raw(&list_href(&all, None))
+            .raw("\">clear</a>");
     }
     h.raw("</form>");
 }
 
-fn table(h: &mut Html, status: Option<Status>, tasks: &[Value]) {
+fn table(h: &mut Html, filter: &Filter<'_>, tasks: &[TaskRecord]) {
+    let status = filter.status;
     let extra: &[&str] = match status {
         None => &["Status"],
         Some(Status::Claimed) => &["Worker", "Claimed at", "Lease expires"],
         Some(Status::Failed) => &["Error type", "Error"],
+        Some(Status::Scheduled) => &["Runs at"],
         Some(Status::Queued) => &["Ready at"],
-        Some(_) => &[],
+        Some(_) => &["Finished"],
     };
     h.raw(
         "<table><thead><tr><th>ID</th><th>Type</th><th>Priority</th><th>Created</th>\
@@ -84,58 +148,65 @@ fn table(h: &mut Html, status: Option<Status>, tasks: &[Value]) {
     h.raw("</tr></thead><tbody>");
     for task in tasks {
         h.raw("<tr><td class=\"id\">");
-        task_link(h, field(task, "id"));
+        task_link(h, &task.id);
         h.raw("</td><td class=\"wrap\">");
-        type_link(h, status, field(task, "type"));
-        h.raw("</td><td>")
-            .text(field(task, "priority"))
+        let by_type = Filter {
+            task_type: Some(&task.task_type),
+            ..*filter
+        };
+        h.raw("<a href=\"")
+            .raw(&list_href(&by_type, None))
+            .raw("\">")
+            .text(&task.task_type)
+            .raw("</a></td><td>")
+            .raw(task.priority.as_str())
             .raw("</td><td>")
-            .text(field(task, "created_at"))
+            .raw(&rfc3339(task.created_at))
             .raw("</td><td class=\"num\">")
-            .num(task.get("attempt").and_then(Value::as_u64).unwrap_or(0))
+            .num(task.attempt)
             .raw("</td>");
         match status {
             None => {
                 h.raw("<td>");
-                status_badge(h, field(task, "status"));
+                status_badge(h, task.status.as_str());
                 h.raw("</td>");
             }
             Some(Status::Claimed) => {
+                let lease = task.lease.as_ref();
                 h.raw("<td class=\"wrap\">");
-                worker_link(h, field(task, "claimed_by"));
+                worker_link(h, lease.map_or("", |l| l.worker_id.as_str()));
                 h.raw("</td><td>")
-                    .text(field(task, "claimed_at"))
+                    .raw(&lease.map_or_else(String::new, |l| rfc3339(l.claimed_at)))
                     .raw("</td><td>")
-                    .text(field(task, "lease_expires_at"))
+                    .raw(&lease.map_or_else(String::new, |l| rfc3339(l.expires_at)))
                     .raw("</td>");
             }
             Some(Status::Failed) => {
+                let error = task.error.as_ref();
                 h.raw("<td>")
-                    .text(field(task, "error_type"))
+                    .text(error.and_then(|e| e.error_type.as_deref()).unwrap_or(""))
                     .raw("</td><td class=\"wrap\">")
-                    .text(&first_line(field(task, "error"), 160))
+                    .text(&first_line(error.map_or("", |e| e.error.as_str()), 160))
                     .raw("</td>");
+            }
+            Some(Status::Scheduled) => {
+                h.raw("<td>").raw(&rfc3339(task.ready_at)).raw("</td>");
+            }
+            Some(Status::Queued) if task.ready_at > task.created_at => {
+                h.raw("<td>").raw(&rfc3339(task.ready_at)).raw("</td>");
             }
             Some(Status::Queued) => {
-                let ready = field(task, "ready_at");
+                h.raw("<td>now</td>");
+            }
+            Some(_) => {
                 h.raw("<td>")
-                    .text(if ready.is_empty() { "now" } else { ready })
+                    .raw(&task.finished_at.map_or_else(String::new, rfc3339))
                     .raw("</td>");
             }
-            Some(_) => {}
         }
         h.raw("</tr>");
     }
     h.raw("</tbody></table>");
-}
-
-/// A task type, linked to the same list filtered by it.
-fn type_link(h: &mut Html, status: Option<Status>, task_type: &str) {
-    h.raw("<a href=\"")
-        .raw(&list_href(status, Some(task_type), 1))
-        .raw("\">")
-        .text(task_type)
-        .raw("</a>");
 }
 
 /// A worker id, linked to its line on the workers page.
@@ -147,36 +218,22 @@ pub(crate) fn worker_link(h: &mut Html, worker: &str) {
         .raw("</a>");
 }
 
-fn pager(h: &mut Html, status: Option<Status>, task_type: Option<&str>, page: usize, more: bool) {
-    h.raw("<nav class=\"pager\">");
-    if page > 1 {
-        h.raw("<a rel=\"prev\" href=\"")
-            .raw(&list_href(status, task_type, page - 1))
-            .raw("\">&larr; newer</a>");
-    }
-    h.raw("<span class=\"muted\">page ")
-        .num(page)
-        .raw("</span>");
-    if more && page < MAX_PAGE {
-        h.raw("<a rel=\"next\" href=\"")
-            .raw(&list_href(status, task_type, page + 1))
-            .raw("\">older &rarr;</a>");
-    }
-    h.raw("</nav>");
-}
-
-/// The list's URL with these filters; every value percent-encoded, so the
-/// result is safe in an attribute as it is.
-pub(crate) fn list_href(status: Option<Status>, task_type: Option<&str>, page: usize) -> String {
+/// The list's URL with these filters, from the cursor `before` (the
+/// newest page without); every value percent-encoded, so the result is
+/// safe in an attribute as it is.
+pub(crate) fn list_href(filter: &Filter<'_>, before: Option<u64>) -> String {
     let mut query = Vec::new();
-    if let Some(s) = status {
+    if let Some(s) = filter.status {
         query.push(format!("status={}", s.as_str()));
     }
-    if let Some(t) = task_type {
+    if let Some(t) = filter.task_type {
         query.push(format!("type={}", url_part(t)));
     }
-    if page > 1 {
-        query.push(format!("page={page}"));
+    if let Some(p) = filter.priority {
+        query.push(format!("priority={}", p.as_str()));
+    }
+    if let Some(cursor) = before {
+        query.push(format!("before={}", cursor_text(cursor)));
     }
     if query.is_empty() {
         "/ui/tasks".into()
@@ -200,10 +257,15 @@ mod tests {
 
     #[test]
     fn list_hrefs_encode_the_type_and_escape_the_ampersand() {
-        assert_eq!(list_href(None, None, 1), "/ui/tasks");
+        assert_eq!(list_href(&Filter::default(), None), "/ui/tasks");
+        let filter = Filter {
+            status: Some(Status::Failed),
+            task_type: Some("a&b <c>"),
+            priority: Some(Priority::Low),
+        };
         assert_eq!(
-            list_href(Some(Status::Failed), Some("a&b <c>"), 3),
-            "/ui/tasks?status=failed&amp;type=a%26b%20%3Cc%3E&amp;page=3"
+            list_href(&filter, Some(7)),
+            "/ui/tasks?status=failed&amp;type=a%26b%20%3Cc%3E&amp;priority=low&amp;before=c7"
         );
     }
 

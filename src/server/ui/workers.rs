@@ -1,51 +1,67 @@
-//! The workers page: one line per worker, with the tasks it runs now,
-//! each linked to its page.
+//! The workers page: one line per worker seen in the last hour (when it was
+//! last seen, what it completed and failed), with links to the tasks it
+//! runs now.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
-use serde_json::Value;
-
-use super::html::{field, task_link, url_part, Html};
+use super::html::{task_link, url_part, Html};
 use super::{Page, PageError, View};
-use crate::server::record::Status;
+use crate::server::admin::{ListQuery, MAX_PAGE};
+use crate::server::clock::rfc3339;
+use crate::server::record::{Status, TaskRecord};
 use crate::server::store::Store;
-
-/// Running tasks read to find the workers: more than any fleet runs at once.
-const MAX_RUNNING: usize = 10_000;
 
 /// The workers page.
 pub(crate) fn render(store: &dyn Store, _view: &View<'_>) -> Result<Page, PageError> {
-    let running = store.list(Some(Status::Claimed), None, MAX_RUNNING)?;
-    let mut by_worker: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
-    for task in &running {
-        by_worker
-            .entry(field(task, "claimed_by"))
-            .or_default()
-            .push(task);
+    let workers = store.workers()?;
+    // The running tasks, one page of the store's largest: a fleet that
+    // runs more at once shows the rest in the Running list.
+    let running = store.page(&ListQuery {
+        status: Some(Status::Claimed),
+        limit: MAX_PAGE,
+        ..ListQuery::default()
+    })?;
+    let mut by_worker: HashMap<&str, Vec<&TaskRecord>> = HashMap::new();
+    for task in &running.tasks {
+        if let Some(lease) = &task.lease {
+            by_worker.entry(&lease.worker_id).or_default().push(task);
+        }
     }
     let mut h = Html::new();
-    if by_worker.is_empty() {
-        h.raw("<p class=\"muted\">No worker runs a task now.</p>");
+    if workers.is_empty() {
+        h.raw("<p class=\"muted\">No worker was seen in the last hour.</p>");
     } else {
         h.raw(
-            "<table><thead><tr><th>Worker</th><th class=\"num\">Running</th>\
-               <th>Tasks</th></tr></thead><tbody>",
+            "<table><thead><tr><th>Worker</th><th>Last seen</th><th class=\"num\">Running</th>\
+               <th class=\"num\">Completed</th><th class=\"num\">Failed</th><th>Running now</th>\
+               </tr></thead><tbody>",
         );
-        for (worker, tasks) in &by_worker {
+        for w in &workers {
             h.raw("<tr id=\"w-")
-                .raw(&url_part(worker))
+                .raw(&url_part(&w.worker_id))
                 .raw("\"><td class=\"wrap\">")
-                .text(worker)
+                .text(&w.worker_id)
+                .raw("</td><td>")
+                .raw(&rfc3339(w.last_seen))
                 .raw("</td><td class=\"num\">")
-                .num(tasks.len())
+                .num(w.running)
+                .raw("</td><td class=\"num\">")
+                .num(w.completed)
+                .raw("</td><td class=\"num\">")
+                .num(w.failed)
                 .raw("</td><td class=\"wrap\">");
-            for (i, task) in tasks.iter().enumerate() {
+            for (i, task) in by_worker
+                .get(w.worker_id.as_str())
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
                 if i > 0 {
                     h.raw(", ");
                 }
-                task_link(&mut h, field(task, "id"));
+                task_link(&mut h, &task.id);
                 h.raw(" <span class=\"muted\">")
-                    .text(field(task, "type"))
+                    .text(&task.task_type)
                     .raw("</span>");
             }
             h.raw("</td></tr>");
