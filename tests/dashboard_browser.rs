@@ -1,6 +1,7 @@
 //! The dashboard in a real browser (headless Chromium through chromedriver):
 //! log in with the key, read the overview, filter a list by type, open a
-//! failed task; and a task whose every field holds markup and script, on
+//! failed task and retry it, cancel a task a real worker runs and see the
+//! worker stop it; and a task whose every field holds markup and script, on
 //! every page, with nothing of it live. Screenshots of the overview and a
 //! task page go to the test's directory, and to packaging/screenshots/ with
 //! `UPDATE_DOCS=1`.
@@ -16,6 +17,7 @@ use std::time::Duration;
 use serde_json::json;
 use support::browser::Browser;
 use support::dashboard::{seed_hostile, PAYLOAD};
+use support::worker::WorkerSpec;
 use support::{start_server, temp_dir, wait_until, Api};
 use taskworker::{encode_path_segment, ServerConfig};
 
@@ -177,6 +179,102 @@ fn a_user_logs_in_reads_the_overview_filters_by_type_and_opens_a_failed_task() {
     );
     browser.screenshot(&dir.join("task.png"));
     keep_for_docs(&dir, "task.png");
+
+    // Retry: the task is queued again, and the page says so.
+    browser.find(".actions button[value=retry]").click();
+    wait_heading(&browser, &format!("Task {failed}"));
+    assert_eq!(browser.find("main > p .status").text(), "Queued");
+    assert_eq!(api.task(&failed)["status"], "queued");
+    assert_eq!(
+        browser.find_all(".actions button").len(),
+        2,
+        "cancel and delete"
+    );
+}
+
+#[test]
+fn cancelling_a_running_task_stops_it_in_its_worker() {
+    let dir = temp_dir("dashboard-cancel");
+    let Some(browser) = Browser::start(&dir) else {
+        return;
+    };
+    // A short lease, so that the worker's heartbeat (a third of it) comes soon.
+    let server = start_server(ServerConfig {
+        api_key: Some(KEY.into()),
+        lease: Duration::from_secs(3),
+        ..ServerConfig::default()
+    });
+    let api = Api::new(server.url()).with_key(KEY);
+    let url = server.url();
+    let mut worker = WorkerSpec::new(
+        "dashboard-cancel",
+        &url,
+        json!({"handlers": {"sleep": {"builtin": "sleep"}}, "worker": {"timeout": 300, "id": "worker-cancel-1"}}),
+    )
+    .env("API_KEY", KEY)
+    .env("HEALTH_ADDR", "127.0.0.1:0")
+    .start();
+    let id = api.enqueue("sleep", json!({"ms": 240_000}));
+    assert!(
+        wait_until(Duration::from_secs(30), || api.task(&id)["status"]
+            == "claimed"),
+        "the worker did not claim the task; log:\n{}",
+        worker.log()
+    );
+
+    let status = Api::new(worker.health_url());
+    let mut last = String::new();
+    let running = wait_until(Duration::from_secs(10), || {
+        last = status.get_text("/status").1;
+        last.contains(&id)
+    });
+    assert!(
+        running,
+        "the worker's /status does not show the task: {last}"
+    );
+
+    browser.goto(&format!("{url}/ui/login"));
+    browser.find("#key").send_keys(KEY);
+    browser.find("form.login button[type=submit]").click();
+    wait_heading(&browser, "Overview");
+    browser
+        .find("nav a[href='/ui/tasks?status=claimed']")
+        .click();
+    wait_heading(&browser, "Running");
+    assert!(browser.find("tbody").text().contains("worker-cancel-1"));
+    browser
+        .find(&format!("a[href='/ui/tasks/{}']", encode_path_segment(&id)))
+        .click();
+    wait_heading(&browser, &format!("Task {id}"));
+    assert_eq!(
+        browser.find_all(".actions button").len(),
+        1,
+        "only cancel while it runs"
+    );
+    browser.find(".actions button[value=cancel]").click();
+    wait_heading(&browser, &format!("Task {id}"));
+    assert_eq!(browser.find("main > p .status").text(), "Cancelled");
+
+    // The worker learns it from the 410 of its next heartbeat, stops the
+    // handler and keeps no outcome: a report that raced the heartbeat gets
+    // 410 too and is dropped, so the task stays cancelled.
+    assert!(
+        worker.wait_log("answered 410", Duration::from_secs(30)),
+        "the worker did not hear of the cancel; log:\n{}",
+        worker.log()
+    );
+    let idle = wait_until(Duration::from_secs(10), || {
+        last = status.get_text("/status").1;
+        !last.is_empty() && !last.contains(&id)
+    });
+    assert!(idle, "the worker still runs it: {last}");
+    assert_eq!(api.task(&id)["status"], "cancelled");
+    worker.stop(Duration::from_secs(30));
+    assert_eq!(
+        api.task(&id)["status"],
+        "cancelled",
+        "nothing reported on the way out"
+    );
 }
 
 #[test]
