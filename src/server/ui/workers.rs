@@ -1,24 +1,27 @@
 //! The workers page: one line per worker seen in the last hour (when it was
 //! last seen, what it completed and failed), with links to the tasks it
-//! runs now.
+//! runs now (among the newest hundred claimed; the Running list has all).
 
 use std::collections::HashMap;
 
 use super::html::{task_link, url_part, Html};
 use super::{Page, PageError, View};
-use crate::server::admin::{ListQuery, MAX_PAGE};
+use crate::server::admin::ListQuery;
 use crate::server::clock::rfc3339;
 use crate::server::record::{Status, TaskRecord};
 use crate::server::store::Store;
 
+/// Running tasks linked from the page, the newest claimed: reading each
+/// costs a Redis round trip's share, and a page of thousands of links helps
+/// no one; the Running list has the rest.
+const RUNNING_SHOWN: usize = 100;
+
 /// The workers page.
 pub(crate) fn render(store: &dyn Store, _view: &View<'_>) -> Result<Page, PageError> {
     let workers = store.workers()?;
-    // The running tasks, one page of the store's largest: a fleet that
-    // runs more at once shows the rest in the Running list.
     let running = store.page(&ListQuery {
         status: Some(Status::Claimed),
-        limit: MAX_PAGE,
+        limit: RUNNING_SHOWN,
         ..ListQuery::default()
     })?;
     let mut by_worker: HashMap<&str, Vec<&TaskRecord>> = HashMap::new();
@@ -50,6 +53,7 @@ pub(crate) fn render(store: &dyn Store, _view: &View<'_>) -> Result<Page, PageEr
                 .raw("</td><td class=\"num\">")
                 .num(w.failed)
                 .raw("</td><td class=\"wrap\">");
+            let shown = by_worker.get(w.worker_id.as_str()).map_or(0, Vec::len);
             for (i, task) in by_worker
                 .get(w.worker_id.as_str())
                 .into_iter()
@@ -63,6 +67,12 @@ pub(crate) fn render(store: &dyn Store, _view: &View<'_>) -> Result<Page, PageEr
                 h.raw(" <span class=\"muted\">")
                     .text(&task.task_type)
                     .raw("</span>");
+            }
+            let more = w.running.saturating_sub(shown as u64);
+            if more > 0 {
+                h.raw(" <a href=\"/ui/tasks?status=claimed\">and ")
+                    .num(more)
+                    .raw(" more</a>");
             }
             h.raw("</td></tr>");
         }
