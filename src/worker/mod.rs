@@ -287,7 +287,12 @@ impl Worker {
                         break;
                     }
                     notifier.reloading();
-                    reloader.reload(&shared, &threads.processors, &mut threads.scheduler);
+                    let roles = reload::Roles {
+                        processors: &threads.processors,
+                        poller: &threads.poller,
+                        scheduler: &mut threads.scheduler,
+                    };
+                    reloader.reload(&shared, roles);
                     notifier.ready();
                     notifier.status(&status_line(&shared.stats, "reloaded"));
                 }

@@ -263,16 +263,26 @@ impl PollerThread {
     /// for the thread, but no longer than [`JOIN_LIMIT`].
     pub(crate) fn stop(self, client: &ApiClient) {
         if still_running(&self.done, Duration::from_millis(2)) {
-            if let Some(claim_id) = self.claim.current() {
-                if let Err(e) = client.cancel_claim(&claim_id, Duration::from_secs(2)) {
-                    log::debug!("claim cancel failed: {e}");
-                }
-            }
+            self.cancel_claim(client);
         }
         if still_running(&self.done, JOIN_LIMIT) {
             log::warn!("the last claim did not return in time; exiting without it");
         } else {
             let _ = self.thread.join();
+        }
+    }
+}
+
+impl PollerThread {
+    /// Ends the long poll on the wire, if any, by cancelling its claim: the
+    /// drain does, and a reload that removed a type, so that the claim
+    /// opened for the old types brings none of that type. The poller claims
+    /// again at once.
+    pub(crate) fn cancel_claim(&self, client: &ApiClient) {
+        if let Some(claim_id) = self.claim.current() {
+            if let Err(e) = client.cancel_claim(&claim_id, Duration::from_secs(2)) {
+                log::debug!("claim cancel failed: {e}");
+            }
         }
     }
 }
@@ -327,12 +337,22 @@ impl Poller {
         let mut claim_due = Instant::now();
         let mut wake_on_change = true;
         let mut last_empty: Option<Vec<String>> = None;
+        let mut seen = shared.live.get();
         loop {
             while self.idle.try_recv().is_ok() {
                 idle += 1;
             }
             self.processors.retire_surplus(&mut idle);
             let settings = shared.live.get();
+            if !Arc::ptr_eq(&settings, &seen) {
+                // A reload: claim at once with its types and its key, even
+                // while backing off (the key may be what it fixed).
+                seen = settings.clone();
+                claim_due = Instant::now();
+                wake_on_change = true;
+                last_empty = None;
+                backoff.reset();
+            }
             // Claimed already: they go first.
             for task in shared.limiter.start_waiting(idle, Instant::now()) {
                 idle -= 1;
@@ -368,15 +388,13 @@ impl Poller {
                         .flatten()
                         .min();
                     let timer = until.map_or_else(never, at);
-                    let woken = if wake_on_change {
-                        shared.shutdown.woken().clone()
-                    } else {
-                        never()
-                    };
+                    // A reload wakes it too, also while it backs off.
                     select! {
                         recv(self.idle) -> msg => if msg.is_ok() { idle += 1 },
                         recv(shared.shutdown.stopped()) -> _ => return,
-                        recv(woken) -> _ => claim_due = Instant::now(),
+                        recv(shared.shutdown.woken()) -> _ => if wake_on_change {
+                            claim_due = Instant::now()
+                        },
                         recv(shared.limiter.freed()) -> _ => {},
                         recv(timer) -> _ => {},
                     }

@@ -288,6 +288,15 @@ impl Processors {
                     .policy(&settings.config);
                 run_with_retries(handler.as_ref(), task, ctx, policy)
             }
+            // Claimed as a reload took its handler away: another worker may
+            // still handle it.
+            None if settings.removed.contains(&task.task_type) => {
+                let msg = format!(
+                    "no handler for task type {:?}: a reload removed it",
+                    task.task_type
+                );
+                (Err(TaskError::retryable(msg, error_type::UNKNOWN_TYPE)), 1)
+            }
             None => {
                 let msg = format!("no handler for task type {:?}", task.task_type);
                 (Err(TaskError::permanent(msg, error_type::UNKNOWN_TYPE)), 1)

@@ -8,6 +8,7 @@
 //! at once and which wait for a restart is the `live` column of the key
 //! table (`config/keys.rs`), and nothing else.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
@@ -19,6 +20,7 @@ use crate::error::Error;
 use crate::handlers::{HandlerEnv, Registry};
 use crate::prometheus::{family, labels, Kind};
 use crate::schedule::Schedule;
+use crate::worker::poller::PollerThread;
 use crate::worker::processor::Processors;
 use crate::worker::scheduler::SchedulerThread;
 use crate::worker::WorkerState;
@@ -34,6 +36,16 @@ pub(crate) struct Reloader {
     pub(crate) extra: Registry,
 }
 
+/// The threads a reload acts on.
+pub(crate) struct Roles<'a> {
+    /// The pool, which it grows.
+    pub(crate) processors: &'a Arc<Processors>,
+    /// The poller, whose long poll it ends when a type went away.
+    pub(crate) poller: &'a PollerThread,
+    /// The scheduler, which it hands the schedules (or starts).
+    pub(crate) scheduler: &'a mut Option<SchedulerThread>,
+}
+
 /// A reload read and checked, ready to apply.
 struct Checked {
     config: Config,
@@ -46,14 +58,9 @@ struct Checked {
 impl Reloader {
     /// Reads the configuration again and applies it, or, when anything in
     /// it is wrong, changes nothing and records the error.
-    pub(crate) fn reload(
-        &self,
-        shared: &Arc<WorkerState>,
-        processors: &Arc<Processors>,
-        scheduler: &mut Option<SchedulerThread>,
-    ) {
+    pub(crate) fn reload(&self, shared: &Arc<WorkerState>, threads: Roles<'_>) {
         match self.check(shared) {
-            Ok(checked) => apply(shared, checked, processors, scheduler),
+            Ok(checked) => apply(shared, checked, threads),
             Err(e) => {
                 log::error!("reload refused, nothing changed: {e}");
                 shared.reloads.failed(e.to_string());
@@ -86,15 +93,11 @@ impl Reloader {
 }
 
 /// Puts a checked reload in effect: log level, API key, limits, then the
-/// settings the roles read; grows the pool (the poller shrinks it), wakes
-/// the poller to claim with the new types, and hands the scheduler its
-/// schedules (starting it when it had none).
-fn apply(
-    shared: &Arc<WorkerState>,
-    checked: Checked,
-    processors: &Arc<Processors>,
-    scheduler: &mut Option<SchedulerThread>,
-) {
+/// settings the roles read; grows the pool (the poller shrinks it), ends a
+/// long poll opened for a type that went away, wakes the poller to claim
+/// with the new types, and hands the scheduler its schedules (starting it
+/// when it had none).
+fn apply(shared: &Arc<WorkerState>, checked: Checked, threads: Roles<'_>) {
     let Checked {
         config,
         registry,
@@ -111,16 +114,22 @@ fn apply(
         .client
         .set_api_key(config.api_key.as_ref().map(|k| k.expose()));
     shared.limiter.reconfigure(registry.limits());
-    let (processors_wanted, types) = (config.concurrent_tasks, registry.types());
-    shared.live.set(Settings::new(config, registry));
-    if let Err(e) = processors.grow() {
+    let before = shared.live.get();
+    let settings = Settings::after(&before, config, registry);
+    let type_gone = before.types.iter().any(|t| settings.removed.contains(t));
+    let (processors_wanted, types) = (settings.config.concurrent_tasks, settings.types.clone());
+    shared.live.set(settings);
+    if let Err(e) = threads.processors.grow() {
         log::error!("reload: cannot start more processors: {e}");
     }
+    if type_gone {
+        threads.poller.cancel_claim(&shared.client);
+    }
     shared.shutdown.wake();
-    match scheduler {
+    match threads.scheduler {
         Some(thread) => thread.reload(schedules),
         None => match SchedulerThread::spawn(shared, schedules) {
-            Ok(started) => *scheduler = started,
+            Ok(started) => *threads.scheduler = started,
             Err(e) => log::error!("reload: cannot start the scheduler: {e}"),
         },
     }
@@ -138,15 +147,33 @@ pub(crate) struct Settings {
     pub(crate) registry: Registry,
     /// The types with handlers: the claim's `types`.
     pub(crate) types: Vec<String>,
+    /// Types that reloads took away: a task of one, claimed as the reload
+    /// came, goes back retryable, for a worker that still handles it.
+    pub(crate) removed: BTreeSet<String>,
 }
 
 impl Settings {
+    /// The settings of a start.
     pub(crate) fn new(config: Config, registry: Registry) -> Settings {
         Settings {
             types: registry.types(),
             config,
             registry,
+            removed: BTreeSet::new(),
         }
+    }
+
+    /// The settings of a reload that follows `before`.
+    fn after(before: &Settings, config: Config, registry: Registry) -> Settings {
+        let mut settings = Settings::new(config, registry);
+        settings.removed = before
+            .removed
+            .iter()
+            .chain(&before.types)
+            .filter(|t| settings.registry.get(t).is_none())
+            .cloned()
+            .collect();
+        settings
     }
 }
 
@@ -294,6 +321,27 @@ mod tests {
                 .any(|(k, _)| *k == spec.key);
             assert!(has_field || spec.live, "{}", spec.env);
         }
+    }
+
+    #[test]
+    fn removed_types_are_remembered_until_a_reload_brings_them_back() {
+        let registry = |types: &[&str]| {
+            let mut r = Registry::new();
+            for t in types {
+                r.insert(*t, |_: &crate::Task, _: &crate::Context| Ok(Value::Null));
+            }
+            r
+        };
+        let start = Settings::new(Config::default(), registry(&["a", "b"]));
+        let one = Settings::after(&start, Config::default(), registry(&["a"]));
+        assert_eq!(one.removed, BTreeSet::from(["b".to_string()]));
+        let two = Settings::after(&one, Config::default(), registry(&["c"]));
+        assert_eq!(
+            two.removed,
+            BTreeSet::from(["a".to_string(), "b".to_string()])
+        );
+        let three = Settings::after(&two, Config::default(), registry(&["a", "b"]));
+        assert_eq!(three.removed, BTreeSet::from(["c".to_string()]));
     }
 
     #[test]
