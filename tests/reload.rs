@@ -373,6 +373,97 @@ fn the_api_key_rotates_without_a_restart() {
     );
 }
 
+#[test]
+fn dotenv_is_read_again_and_a_burst_of_sighups_ends_in_a_reload_after_the_last() {
+    let server = start_server(ServerConfig::default());
+    let config = json!({"handlers": {"echo": {"builtin": "echo"}}});
+    let worker = WorkerSpec::new("reload-burst", &server.url(), config)
+        .file(".env", "CONCURRENT_TASKS=1\n")
+        .env("HEALTH_ADDR", "127.0.0.1:0")
+        .start();
+    let health = Api::new(worker.health_url());
+    assert_eq!(status(&health)["processors"], 1);
+    const BURST: u64 = 20;
+    // One kill(1) sends all but the last, as fast as it can.
+    let pid = worker.child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .arg("-HUP")
+        .args(std::iter::repeat(&pid).take(BURST as usize - 1))
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    // The last signal comes after the last change of the file: what it
+    // reads is what must be in effect once the burst is over.
+    std::fs::write(worker.dir.join(".env"), "CONCURRENT_TASKS=3\n").expect("written");
+    worker.signal("HUP");
+    assert!(
+        wait_until(LONG, || status(&health)["processors"] == 3),
+        "{}; log:\n{}",
+        status(&health),
+        worker.log()
+    );
+    // Settled: no reload still to come, and fewer than one per signal.
+    std::thread::sleep(Duration::from_secs(1));
+    let applied = status(&health)["reload"]["applied"].as_u64().unwrap_or(0);
+    eprintln!("{BURST} SIGHUPs in a burst: {applied} reloads");
+    assert!((1..=BURST).contains(&applied), "{applied}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(status(&health)["reload"]["applied"], applied);
+}
+
+#[test]
+fn schedules_start_change_and_stop_with_reloads_and_no_slot_fires_twice() {
+    let server = start_server(ServerConfig::default());
+    let api = Api::new(server.url());
+    let handlers = json!({"echo": {"builtin": "echo"}});
+    let with = |schedules: Value| json!({"handlers": handlers, "schedules": schedules});
+    let worker = WorkerSpec::new(
+        "reload-schedules",
+        &server.url(),
+        json!({"handlers": handlers}),
+    )
+    .env("HEALTH_ADDR", "127.0.0.1:0")
+    .start();
+    let health = Api::new(worker.health_url());
+    let fired = |name: &str| {
+        tasks_with_status(&api, "completed")
+            .iter()
+            .filter_map(|t| t["id"].as_str().map(String::from))
+            .filter(|id| id.starts_with(&format!("{name}@")))
+            .collect::<Vec<_>>()
+    };
+    // Added by a reload: the scheduler starts.
+    let tick = json!({"tick": {"every": "1s", "type": "echo"}});
+    reload(&worker, &with(tick.clone()));
+    assert!(
+        wait_until(LONG, || fired("tick").len() >= 2),
+        "{}",
+        worker.log()
+    );
+    // Unchanged through a reload that changes something else: it goes on.
+    reload(&worker, &with(tick.clone()));
+    let before = fired("tick").len();
+    assert!(wait_until(LONG, || fired("tick").len() >= before + 2));
+    // Changed, then removed: it stops, and no slot fired twice.
+    reload(
+        &worker,
+        &with(json!({"tock": {"every": "1s", "type": "echo"}})),
+    );
+    assert!(
+        wait_until(LONG, || fired("tock").len() >= 2),
+        "{}",
+        worker.log()
+    );
+    reload(&worker, &with(json!({})));
+    std::thread::sleep(Duration::from_secs(2));
+    let (tick_n, tock_n) = (fired("tick").len(), fired("tock").len());
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!((fired("tick").len(), fired("tock").len()), (tick_n, tock_n));
+    assert_eq!(status(&health)["schedules"], json!([]));
+    let (_, metrics) = health.get_text("/metrics");
+    assert!(!metrics.contains("result=\"existing\""), "{metrics}");
+}
+
 /// 1,000 short tasks while the test reloads again and again, changing the
 /// handler's options, CONCURRENT_TASKS up and down, a type's limits, the
 /// log level and the polling: each task runs once and is reported once.
@@ -404,6 +495,7 @@ fn a_thousand_tasks_run_exactly_once_through_many_reloads() {
     // Counted in `/status`: the log's own lines go quiet at `warn`.
     let health = Api::new(worker.health_url());
     let applied = || status(&health)["reload"]["applied"].as_u64().unwrap_or(0);
+    let began = Instant::now();
     let ids: Vec<String> = (0..TASKS).map(|_| api.enqueue("job", json!({}))).collect();
     let rounds = [
         (4, json!({}), "debug", "50ms"),
@@ -418,7 +510,7 @@ fn a_thousand_tasks_run_exactly_once_through_many_reloads() {
         (6, json!({}), "warn", "100ms"),
         (2, json!({}), "info", "100ms"),
     ];
-    for (round, (n, limit, level, poll)) in rounds.into_iter().enumerate() {
+    for (round, (n, limit, level, poll)) in rounds.clone().into_iter().enumerate() {
         // Spread over the run: each reload waits for some more tasks to end.
         let done = api.completed();
         wait_until(LONG, || api.completed() >= done + 100);
@@ -433,6 +525,13 @@ fn a_thousand_tasks_run_exactly_once_through_many_reloads() {
             wait_until(LONG, || applied() > before),
             "{}",
             status(&health)["reload"]
+        );
+        // The pool follows: at once when it grows, as processors become
+        // idle when it shrinks.
+        assert!(
+            wait_until(LONG, || status(&health)["processors"] == n),
+            "{}",
+            status(&health)
         );
     }
     assert!(
@@ -463,5 +562,11 @@ fn a_thousand_tasks_run_exactly_once_through_many_reloads() {
     // The handler's options changed with the reloads: later rounds ran tasks.
     let rounds_seen: HashSet<&str> = lines.iter().filter_map(|l| l.split(' ').nth(1)).collect();
     assert!(rounds_seen.len() >= 3, "{rounds_seen:?}");
+    eprintln!(
+        "{TASKS} tasks through {} reloads in {} ms, run under {} handler versions",
+        rounds.len(),
+        began.elapsed().as_millis(),
+        rounds_seen.len()
+    );
     assert!(!log.contains("no longer ours"), "{log}");
 }
