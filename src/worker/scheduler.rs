@@ -280,8 +280,8 @@ type Planned = (Schedule, Option<Pending>, Backoff);
 
 /// The plan after a reload to `schedules` at `now` (Unix ms): a schedule
 /// the reload left as it was keeps its plan; a new or changed one fires
-/// next at its first slot after both now and the slot it `last` fired, so
-/// that no slot fires twice and none missed before the reload is caught up.
+/// next at its first slot after both now and the slot it `last` fired: no
+/// slot fires twice, and a slot that passed before the reload is not caught up.
 fn replan(
     old: Vec<Planned>,
     schedules: Vec<Schedule>,
