@@ -96,13 +96,44 @@ fn handlers_change_at_once_and_a_running_task_keeps_its_own() {
     assert!(wait_task(&api, &long, "completed"), "{}", worker.log());
     assert_eq!(result(&api, &long), json!({"by": "old"}));
 
-    // A removed type is claimed no more; the others still are.
+    // A removed type is claimed no more; the others still are. (A long
+    // poll opened before the reload, 1 s at most, is let end first.)
     reload(&worker, &old);
+    std::thread::sleep(Duration::from_secs(2));
     let orphan = api.enqueue("added", json!({}));
     let job = api.enqueue("job", json!({}));
     assert!(wait_task(&api, &job, "completed"), "{}", worker.log());
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(api.task(&orphan)["status"], "queued", "{}", worker.log());
+}
+
+#[test]
+fn a_task_of_a_removed_type_claimed_as_the_reload_came_goes_back_retryable() {
+    let server = start_server(ServerConfig::default());
+    let api = Api::new(server.url());
+    let both = json!({"worker": {"wait_seconds": 20},
+        "handlers": {"job": {"builtin": "echo"}, "gone": {"builtin": "echo"}}});
+    let worker = WorkerSpec::new("reload-gone", &server.url(), both).start();
+    assert!(worker.wait_log("started", LONG));
+    // The first long poll (20 s, for both types) is open; the reload takes
+    // `gone` away while it waits, and the task it then brings is of `gone`.
+    reload(
+        &worker,
+        &json!({"worker": {"wait_seconds": 20}, "handlers": {"job": {"builtin": "echo"}}}),
+    );
+    let id = api.enqueue("gone", json!({}));
+    assert!(
+        worker.wait_log("a reload removed it", LONG),
+        "{}",
+        worker.log()
+    );
+    assert!(wait_until(LONG, || api.task(&id)["error_type"] == "UNKNOWN_TYPE"));
+    let task = api.task(&id);
+    assert_ne!(
+        task["status"], "failed",
+        "retryable, not failed for good: {task}"
+    );
+    assert_ne!(task["status"], "completed", "{task}");
 }
 
 #[test]

@@ -289,7 +289,6 @@ impl Worker {
                     notifier.reloading();
                     let roles = reload::Roles {
                         processors: &threads.processors,
-                        poller: &threads.poller,
                         scheduler: &mut threads.scheduler,
                     };
                     reloader.reload(&shared, roles);

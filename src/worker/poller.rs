@@ -263,26 +263,16 @@ impl PollerThread {
     /// for the thread, but no longer than [`JOIN_LIMIT`].
     pub(crate) fn stop(self, client: &ApiClient) {
         if still_running(&self.done, Duration::from_millis(2)) {
-            self.cancel_claim(client);
+            if let Some(claim_id) = self.claim.current() {
+                if let Err(e) = client.cancel_claim(&claim_id, Duration::from_secs(2)) {
+                    log::debug!("claim cancel failed: {e}");
+                }
+            }
         }
         if still_running(&self.done, JOIN_LIMIT) {
             log::warn!("the last claim did not return in time; exiting without it");
         } else {
             let _ = self.thread.join();
-        }
-    }
-}
-
-impl PollerThread {
-    /// Ends the long poll on the wire, if any, by cancelling its claim: the
-    /// drain does, and a reload that removed a type, so that the claim
-    /// opened for the old types brings none of that type. The poller claims
-    /// again at once.
-    pub(crate) fn cancel_claim(&self, client: &ApiClient) {
-        if let Some(claim_id) = self.claim.current() {
-            if let Err(e) = client.cancel_claim(&claim_id, Duration::from_secs(2)) {
-                log::debug!("claim cancel failed: {e}");
-            }
         }
     }
 }

@@ -20,7 +20,6 @@ use crate::error::Error;
 use crate::handlers::{HandlerEnv, Registry};
 use crate::prometheus::{family, labels, Kind};
 use crate::schedule::Schedule;
-use crate::worker::poller::PollerThread;
 use crate::worker::processor::Processors;
 use crate::worker::scheduler::SchedulerThread;
 use crate::worker::WorkerState;
@@ -40,8 +39,6 @@ pub(crate) struct Reloader {
 pub(crate) struct Roles<'a> {
     /// The pool, which it grows.
     pub(crate) processors: &'a Arc<Processors>,
-    /// The poller, whose long poll it ends when a type went away.
-    pub(crate) poller: &'a PollerThread,
     /// The scheduler, which it hands the schedules (or starts).
     pub(crate) scheduler: &'a mut Option<SchedulerThread>,
 }
@@ -93,10 +90,11 @@ impl Reloader {
 }
 
 /// Puts a checked reload in effect: log level, API key, limits, then the
-/// settings the roles read; grows the pool (the poller shrinks it), ends a
-/// long poll opened for a type that went away, wakes the poller to claim
-/// with the new types, and hands the scheduler its schedules (starting it
-/// when it had none).
+/// settings the roles read; grows the pool (the poller shrinks it), wakes
+/// the poller to claim with the new types, and hands the scheduler its
+/// schedules (starting it when it had none). A long poll already on the
+/// wire is left to end: cancelling it could give back tasks it has just
+/// brought, and run them twice.
 fn apply(shared: &Arc<WorkerState>, checked: Checked, threads: Roles<'_>) {
     let Checked {
         config,
@@ -116,14 +114,10 @@ fn apply(shared: &Arc<WorkerState>, checked: Checked, threads: Roles<'_>) {
     shared.limiter.reconfigure(registry.limits());
     let before = shared.live.get();
     let settings = Settings::after(&before, config, registry);
-    let type_gone = before.types.iter().any(|t| settings.removed.contains(t));
     let (processors_wanted, types) = (settings.config.concurrent_tasks, settings.types.clone());
     shared.live.set(settings);
     if let Err(e) = threads.processors.grow() {
         log::error!("reload: cannot start more processors: {e}");
-    }
-    if type_gone {
-        threads.poller.cancel_claim(&shared.client);
     }
     shared.shutdown.wake();
     match threads.scheduler {
