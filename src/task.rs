@@ -354,6 +354,12 @@ pub struct EnqueueRequest {
     /// Makes the enqueue idempotent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// Not claimable before this instant (RFC 3339); instead of `delay_seconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<String>,
+    /// Never handed out after this instant (RFC 3339): the task expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 /// Percent-encodes a task id for use as one path segment. The ids `.` and

@@ -191,7 +191,8 @@ fn list_health_and_metrics() {
     assert!(health["uptime_seconds"].is_number());
     assert_eq!(
         health["counts"],
-        json!({"queued": 2, "claimed": 1, "completed": 0, "failed": 0})
+        json!({"scheduled": 0, "queued": 2, "claimed": 1, "completed": 0, "failed": 0,
+               "cancelled": 0, "expired": 0})
     );
 
     let (status, text) = api.get_text("/metrics");

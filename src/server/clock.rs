@@ -46,3 +46,11 @@ pub fn rfc3339(ms: u64) -> String {
 pub fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
+
+/// An RFC 3339 time as clock milliseconds; `None` when it does not parse or
+/// lies before 1970.
+pub fn parse_ms(s: &str) -> Option<u64> {
+    let t = crate::timestamp::parse(s)?;
+    let since = t.duration_since(UNIX_EPOCH).ok()?;
+    u64::try_from(since.as_millis()).ok()
+}

@@ -89,6 +89,17 @@ impl Fields {
         }
     }
 
+    /// An optional RFC 3339 time (`2025-11-09T15:00:00Z`), after 1970.
+    pub fn opt_time(&self, key: &str) -> Result<Option<String>, String> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) if super::clock::parse_ms(s).is_some() => Ok(Some(s.clone())),
+            Some(_) => Err(format!(
+                "field `{key}`: expected an RFC 3339 time such as 2025-11-09T15:00:00Z"
+            )),
+        }
+    }
+
     /// An optional boolean.
     pub fn opt_bool(&self, key: &str) -> Result<Option<bool>, String> {
         match self.get(key) {
@@ -196,14 +207,21 @@ pub fn enqueue(f: &Fields) -> Result<EnqueueRequest, String> {
             "field `timeout_seconds`: must be more than 0 and at most {max}, not {secs}"
         ));
     }
+    let run_at = f.opt_time("run_at")?;
+    let delay_seconds = f.opt_seconds("delay_seconds")?;
+    if run_at.is_some() && delay_seconds.is_some() {
+        return Err("fields `run_at` and `delay_seconds`: give one, not both".into());
+    }
     Ok(EnqueueRequest {
         task_type: f.str("type")?,
         parameters: f.get("parameters").cloned(),
         priority,
         max_attempts,
         timeout_seconds,
-        delay_seconds: f.opt_seconds("delay_seconds")?,
+        delay_seconds,
         id: f.opt_str("id")?,
+        run_at,
+        expires_at: f.opt_time("expires_at")?,
     })
 }
 
@@ -225,6 +243,10 @@ mod tests {
         let e = |f: &Fields| enqueue(f).map(|_| ());
         assert!(err(r#"{"type": "x", "priority": "urgent"}"#, e).contains("`priority`"));
         assert!(err(r#"{"parameters": {}}"#, e).contains("`type`"));
+        assert!(err(r#"{"type": "x", "run_at": "tomorrow"}"#, e).contains("`run_at`"));
+        assert!(err(r#"{"type": "x", "expires_at": 5}"#, e).contains("`expires_at`"));
+        let both = r#"{"type": "x", "run_at": "2030-01-01T00:00:00Z", "delay_seconds": 1}"#;
+        assert!(err(both, e).contains("`delay_seconds`"));
         let fl = |f: &Fields| fail(f).map(|_| ());
         assert!(err(r#"{"error": "x", "retryable": "yes"}"#, fl).contains("`retryable`"));
     }

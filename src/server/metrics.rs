@@ -1,6 +1,6 @@
 //! `/health` and `/metrics`: the server's counts as JSON and as Prometheus text.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::record::Status;
 use super::store::Snapshot;
@@ -8,14 +8,10 @@ use crate::prometheus::{family, labels, single, Kind};
 
 /// The `/health` body.
 pub fn health(s: &Snapshot) -> Value {
-    let counts: Map<String, Value> = Status::ALL
-        .iter()
-        .map(|st| (st.as_str().to_string(), json!(s.counts[st.index()])))
-        .collect();
     json!({
         "status": "healthy",
         "uptime_seconds": (s.uptime_seconds * 1000.0).round() / 1000.0,
-        "counts": counts,
+        "counts": super::admin::counts_json(&s.counts),
     })
 }
 

@@ -7,9 +7,16 @@
 //!   memory, journal (`--data`) and Redis (`--store`).
 //! - [`routes`], [`decode`], [`metrics`]: the HTTP API, served by the crate's
 //!   listener, which checks the key from the head before reading a body.
+//! - [`admin`], [`admin_routes`], [`admin_workers`], [`admin_throughput`]:
+//!   what operators and the dashboard read and do: counts, listings with a
+//!   cursor, actions on tasks and types, the workers seen, throughput.
 //! - [`clock`]: time for leases and timestamps.
 //! - [`command`]: `taskworker serve`.
 
+pub(crate) mod admin;
+pub(crate) mod admin_routes;
+pub(crate) mod admin_throughput;
+pub(crate) mod admin_workers;
 pub(crate) mod clock;
 pub(crate) mod command;
 pub(crate) mod decode;

@@ -1,5 +1,6 @@
-//! The task queue as a pure state machine: priorities, leases, retries, claim
-//! ids, retention of finished tasks. Time comes in as clock milliseconds;
+//! The task queue as a pure state machine: priorities, schedules, leases,
+//! retries, expiry, claim ids, paused types, the operator's actions and
+//! retention of finished tasks. Time comes in as clock milliseconds;
 //! nothing here blocks or does I/O. It says what changed, for the journal,
 //! and keeps what each changed task was before, so that a change the journal
 //! could not write can be undone.
@@ -10,15 +11,24 @@ use std::fmt;
 
 use serde_json::Value;
 
-use super::record::{Attempt, Failure, Lease, Status, TaskRecord};
+use super::admin::{
+    fill_page, type_views, Counts, ListQuery, Page, Stats, TypeView, WorkerView, PRIORITIES,
+};
+use super::admin_throughput::Throughput;
+use super::admin_workers::{Did, WorkerTable};
+use super::record::{Attempt, Failure, Lease, Status, TaskRecord, MAX_HISTORY};
 use super::waiters::Waiters;
 use crate::task::{ClaimRequest, EnqueueRequest, FailBody, Priority, Task};
 
 /// The `error_type` of a task whose last lease ran out.
 pub const LEASE_EXPIRED: &str = "LEASE_EXPIRED";
+/// The `error_type` of a task not handed out before its `expires_at`.
+pub const EXPIRED: &str = "EXPIRED";
 
 /// The most tasks one claim hands out, whatever it asks.
 pub const MAX_BATCH: usize = 1000;
+/// The most types paused at once: each is kept, in the journal too.
+pub const MAX_PAUSED: usize = 1000;
 
 /// How long a cancelled claim id is remembered, so a late repeat of the
 /// cancelled claim gets nothing instead of new tasks.
@@ -59,13 +69,16 @@ impl Default for QueueConfig {
     }
 }
 
-/// Why a report or heartbeat was refused.
+/// Why a report, heartbeat or action was refused.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReportError {
     /// No task has this id (404).
     NotFound(String),
-    /// The task is not leased to this worker (409).
+    /// The task is not leased to this worker, or not in a status the
+    /// action applies to (409).
     Conflict(String),
+    /// The task was cancelled: its worker must stop it and not report (410).
+    Gone(String),
 }
 
 impl fmt::Display for ReportError {
@@ -73,6 +86,7 @@ impl fmt::Display for ReportError {
         match self {
             ReportError::NotFound(id) => write!(f, "task {id:?} not found"),
             ReportError::Conflict(why) => f.write_str(why),
+            ReportError::Gone(id) => write!(f, "task {id:?} was cancelled: stop it"),
         }
     }
 }
@@ -117,7 +131,11 @@ struct ClaimEntry {
     cancelled_at: Option<u64>,
 }
 
-type ReadyKey = (Reverse<Priority>, u64);
+/// Claim order: priority, then when the task became claimable, then enqueue order.
+type ReadyKey = (Reverse<Priority>, u64, u64);
+
+/// A task in the listing indexes: its status, then its enqueue order.
+type ListKey = (Status, u64);
 
 /// What changed since the last [`Queue::take_changes`], for the journal.
 #[derive(Debug, Default, PartialEq)]
@@ -126,13 +144,16 @@ pub struct Changes {
     pub tasks: Vec<String>,
     /// Tasks of which only the end of the lease moved (heartbeats).
     pub renewed: Vec<String>,
+    /// Types paused or resumed.
+    pub paused: Vec<String>,
 }
 
 /// What changed tasks were before a batch of changes: `None` for a task
 /// that did not exist. [`Queue::undo`] puts them back.
 pub type Before = HashMap<String, Option<TaskRecord>>;
 
-/// The queue: every task, the indexes that make claims fast, and the parked claims.
+/// The queue: every task, the indexes that make claims and listings fast,
+/// the counts, the workers seen, and the parked claims.
 pub struct Queue {
     cfg: QueueConfig,
     tasks: HashMap<String, TaskRecord>,
@@ -140,15 +161,22 @@ pub struct Queue {
     ready: BTreeSet<ReadyKey>,
     ready_by_type: HashMap<String, BTreeSet<ReadyKey>>,
     delayed: BTreeSet<(u64, u64)>,
+    expiring: BTreeSet<(u64, u64)>,
     leases: BTreeSet<(u64, u64)>,
     finished: BTreeSet<(u64, u64)>,
+    listing: BTreeSet<ListKey>,
+    listing_by_type: HashMap<String, BTreeSet<ListKey>>,
+    paused: BTreeSet<String>,
     claims: HashMap<String, ClaimEntry>,
     next_seq: u64,
     next_prune: u64,
-    counts: [u64; 4],
+    counts: Counts,
     totals: Totals,
+    workers: WorkerTable,
+    throughput: Throughput,
     changed: Vec<String>,
     renewed: Vec<String>,
+    paused_changed: Vec<String>,
     before: Option<Before>,
     timer_wake: u64,
     timer_kick: bool,
@@ -166,15 +194,22 @@ impl Queue {
             ready: BTreeSet::new(),
             ready_by_type: HashMap::new(),
             delayed: BTreeSet::new(),
+            expiring: BTreeSet::new(),
             leases: BTreeSet::new(),
             finished: BTreeSet::new(),
+            listing: BTreeSet::new(),
+            listing_by_type: HashMap::new(),
+            paused: BTreeSet::new(),
             claims: HashMap::new(),
             next_seq: 1,
             next_prune: 0,
-            counts: [0; 4],
+            counts: Counts::default(),
             totals: Totals::default(),
+            workers: WorkerTable::default(),
+            throughput: Throughput::default(),
             changed: Vec::new(),
             renewed: Vec::new(),
+            paused_changed: Vec::new(),
             before: None,
             timer_wake: u64::MAX,
             timer_kick: false,
@@ -187,8 +222,10 @@ impl Queue {
         &self.cfg
     }
 
-    /// Loads records kept by the journal (in any order; one per id).
-    pub fn restore(&mut self, records: Vec<TaskRecord>, now: u64) {
+    /// Loads records kept by the journal (in any order; one per id) and
+    /// the types paused.
+    pub fn restore(&mut self, records: Vec<TaskRecord>, paused: Vec<String>, now: u64) {
+        self.paused.extend(paused);
         for rec in records {
             let id = rec.id.clone();
             self.next_seq = self.next_seq.max(rec.seq + 1);
@@ -217,8 +254,10 @@ impl Queue {
     }
 
     /// Adds a task; `Ok((record, true))` when new, `(existing, false)` when
-    /// the id was already there.
+    /// the id was already there. `run_at` and `expires_at` are clock ms,
+    /// already checked.
     pub fn enqueue(&mut self, req: &EnqueueRequest, now: u64) -> (&TaskRecord, bool) {
+        self.advance(now);
         let seq = self.next_seq;
         let id = match &req.id {
             Some(id) => id.clone(),
@@ -237,11 +276,12 @@ impl Queue {
             return (&self.tasks[&id], false);
         }
         self.next_seq += 1;
-        let delay_ms = req
-            .delay_seconds
-            .filter(|d| d.is_finite() && *d > 0.0)
-            .map(|d| crate::bounded::millis(crate::bounded::seconds_clamped(d, MAX_DELAY)))
-            .unwrap_or(0);
+        let ready_at = ready_at(req, now);
+        let status = if ready_at > now {
+            Status::Scheduled
+        } else {
+            Status::Queued
+        };
         let rec = TaskRecord {
             id: id.clone(),
             task_type: req.task_type.clone(),
@@ -254,27 +294,34 @@ impl Queue {
             timeout_seconds: req.timeout_seconds,
             created_at: now,
             seq,
-            status: Status::Queued,
+            status,
             attempt: 0,
-            ready_at: now.saturating_add(delay_ms),
+            ready_at,
+            expires_at: req.expires_at.as_deref().and_then(super::clock::parse_ms),
             lease: None,
             result: None,
             error: None,
             history: Vec::new(),
             finished_at: None,
         };
-        self.index_queued(rec.priority, seq, &rec.task_type, rec.ready_at, now);
-        self.counts[Status::Queued.index()] += 1;
+        let (prio, ty, expires_at) = (rec.priority, rec.task_type.clone(), rec.expires_at);
         self.totals.enqueued += 1;
         self.by_seq.insert(seq, id.clone());
         self.changed.push(id.clone());
         self.touch(&id);
         self.tasks.insert(id.clone(), rec);
+        self.place(&ty, prio, status, seq, true);
+        if expires_at.is_some_and(|at| at <= now) {
+            self.expire_waiting(&id, now);
+        } else {
+            self.index_waiting(&id, now);
+        }
         (&self.tasks[&id], true)
     }
 
     /// Hands out ready tasks to `req.worker_id`: the highest priority first,
-    /// FIFO within a priority. A repeated claim id gets the tasks it got before.
+    /// then the one claimable longest. A repeated claim id gets the tasks it
+    /// got before. Paused types are skipped; expired tasks are marked so.
     pub fn claim(&mut self, req: &ClaimRequest, now: u64) -> Claimed {
         self.advance(now);
         let ext = self.cfg.extensions;
@@ -308,13 +355,19 @@ impl Queue {
         while tasks.len() < max {
             let Some(key) = self.pick(types) else { break };
             self.unindex_ready(key);
-            let Some(id) = self.by_seq.get(&key.1).cloned() else {
+            let Some(id) = self.by_seq.get(&key.2).cloned() else {
                 continue;
             };
+            if self.tasks[&id].expires_at.is_some_and(|at| at <= now) {
+                self.expire_waiting(&id, now);
+                continue;
+            }
             if let Some(task) = self.lease(&id, &req.worker_id, claim_id, now) {
                 tasks.push(task);
             }
         }
+        self.workers
+            .seen(&req.worker_id, now, Did::Took(tasks.len() as u64));
         if tasks.is_empty() {
             self.totals.claims_empty += 1;
         } else {
@@ -336,7 +389,8 @@ impl Queue {
         now: u64,
     ) -> Result<(), ReportError> {
         self.advance(now);
-        self.check_holder(id, worker_id)?;
+        let holder = self.check_holder(id, worker_id)?;
+        self.workers.seen(&holder, now, Did::Completed);
         self.end_lease(id, now, "completed", None, duration_ms);
         self.finish(id, Status::Completed, now);
         if let Some(rec) = self.tasks.get_mut(id) {
@@ -351,7 +405,8 @@ impl Queue {
     /// left goes back after a backoff, anything else fails the task.
     pub fn fail(&mut self, id: &str, body: &FailBody, now: u64) -> Result<(), ReportError> {
         self.advance(now);
-        self.check_holder(id, body.worker_id.as_deref())?;
+        let holder = self.check_holder(id, body.worker_id.as_deref())?;
+        self.workers.seen(&holder, now, Did::Failed);
         let failure = Failure {
             error: body.error.clone(),
             error_type: body.error_type.clone(),
@@ -366,7 +421,7 @@ impl Queue {
         self.end_lease(id, now, outcome, Some(failure), body.duration_ms);
         if retry {
             let wait = self.backoff(self.tasks.get(id).map_or(1, |r| r.attempt));
-            self.requeue(id, now.saturating_add(wait), now);
+            self.requeue(id, Some(now.saturating_add(wait)), now);
             self.totals.retried += 1;
         } else {
             self.finish(id, Status::Failed, now);
@@ -379,6 +434,7 @@ impl Queue {
     pub fn heartbeat(&mut self, id: &str, worker_id: &str, now: u64) -> Result<u64, ReportError> {
         self.advance(now);
         self.check_holder(id, Some(worker_id))?;
+        self.workers.seen(worker_id, now, Did::Took(0));
         let expires = now.saturating_add(self.cfg.lease_ms);
         self.touch(id);
         let Some(rec) = self.tasks.get_mut(id) else {
@@ -414,7 +470,7 @@ impl Queue {
                 if let Some(rec) = self.tasks.get_mut(&id) {
                     rec.attempt = rec.attempt.saturating_sub(1);
                 }
-                self.requeue(&id, now, now);
+                self.requeue(&id, None, now);
                 released += 1;
             }
         }
@@ -422,17 +478,163 @@ impl Queue {
         released
     }
 
-    /// Applies what time has done: delayed tasks become ready, leases run
-    /// out. Returns when something will next be due.
+    /// `POST /tasks/{id}/cancel`: a scheduled, queued or claimed task
+    /// becomes `cancelled`; its worker's next heartbeat or report gets 410.
+    pub fn cancel(&mut self, id: &str, now: u64) -> Result<(), ReportError> {
+        self.advance(now);
+        let rec = self
+            .tasks
+            .get(id)
+            .ok_or_else(|| ReportError::NotFound(id.into()))?;
+        match rec.status {
+            Status::Scheduled | Status::Queued => self.unindex_waiting(id),
+            Status::Claimed => self.end_lease(id, now, "cancelled", None, None),
+            other => {
+                return Err(not_in(
+                    id,
+                    other,
+                    "cancelled",
+                    "scheduled, queued or claimed",
+                ))
+            }
+        }
+        self.finish(id, Status::Cancelled, now);
+        Ok(())
+    }
+
+    /// `POST /tasks/{id}/retry`: a failed, cancelled or expired task is
+    /// queued again now, with a fresh attempt count (its history stays).
+    pub fn retry(&mut self, id: &str, now: u64) -> Result<(), ReportError> {
+        self.advance(now);
+        let rec = self
+            .tasks
+            .get(id)
+            .ok_or_else(|| ReportError::NotFound(id.into()))?;
+        if !matches!(
+            rec.status,
+            Status::Failed | Status::Cancelled | Status::Expired
+        ) {
+            return Err(not_in(
+                id,
+                rec.status,
+                "retried",
+                "failed, cancelled or expired",
+            ));
+        }
+        let (seq, finished_at) = (rec.seq, rec.finished_at);
+        if let Some(at) = finished_at {
+            self.finished.remove(&(at, seq));
+        }
+        self.set_status(id, Status::Queued);
+        if let Some(rec) = self.tasks.get_mut(id) {
+            rec.attempt = 0;
+            rec.ready_at = now;
+            rec.finished_at = None;
+            rec.result = None;
+            rec.error = None;
+            // What expired would expire again at once: the operator wants it run.
+            rec.expires_at = rec.expires_at.filter(|at| *at > now);
+        }
+        self.index_waiting(id, now);
+        Ok(())
+    }
+
+    /// `DELETE /tasks/{id}`: removes a task that no worker holds.
+    pub fn delete(&mut self, id: &str, now: u64) -> Result<(), ReportError> {
+        self.advance(now);
+        let rec = self
+            .tasks
+            .get(id)
+            .ok_or_else(|| ReportError::NotFound(id.into()))?;
+        if rec.status == Status::Claimed {
+            return Err(ReportError::Conflict(format!(
+                "task {id:?} is claimed: cancel it first"
+            )));
+        }
+        if rec.status.is_waiting() {
+            self.unindex_waiting(id);
+        }
+        self.remove(id);
+        Ok(())
+    }
+
+    /// `POST /types/{type}/pause` (`paused`) and `/resume`: claims skip a
+    /// paused type; its tasks keep their place. Resuming wakes parked claims.
+    pub fn set_paused(&mut self, task_type: &str, paused: bool) -> Result<(), ReportError> {
+        if paused == self.paused.contains(task_type) {
+            return Ok(());
+        }
+        let keys: Vec<ReadyKey> = self
+            .ready_by_type
+            .get(task_type)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        if paused {
+            if self.paused.len() >= MAX_PAUSED {
+                return Err(ReportError::Conflict(format!(
+                    "{MAX_PAUSED} types are paused already: resume one first"
+                )));
+            }
+            self.paused.insert(task_type.to_string());
+            for key in &keys {
+                self.ready.remove(key);
+            }
+        } else {
+            self.paused.remove(task_type);
+            self.ready.extend(keys.iter().copied());
+            // One wake per task, as enqueues would send, while claims wait.
+            for _ in &keys {
+                if !self.waiters.wake_one(task_type) {
+                    break;
+                }
+            }
+        }
+        self.paused_changed.push(task_type.to_string());
+        Ok(())
+    }
+
+    /// Whether claims skip `task_type`.
+    pub fn is_paused(&self, task_type: &str) -> bool {
+        self.paused.contains(task_type)
+    }
+
+    /// The paused types.
+    pub fn paused(&self) -> Vec<String> {
+        self.paused.iter().cloned().collect()
+    }
+
+    /// Applies what time has done: scheduled tasks become queued, delayed
+    /// ones claimable, waiting ones expire, leases run out. Returns when
+    /// something will next be due.
     pub fn advance(&mut self, now: u64) -> u64 {
         while let Some(&(at, seq)) = self.delayed.first() {
             if at > now {
                 break;
             }
             self.delayed.pop_first();
-            if let Some(rec) = self.by_seq.get(&seq).and_then(|id| self.tasks.get(id)) {
-                let (prio, ty) = (rec.priority, rec.task_type.clone());
-                self.index_queued(prio, seq, &ty, at, now);
+            let Some(id) = self.by_seq.get(&seq).cloned() else {
+                continue;
+            };
+            let rec = &self.tasks[&id];
+            if rec.status.is_waiting() && rec.ready_at == at {
+                if rec.status == Status::Scheduled {
+                    self.set_status(&id, Status::Queued);
+                }
+                self.index_waiting(&id, now);
+            }
+        }
+        while let Some(&(at, seq)) = self.expiring.first() {
+            if at > now {
+                break;
+            }
+            self.expiring.pop_first();
+            let Some(id) = self.by_seq.get(&seq).cloned() else {
+                continue;
+            };
+            let rec = &self.tasks[&id];
+            if rec.status.is_waiting() && rec.expires_at == Some(at) {
+                self.unindex_waiting(&id);
+                self.expire_waiting(&id, now);
             }
         }
         while let Some(&(at, seq)) = self.leases.first() {
@@ -452,14 +654,14 @@ impl Queue {
             self.next_prune = now.saturating_add(CANCELLED_CLAIM_MEMORY_MS / 10);
         }
         self.sweep(now);
-        let next_delay = self.delayed.first().map_or(u64::MAX, |d| d.0);
-        let next_lease = self.leases.first().map_or(u64::MAX, |l| l.0);
+        let first = |set: &BTreeSet<(u64, u64)>| set.first().map_or(u64::MAX, |d| d.0);
         let next_drop = self
             .finished
             .first()
             .map_or(u64::MAX, |f| f.0.saturating_add(self.cfg.retain_ms));
-        next_delay
-            .min(next_lease)
+        first(&self.delayed)
+            .min(first(&self.expiring))
+            .min(first(&self.leases))
             .min(next_drop)
             .min(self.next_prune)
     }
@@ -473,15 +675,10 @@ impl Queue {
                 break;
             }
             self.finished.pop_first();
-            let Some(id) = self.by_seq.remove(&seq) else {
+            let Some(id) = self.by_seq.get(&seq).cloned() else {
                 continue;
             };
-            self.touch(&id);
-            if let Some(rec) = self.tasks.remove(&id) {
-                let count = &mut self.counts[rec.status.index()];
-                *count = count.saturating_sub(1);
-            }
-            self.changed.push(id);
+            self.remove(&id);
             dropped += 1;
         }
         dropped
@@ -492,26 +689,84 @@ impl Queue {
         self.tasks.get(id)
     }
 
-    /// Tasks newest first, filtered by status and type.
-    pub fn list(
-        &self,
-        status: Option<Status>,
-        task_type: Option<&str>,
-        limit: usize,
-    ) -> Vec<&TaskRecord> {
-        self.by_seq
-            .values()
-            .rev()
-            .filter_map(|id| self.tasks.get(id))
-            .filter(|r| status.map_or(true, |s| r.status == s))
-            .filter(|r| task_type.map_or(true, |t| r.task_type == t))
-            .take(limit)
-            .collect()
+    /// One page of tasks, newest first, from the index that fits the query.
+    pub fn page(&self, q: &ListQuery) -> Page {
+        let before = q.before.unwrap_or(u64::MAX);
+        let limit = q.limit.clamp(1, super::admin::MAX_PAGE);
+        let keep = |r: &TaskRecord| {
+            q.priority.map_or(true, |p| r.priority == p)
+                && q.task_type.as_deref().map_or(true, |t| r.task_type == t)
+        };
+        let get = |seq: u64| {
+            let id = self.by_seq.get(&seq)?;
+            Some((seq, self.tasks.get(id)?))
+        };
+        let listing = match &q.task_type {
+            Some(t) => self.listing_by_type.get(t),
+            None => Some(&self.listing),
+        };
+        match (q.status, listing) {
+            (_, None) => Page::default(),
+            (Some(s), Some(set)) => {
+                let seqs = set.range((s, 0)..(s, before)).rev().map(|k| k.1);
+                fill_page(seqs.filter_map(get), limit, keep)
+            }
+            (None, Some(_)) if q.task_type.is_none() => {
+                let seqs = self.by_seq.range(..before).rev().map(|(s, _)| *s);
+                fill_page(seqs.filter_map(get), limit, keep)
+            }
+            (None, Some(set)) => {
+                // A type in any status: the newest of each status, merged;
+                // as many of each as the page may look at.
+                let scan = match q.priority {
+                    Some(_) => super::admin::MAX_SCAN + 1,
+                    None => limit + 1,
+                };
+                let mut seqs: Vec<u64> = Status::ALL
+                    .iter()
+                    .flat_map(|s| {
+                        let newest = set.range((*s, 0)..(*s, before)).rev();
+                        newest.map(|k| k.1).take(scan)
+                    })
+                    .collect();
+                seqs.sort_unstable_by(|a, b| b.cmp(a));
+                fill_page(seqs.into_iter().filter_map(get), limit, keep)
+            }
+        }
     }
 
     /// How many tasks are in each status, in [`Status::ALL`] order.
-    pub fn counts(&self) -> [u64; 4] {
-        self.counts
+    pub fn counts(&self) -> [u64; Status::COUNT] {
+        self.counts.by_status
+    }
+
+    /// Each type with tasks or paused, its counts and whether it is paused.
+    pub fn types(&self) -> Vec<TypeView> {
+        type_views(&self.counts.by_type, self.paused.iter().cloned())
+    }
+
+    /// The workers seen within the last hour.
+    pub fn workers(&self, now: u64) -> Vec<WorkerView> {
+        self.workers.list(now)
+    }
+
+    /// Counts, the age of the oldest claimable task and the last hour's throughput.
+    pub fn stats(&self, now: u64) -> Stats {
+        let paused = self.paused.iter().filter_map(|t| self.ready_by_type.get(t));
+        let oldest = std::iter::once(&self.ready)
+            .chain(paused)
+            .filter_map(oldest_ready)
+            .min();
+        Stats {
+            counts: Counts {
+                by_status: self.counts.by_status,
+                by_priority: self.counts.by_priority,
+                // Not shown in the stats: `GET /types` has them.
+                by_type: HashMap::new(),
+            },
+            oldest_queued_ms: oldest.map(|at| now.saturating_sub(at)),
+            throughput: self.throughput.last_hour(now),
+        }
     }
 
     /// The event counters.
@@ -529,12 +784,19 @@ impl Queue {
         renewed.dedup();
         // A task written whole carries its lease too.
         renewed.retain(|id| tasks.binary_search(id).is_err());
-        Changes { tasks, renewed }
+        let mut paused = std::mem::take(&mut self.paused_changed);
+        paused.sort_unstable();
+        paused.dedup();
+        Changes {
+            tasks,
+            renewed,
+            paused,
+        }
     }
 
     /// Whether anything was changed since the last [`Queue::take_changes`].
     pub fn has_changes(&self) -> bool {
-        !self.changed.is_empty() || !self.renewed.is_empty()
+        !self.changed.is_empty() || !self.renewed.is_empty() || !self.paused_changed.is_empty()
     }
 
     /// What the tasks changed since the last call were before; empty unless
@@ -572,7 +834,7 @@ impl Queue {
         let ready: Vec<String> = self
             .ready_by_type
             .iter()
-            .filter(|(_, set)| !set.is_empty())
+            .filter(|(t, set)| !set.is_empty() && !self.paused.contains(*t))
             .map(|(t, _)| t.clone())
             .collect();
         for t in ready {
@@ -599,37 +861,94 @@ impl Queue {
             None => self.ready.first().copied(),
             Some(types) => types
                 .iter()
+                .filter(|t| !self.paused.contains(*t))
                 .filter_map(|t| self.ready_by_type.get(t).and_then(|s| s.first()))
                 .min()
                 .copied(),
         }
     }
 
-    fn index_queued(&mut self, prio: Priority, seq: u64, task_type: &str, ready_at: u64, now: u64) {
+    /// Counts a task in `status` and lists it there (`add`), or stops.
+    fn place(&mut self, task_type: &str, prio: Priority, status: Status, seq: u64, add: bool) {
+        self.counts.count(task_type, prio, status, add);
+        let key = (status, seq);
+        if add {
+            self.listing.insert(key);
+            match self.listing_by_type.get_mut(task_type) {
+                Some(set) => {
+                    set.insert(key);
+                }
+                None => {
+                    let set = BTreeSet::from([key]);
+                    self.listing_by_type.insert(task_type.to_string(), set);
+                }
+            }
+        } else {
+            self.listing.remove(&key);
+            if let Some(set) = self.listing_by_type.get_mut(task_type) {
+                set.remove(&key);
+                if set.is_empty() {
+                    self.listing_by_type.remove(task_type);
+                }
+            }
+        }
+    }
+
+    /// Puts a scheduled or queued task where its times say: delayed until
+    /// `ready_at`, else claimable (waking a parked claim unless its type is
+    /// paused); and watched for its `expires_at`.
+    fn index_waiting(&mut self, id: &str, now: u64) {
+        let Some(rec) = self.tasks.get(id) else {
+            return;
+        };
+        let (prio, seq, ready_at) = (rec.priority, rec.seq, rec.ready_at);
+        let task_type = rec.task_type.clone();
+        if let Some(at) = rec.expires_at {
+            self.expiring.insert((at, seq));
+            self.note_deadline(at);
+        }
         if ready_at > now {
             self.delayed.insert((ready_at, seq));
             self.note_deadline(ready_at);
             return;
         }
-        let key = (Reverse(prio), seq);
-        self.ready.insert(key);
-        match self.ready_by_type.get_mut(task_type) {
+        let key = (Reverse(prio), ready_at, seq);
+        match self.ready_by_type.get_mut(&task_type) {
             Some(set) => {
                 set.insert(key);
             }
             None => {
-                self.ready_by_type
-                    .insert(task_type.to_string(), BTreeSet::from([key]));
+                let set = BTreeSet::from([key]);
+                self.ready_by_type.insert(task_type.clone(), set);
             }
         }
-        self.waiters.wake_one(task_type);
+        if !self.paused.contains(&task_type) {
+            self.ready.insert(key);
+            self.waiters.wake_one(&task_type);
+        }
+    }
+
+    /// Takes a scheduled or queued task out of the claim indexes.
+    fn unindex_waiting(&mut self, id: &str) {
+        let Some(rec) = self.tasks.get(id) else {
+            return;
+        };
+        let (seq, ready_at) = (rec.seq, rec.ready_at);
+        self.delayed.remove(&(ready_at, seq));
+        if let Some(at) = rec.expires_at {
+            self.expiring.remove(&(at, seq));
+        }
+        self.unindex_ready((Reverse(rec.priority), ready_at, seq));
     }
 
     fn unindex_ready(&mut self, key: ReadyKey) {
         self.ready.remove(&key);
-        if let Some(rec) = self.by_seq.get(&key.1).and_then(|id| self.tasks.get(id)) {
+        if let Some(rec) = self.by_seq.get(&key.2).and_then(|id| self.tasks.get(id)) {
             if let Some(set) = self.ready_by_type.get_mut(&rec.task_type) {
                 set.remove(&key);
+                if set.is_empty() {
+                    self.ready_by_type.remove(&rec.task_type);
+                }
             }
         }
     }
@@ -655,8 +974,15 @@ impl Queue {
             error: None,
             duration_ms: None,
         });
+        if rec.history.len() > MAX_HISTORY {
+            let extra = rec.history.len() - MAX_HISTORY;
+            rec.history.drain(..extra);
+        }
         let task = rec.to_task(ext);
         let seq = rec.seq;
+        if let Some(at) = rec.expires_at {
+            self.expiring.remove(&(at, seq));
+        }
         self.leases.insert((expires_at, seq));
         self.note_deadline(expires_at);
         if let Some(cid) = claim_id {
@@ -671,11 +997,16 @@ impl Queue {
         Some(task)
     }
 
-    fn check_holder(&self, id: &str, worker_id: Option<&str>) -> Result<(), ReportError> {
+    /// The worker holding `id`'s lease, when it is `worker_id` (or anyone
+    /// for `None`); a refusal naming why otherwise.
+    fn check_holder(&self, id: &str, worker_id: Option<&str>) -> Result<String, ReportError> {
         let rec = self
             .tasks
             .get(id)
             .ok_or_else(|| ReportError::NotFound(id.into()))?;
+        if rec.status == Status::Cancelled {
+            return Err(ReportError::Gone(id.into()));
+        }
         let Some(lease) = rec.lease.as_ref().filter(|_| rec.status == Status::Claimed) else {
             return Err(ReportError::Conflict(format!(
                 "task {id:?} is {}, not claimed",
@@ -686,7 +1017,7 @@ impl Queue {
             Some(w) if w != lease.worker_id => Err(ReportError::Conflict(format!(
                 "task {id:?} is leased to another worker"
             ))),
-            _ => Ok(()),
+            _ => Ok(lease.worker_id.clone()),
         }
     }
 
@@ -716,6 +1047,7 @@ impl Queue {
             rec.error = error;
         }
         self.leases.remove(&(lease.expires_at, rec.seq));
+        self.workers.ended(&lease.worker_id);
         if let Some(cid) = &lease.claim_id {
             if let Some(entry) = self.claims.get_mut(cid) {
                 entry.tasks.retain(|t| t != id);
@@ -750,30 +1082,45 @@ impl Queue {
             self.finish(id, Status::Failed, now);
             self.totals.failed += 1;
         } else {
-            self.requeue(id, now, now);
+            self.requeue(id, None, now);
         }
     }
 
-    fn requeue(&mut self, id: &str, ready_at: u64, now: u64) {
+    /// A waiting task (out of the claim indexes) whose `expires_at` has
+    /// come: it is never handed out.
+    fn expire_waiting(&mut self, id: &str, now: u64) {
+        if let Some(rec) = self.tasks.get_mut(id) {
+            rec.error = Some(Failure {
+                error: "not handed out before its expires_at".into(),
+                error_type: Some(EXPIRED.into()),
+                retryable: Some(false),
+                traceback: None,
+            });
+        }
+        self.finish(id, Status::Expired, now);
+    }
+
+    /// Puts a task back in the queue: claimable from `ready_at`, or, for
+    /// `None`, in the place it had (a lease that ran out, a released claim).
+    fn requeue(&mut self, id: &str, ready_at: Option<u64>, now: u64) {
         self.set_status(id, Status::Queued);
-        let Some(rec) = self.tasks.get_mut(id) else {
-            return;
-        };
-        rec.ready_at = ready_at;
-        let (prio, seq, ty) = (rec.priority, rec.seq, rec.task_type.clone());
-        self.index_queued(prio, seq, &ty, ready_at, now);
+        if let (Some(at), Some(rec)) = (ready_at, self.tasks.get_mut(id)) {
+            rec.ready_at = at;
+        }
+        self.index_waiting(id, now);
         self.changed.push(id.to_string());
     }
 
     fn set_status(&mut self, id: &str, status: Status) {
         self.touch(id);
-        if let Some(rec) = self.tasks.get_mut(id) {
-            let old = &mut self.counts[rec.status.index()];
-            *old = old.saturating_sub(1);
-            self.counts[status.index()] += 1;
-            rec.status = status;
-            self.changed.push(id.to_string());
-        }
+        let Some(rec) = self.tasks.get_mut(id) else {
+            return;
+        };
+        let (old, ty, prio, seq) = (rec.status, rec.task_type.clone(), rec.priority, rec.seq);
+        rec.status = status;
+        self.place(&ty, prio, old, seq, false);
+        self.place(&ty, prio, status, seq, true);
+        self.changed.push(id.to_string());
     }
 
     /// Ends a task for good: it is kept for the retention period from `now`.
@@ -783,6 +1130,23 @@ impl Queue {
             rec.finished_at = Some(now);
             self.finished.insert((now, rec.seq));
         }
+        if matches!(status, Status::Completed | Status::Failed) {
+            self.throughput.add(now, status == Status::Completed);
+        }
+    }
+
+    /// Forgets a task that no lease holds, out of the claim indexes.
+    fn remove(&mut self, id: &str) {
+        self.touch(id);
+        let Some(rec) = self.tasks.remove(id) else {
+            return;
+        };
+        self.by_seq.remove(&rec.seq);
+        if let Some(at) = rec.finished_at {
+            self.finished.remove(&(at, rec.seq));
+        }
+        self.place(&rec.task_type, rec.priority, rec.status, rec.seq, false);
+        self.changed.push(id.to_string());
     }
 
     /// Keeps what `id` is now, before its first change since the last
@@ -801,9 +1165,14 @@ impl Queue {
         self.ready.clear();
         self.ready_by_type.clear();
         self.delayed.clear();
+        self.expiring.clear();
         self.leases.clear();
         self.finished.clear();
-        self.counts = [0; 4];
+        self.listing.clear();
+        self.listing_by_type.clear();
+        self.counts = Counts::default();
+        self.throughput = Throughput::default();
+        self.workers.reset_running();
         // A cancelled claim is remembered; the tasks of the others come back from their leases.
         self.claims.retain(|_, e| {
             e.tasks.clear();
@@ -817,7 +1186,7 @@ impl Queue {
         }
     }
 
-    /// Adds the task `id` to the indexes its state puts it in.
+    /// Adds the task `id` to the indexes and counts its state puts it in.
     fn index(&mut self, id: &str, now: u64) {
         let Some(rec) = self.tasks.get_mut(id) else {
             return;
@@ -825,40 +1194,80 @@ impl Queue {
         if rec.status == Status::Claimed && rec.lease.is_none() {
             rec.status = Status::Queued;
         }
-        let finished = matches!(rec.status, Status::Completed | Status::Failed);
-        if finished && rec.finished_at.is_none() {
+        if rec.status.is_final() && rec.finished_at.is_none() {
             // Journals from before retention: the end of the last attempt.
             let ended = rec.history.last().and_then(|a| a.ended_at);
             rec.finished_at = Some(ended.unwrap_or(rec.created_at));
         }
         let rec = &self.tasks[id];
-        let (status, seq, prio, ready_at) = (rec.status, rec.seq, rec.priority, rec.ready_at);
+        let (status, seq, prio) = (rec.status, rec.seq, rec.priority);
         let task_type = rec.task_type.clone();
-        let lease = rec
-            .lease
-            .as_ref()
-            .map(|l| (l.expires_at, l.claim_id.clone()));
+        let lease = rec.lease.as_ref().map(|l| {
+            (
+                l.expires_at,
+                l.claim_id.clone(),
+                l.worker_id.clone(),
+                l.claimed_at,
+            )
+        });
         let finished_at = rec.finished_at;
-        self.counts[status.index()] += 1;
         self.by_seq.insert(seq, id.to_string());
+        self.place(&task_type, prio, status, seq, true);
         match status {
-            Status::Queued => self.index_queued(prio, seq, &task_type, ready_at, now),
+            Status::Scheduled | Status::Queued => self.index_waiting(id, now),
             Status::Claimed => {
-                if let Some((expires_at, claim_id)) = lease {
+                if let Some((expires_at, claim_id, worker, claimed_at)) = lease {
                     self.leases.insert((expires_at, seq));
+                    self.workers.seen(&worker, claimed_at, Did::Took(1));
                     if let Some(cid) = claim_id {
                         let entry = self.claims.entry(cid).or_default();
                         entry.tasks.push(id.to_string());
                     }
                 }
             }
-            Status::Completed | Status::Failed => {
+            Status::Completed | Status::Failed | Status::Cancelled | Status::Expired => {
                 if let Some(at) = finished_at {
                     self.finished.insert((at, seq));
+                    if matches!(status, Status::Completed | Status::Failed) {
+                        self.throughput.add(at, status == Status::Completed);
+                    }
                 }
             }
         }
     }
+}
+
+/// When an enqueued task becomes claimable: its `run_at`, or `delay_seconds`
+/// from now, or now.
+fn ready_at(req: &EnqueueRequest, now: u64) -> u64 {
+    if let Some(at) = req.run_at.as_deref().and_then(super::clock::parse_ms) {
+        return at.max(now);
+    }
+    let delay_ms = req
+        .delay_seconds
+        .filter(|d| d.is_finite() && *d > 0.0)
+        .map(|d| crate::bounded::millis(crate::bounded::seconds_clamped(d, MAX_DELAY)))
+        .unwrap_or(0);
+    now.saturating_add(delay_ms)
+}
+
+/// When the task claimable longest in `set` became so: the first of each priority.
+fn oldest_ready(set: &BTreeSet<ReadyKey>) -> Option<u64> {
+    PRIORITIES
+        .iter()
+        .filter_map(|p| {
+            let first = set.range((Reverse(*p), 0, 0)..).next()?;
+            (first.0 == Reverse(*p)).then_some(first.1)
+        })
+        .min()
+}
+
+/// The refusal of an action on a task in a status it does not apply to.
+fn not_in(id: &str, status: Status, done: &str, allowed: &str) -> ReportError {
+    ReportError::Conflict(format!(
+        "task {id:?} is {}: only {allowed} tasks can be {done}",
+        status.as_str()
+    ))
 }
 
 #[cfg(test)]
@@ -923,7 +1332,7 @@ mod tests {
             ["h1", "h2", "m1", "m2", "l1"]
         );
         assert!(claim(&mut q, "w", None, T0).is_empty());
-        assert_eq!(q.counts(), [0, 5, 0, 0]);
+        assert_eq!(q.counts(), [0, 0, 5, 0, 0, 0, 0]);
     }
 
     #[test]
@@ -1053,7 +1462,7 @@ mod tests {
         q.complete("a", None, json!({"ok": true}), Some(5), T0 + 1_500)
             .unwrap();
         assert_eq!(q.get("a").unwrap().result, Some(json!({"ok": true})));
-        assert_eq!(q.counts(), [0, 0, 1, 0]);
+        assert_eq!(q.counts(), [0, 0, 0, 1, 0, 0, 0]);
     }
 
     #[test]
@@ -1105,8 +1514,8 @@ mod tests {
             .filter_map(|id| q.get(id).cloned())
             .collect();
         let mut again = queue();
-        again.restore(records, T0);
-        assert_eq!(again.counts(), [1, 1, 0, 0]);
+        again.restore(records, vec![], T0);
+        assert_eq!(again.counts(), [1, 0, 1, 0, 0, 0, 0]);
         assert_eq!(claim(&mut again, "w", Some(5), T0 + 500), ["d"]);
         again
             .complete("a", Some("w"), json!(null), None, T0 + 500)
@@ -1128,13 +1537,17 @@ mod tests {
         assert_eq!(q.sweep(T0 + 5_009), 0, "kept for the retention period");
         assert_eq!(q.sweep(T0 + 5_010), 1);
         assert!(q.get("a").is_none());
-        assert_eq!(q.counts(), [0, 1, 0, 0]);
+        assert_eq!(q.counts(), [0, 0, 1, 0, 0, 0, 0]);
         assert_eq!(
             q.take_changes().tasks,
             ["a"],
             "the drop is a change to journal"
         );
-        assert!(q.list(None, None, 10).iter().all(|r| r.id != "a"));
+        let all = q.page(&ListQuery {
+            limit: 10,
+            ..ListQuery::default()
+        });
+        assert!(all.tasks.iter().all(|r| r.id != "a"));
     }
 
     #[test]
@@ -1148,7 +1561,8 @@ mod tests {
             q.take_changes(),
             Changes {
                 tasks: vec![],
-                renewed: vec!["a".into()]
+                renewed: vec!["a".into()],
+                paused: vec![],
             }
         );
         q.heartbeat("a", "w", T0 + 200).unwrap();
@@ -1182,11 +1596,96 @@ mod tests {
             (a.status, a.attempt, a.history.len()),
             (Status::Queued, 0, 0)
         );
-        assert_eq!(q.counts(), [1, 0, 0, 0]);
+        assert_eq!(q.counts(), [0, 1, 0, 0, 0, 0, 0]);
         assert_eq!(
             claim(&mut q, "w2", Some(5), T0 + 30),
             ["a"],
             "indexes rebuilt"
         );
+    }
+
+    #[test]
+    fn a_task_past_its_expiry_is_expired_at_claim_time_not_handed_out() {
+        let mut q = queue();
+        let req = EnqueueRequest {
+            id: Some("e".into()),
+            task_type: "x".into(),
+            expires_at: Some(crate::server::clock::rfc3339(T0 + 50)),
+            ..EnqueueRequest::default()
+        };
+        q.enqueue(&req, T0);
+        add(&mut q, "a", "x", Priority::Low);
+        // The claim comes before any timer sweep: it expires the task itself.
+        assert_eq!(claim(&mut q, "w", Some(5), T0 + 50), ["a"]);
+        let e = q.get("e").unwrap();
+        assert_eq!(e.status, Status::Expired);
+        assert_eq!(
+            e.error.as_ref().unwrap().error_type.as_deref(),
+            Some(EXPIRED)
+        );
+        assert_eq!(q.counts()[Status::Expired.index()], 1);
+    }
+
+    #[test]
+    fn a_paused_type_keeps_its_place_and_resumes_whole() {
+        let mut q = queue();
+        add(&mut q, "p1", "p", Priority::High);
+        add(&mut q, "o1", "o", Priority::Low);
+        add(&mut q, "p2", "p", Priority::High);
+        q.set_paused("p", true).unwrap();
+        assert_eq!(claim(&mut q, "w", Some(5), T0), ["o1"]);
+        add(&mut q, "p3", "p", Priority::High);
+        q.set_paused("p", false).unwrap();
+        assert_eq!(claim(&mut q, "w", Some(5), T0), ["p1", "p2", "p3"]);
+        assert_eq!(q.take_changes().paused, ["p"]);
+    }
+
+    #[test]
+    fn counts_by_type_and_priority_follow_every_change() {
+        let mut q = queue();
+        add(&mut q, "a", "x", Priority::High);
+        add(&mut q, "b", "x", Priority::Low);
+        add(&mut q, "c", "y", Priority::Low);
+        q.cancel("a", T0).unwrap();
+        q.delete("c", T0).unwrap();
+        assert_eq!(claim(&mut q, "w", None, T0), ["b"]);
+        let types = q.types();
+        assert_eq!(types.len(), 1, "y has no task left");
+        let x = &types[0].counts;
+        assert_eq!(
+            (x[Status::Cancelled.index()], x[Status::Claimed.index()]),
+            (1, 1)
+        );
+        let stats = q.stats(T0);
+        assert_eq!(stats.counts.by_priority[0][Status::Cancelled.index()], 1);
+        assert_eq!(stats.counts.by_priority[2][Status::Claimed.index()], 1);
+        assert_eq!(
+            q.retry("b", T0),
+            Err(not_in(
+                "b",
+                Status::Claimed,
+                "retried",
+                "failed, cancelled or expired"
+            ))
+        );
+    }
+
+    #[test]
+    fn history_keeps_the_newest_attempts_only() {
+        let mut q = Queue::new(QueueConfig {
+            lease_ms: 1,
+            max_attempts: 100,
+            ..QueueConfig::default()
+        });
+        add(&mut q, "a", "x", Priority::Medium);
+        let mut now = T0;
+        for _ in 0..(MAX_HISTORY + 5) {
+            assert_eq!(claim(&mut q, "w", None, now), ["a"]);
+            now += 2;
+            q.advance(now);
+        }
+        let a = q.get("a").unwrap();
+        assert_eq!(a.history.len(), MAX_HISTORY);
+        assert_eq!(a.history.last().unwrap().attempt, a.attempt);
     }
 }

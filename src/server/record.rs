@@ -8,10 +8,12 @@ use super::clock::rfc3339;
 use crate::task::{Priority, Task};
 
 /// Where a task is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
-    /// Waiting to be claimed (perhaps not before `ready_at`).
+    /// Waiting for its `run_at` (or `delay_seconds`) to come.
+    Scheduled,
+    /// Waiting to be claimed (perhaps not before `ready_at`, after a retryable failure).
     Queued,
     /// Leased to a worker.
     Claimed,
@@ -19,24 +21,37 @@ pub enum Status {
     Completed,
     /// Finished without one.
     Failed,
+    /// Stopped by an operator before it finished.
+    Cancelled,
+    /// Not handed out before its `expires_at`.
+    Expired,
 }
 
 impl Status {
-    /// Every status, in the order `/health` and `/metrics` show them.
-    pub const ALL: [Status; 4] = [
+    /// How many statuses there are.
+    pub const COUNT: usize = 7;
+
+    /// Every status, in the order of a task's life, as `/health` and `/metrics` show them.
+    pub const ALL: [Status; Status::COUNT] = [
+        Status::Scheduled,
         Status::Queued,
         Status::Claimed,
         Status::Completed,
         Status::Failed,
+        Status::Cancelled,
+        Status::Expired,
     ];
 
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
+            Status::Scheduled => "scheduled",
             Status::Queued => "queued",
             Status::Claimed => "claimed",
             Status::Completed => "completed",
             Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+            Status::Expired => "expired",
         }
     }
 
@@ -49,7 +64,24 @@ impl Status {
     pub fn index(self) -> usize {
         self as usize
     }
+
+    /// Whether the task is done with: kept for the retention period, then dropped.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Status::Completed | Status::Failed | Status::Cancelled | Status::Expired
+        )
+    }
+
+    /// Whether the task waits to be handed out (and so may expire).
+    pub fn is_waiting(self) -> bool {
+        matches!(self, Status::Scheduled | Status::Queued)
+    }
 }
+
+/// The most attempts a task's history keeps: the newest, so that a task
+/// retried without end cannot grow without end.
+pub const MAX_HISTORY: usize = 20;
 
 /// Who holds a claimed task, and until when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,9 +161,13 @@ pub struct TaskRecord {
     pub status: Status,
     /// Deliveries so far.
     pub attempt: u32,
-    /// Not claimable before this (clock ms).
+    /// Not claimable before this (clock ms); it became claimable then,
+    /// which orders it among the tasks of its priority.
     #[serde(default)]
     pub ready_at: u64,
+    /// Never handed out after this (clock ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
     /// The current holder, while claimed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<Lease>,
@@ -141,10 +177,10 @@ pub struct TaskRecord {
     /// The last failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
-    /// Every delivery, oldest first.
+    /// The newest [`MAX_HISTORY`] deliveries, oldest first.
     #[serde(default)]
     pub history: Vec<Attempt>,
-    /// When it was completed or failed for good (clock ms); its retention
+    /// When it was completed, failed for good, cancelled or expired (clock ms); its retention
     /// period counts from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<u64>,
@@ -162,7 +198,14 @@ pub enum Entry {
         /// The new end of its lease.
         until: u64,
     },
-    /// Task `dropped` is gone: its retention period ended.
+    /// Tasks of type `pause` are handed out again (`paused` false) or not.
+    Pause {
+        /// The task type.
+        pause: String,
+        /// Whether it is paused now.
+        paused: bool,
+    },
+    /// Task `dropped` is gone: its retention period ended, or it was deleted.
     Drop {
         /// The task id.
         dropped: String,
@@ -215,8 +258,17 @@ impl TaskRecord {
                 view.insert("error".into(), Value::Null);
             }
         }
+        if self.status == Status::Scheduled {
+            view.insert("run_at".into(), json!(rfc3339(self.ready_at)));
+        }
         if self.status == Status::Queued && self.ready_at > self.created_at {
             view.insert("ready_at".into(), json!(rfc3339(self.ready_at)));
+        }
+        if let Some(at) = self.expires_at {
+            view.insert("expires_at".into(), json!(rfc3339(at)));
+        }
+        if let Some(at) = self.finished_at.filter(|_| self.status.is_final()) {
+            view.insert("finished_at".into(), json!(rfc3339(at)));
         }
         let history: Vec<Value> = self.history.iter().map(attempt_view).collect();
         view.insert("history".into(), Value::Array(history));

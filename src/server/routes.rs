@@ -4,21 +4,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
+use super::admin_routes::{self, Action};
 use super::clock::rfc3339;
 use super::decode::{self, Fields};
 use super::metrics;
 use super::queue::ReportError;
-use super::record::Status;
 use super::store::{Store, StoreError};
 use crate::listener::{Head, Request, Responder, Response};
 use crate::task::decode_path_segment;
 
 /// The longest long poll granted, whatever is asked.
 const MAX_WAIT: Duration = Duration::from_secs(300);
-/// `GET /tasks` lists this many when no `limit` is given.
-const DEFAULT_LIST_LIMIT: usize = 100;
 
 /// The routes of one server.
 pub struct Routes {
@@ -87,7 +85,7 @@ impl Routes {
                 },
                 Err(e) => refusal(e),
             },
-            (["tasks"], "GET") => self.list(&req),
+            (["tasks"], "GET") => admin_routes::list(self.store.as_ref(), req.head.query()),
             (["tasks"], "POST") => self.with_body(&req, |f| self.enqueue(f)),
             (["tasks", "claim"], "POST") => self.with_body(&req, |f| self.claim(f)),
             (["tasks", "claim", "cancel"], "POST") if ext => {
@@ -103,6 +101,20 @@ impl Routes {
             (["tasks", id, "heartbeat"], "POST") if ext => {
                 self.with_id(id, |id| self.with_body(&req, |f| self.heartbeat(id, f)))
             }
+            (["tasks", id, "cancel"], "POST") if *id != "claim" => {
+                self.with_id(id, |id| self.act(id, Action::Cancel))
+            }
+            (["tasks", id, "retry"], "POST") => self.with_id(id, |id| self.act(id, Action::Retry)),
+            (["tasks", id], "DELETE") => self.with_id(id, |id| self.act(id, Action::Delete)),
+            (["types"], "GET") => admin_routes::types(self.store.as_ref()),
+            (["types", task_type, "pause"], "POST") => {
+                admin_routes::pause(self.store.as_ref(), task_type, true)
+            }
+            (["types", task_type, "resume"], "POST") => {
+                admin_routes::pause(self.store.as_ref(), task_type, false)
+            }
+            (["workers"], "GET") => admin_routes::workers(self.store.as_ref()),
+            (["stats"], "GET") => admin_routes::stats(self.store.as_ref()),
             (route, _) => match allowed(route, ext) {
                 Some(allow) => {
                     Response::error(405, format!("method {} not allowed", req.head.method))
@@ -202,40 +214,8 @@ impl Routes {
         }
     }
 
-    fn list(&self, req: &Request) -> Response {
-        let mut status = None;
-        let mut task_type = None;
-        let mut limit = DEFAULT_LIST_LIMIT;
-        for pair in req.head.query().split('&').filter(|p| !p.is_empty()) {
-            let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
-            let Some(value) = decode_path_segment(&raw.replace('+', " ")) else {
-                return Response::error(400, format!("query `{key}`: malformed percent-encoding"));
-            };
-            match key {
-                "status" if value.is_empty() => {}
-                "status" => match Status::parse(&value) {
-                    Some(s) => status = Some(s),
-                    None => {
-                        return Response::error(
-                            400,
-                            "query `status`: expected queued, claimed, completed or failed",
-                        )
-                    }
-                },
-                "type" if !value.is_empty() => task_type = Some(value),
-                "limit" => match value.parse::<usize>() {
-                    Ok(n) => limit = n,
-                    Err(_) => {
-                        return Response::error(400, "query `limit`: expected a whole number")
-                    }
-                },
-                _ => {}
-            }
-        }
-        match self.store.list(status, task_type.as_deref(), limit) {
-            Ok(tasks) => Response::json(200, &json!({ "tasks": Value::Array(tasks) })),
-            Err(e) => refusal(e),
-        }
+    fn act(&self, id: &str, action: Action) -> Response {
+        admin_routes::act(self.store.as_ref(), id, action)
     }
 }
 
@@ -273,19 +253,23 @@ fn no_route(method: &str, path: &str) -> Response {
 /// The `Allow` header for a route that exists, `None` for one that does not.
 fn allowed(route: &[&str], ext: bool) -> Option<&'static str> {
     match route {
-        ["health"] | ["metrics"] => Some("GET, HEAD"),
+        ["health"] | ["metrics"] | ["types"] | ["workers"] | ["stats"] => Some("GET, HEAD"),
         ["tasks"] => Some("GET, HEAD, POST"),
+        ["types", t, "pause" | "resume"] if !t.is_empty() => Some("POST"),
         ["tasks", "claim"] => Some("POST"),
         ["tasks", "claim", "cancel"] if ext => Some("POST"),
-        ["tasks", id] if !id.is_empty() => Some("GET, HEAD"),
+        ["tasks", id] if !id.is_empty() => Some("GET, HEAD, DELETE"),
         ["tasks", id, "complete" | "fail"] if !id.is_empty() => Some("POST"),
+        ["tasks", id, "cancel" | "retry"] if !id.is_empty() && *id != "claim" => Some("POST"),
         ["tasks", id, "heartbeat"] if ext && !id.is_empty() => Some("POST"),
         _ => None,
     }
 }
 
-fn refusal(e: StoreError) -> Response {
+/// A store's refusal as a status and a JSON body.
+pub fn refusal(e: StoreError) -> Response {
     match e {
+        StoreError::Report(ReportError::Gone(_)) => Response::error(410, e.to_string()),
         StoreError::Report(ReportError::NotFound(_)) => Response::error(404, e.to_string()),
         StoreError::Report(ReportError::Conflict(_)) => Response::error(409, e.to_string()),
         StoreError::NotDurable(_) => Response::error(503, e.to_string()),

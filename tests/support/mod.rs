@@ -176,6 +176,18 @@ impl Api {
         self.post_raw(path, body.to_string().as_bytes())
     }
 
+    /// DELETEs a path; the body parsed as JSON (or `Null`).
+    pub fn delete_path(&self, path: &str) -> (u16, Value) {
+        let mut req = self.agent.delete(format!("{}{path}", self.base));
+        if let Some(k) = &self.key {
+            req = req.header("Authorization", format!("Bearer {k}"));
+        }
+        let mut resp = req.call().expect("request sent");
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
     /// GETs a path; the body parsed as JSON (or `Null`).
     pub fn get(&self, path: &str) -> (u16, Value) {
         let (status, text) = self.get_text(path);

@@ -42,6 +42,11 @@ pub fn run(kind: Kind, test: fn()) {
     test();
 }
 
+/// The store this thread's tests run against.
+pub fn kind() -> Kind {
+    KIND.with(Cell::get)
+}
+
 /// `config` with this thread's store filled in.
 pub fn configure(config: ServerConfig) -> ServerConfig {
     let n = NEXT.fetch_add(1, Ordering::SeqCst);

@@ -4,7 +4,7 @@
 //! grown past a multiple of the live data. A failed write or sync is final:
 //! the journal refuses every later change until a restart.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -131,6 +131,15 @@ impl Shared {
     }
 }
 
+/// What a journal held when it was opened.
+#[derive(Debug, Default)]
+pub struct Replayed {
+    /// Every task, in enqueue order.
+    pub tasks: Vec<TaskRecord>,
+    /// The paused types.
+    pub paused: Vec<String>,
+}
+
 /// The append-only journal of one server.
 pub struct Journal {
     shared: Arc<Shared>,
@@ -142,11 +151,12 @@ pub struct Journal {
 
 impl Journal {
     /// Locks `path`, replays it (creating it when missing), rewrites it with
-    /// one line per task, and starts the writer. Returns the journal and the tasks.
-    pub fn open(path: &Path) -> Result<(Journal, Vec<TaskRecord>), JournalError> {
+    /// one line per task and paused type, and starts the writer. Returns the
+    /// journal and what it held.
+    pub fn open(path: &Path) -> Result<(Journal, Replayed), JournalError> {
         let lock = StateLock::acquire(&lock_path(path)).map_err(JournalError::Locked)?;
-        let records = replay(path)?;
-        let (snapshot, size) = encode(&records);
+        let replayed = replay(path)?;
+        let (snapshot, size) = encode(&replayed.tasks, &replayed.paused);
         let file = rewrite(path, &snapshot)
             .map_err(io_err(format!("compacting journal {}", path.display())))?;
         let shared = Arc::new(Shared {
@@ -169,7 +179,7 @@ impl Journal {
             compact_floor: COMPACT_FLOOR,
             lock: Mutex::new(Some(lock)),
         };
-        Ok((journal, records))
+        Ok((journal, replayed))
     }
 
     /// Appends a task's whole state; returns the ticket to [`Journal::wait`] for.
@@ -185,6 +195,20 @@ impl Journal {
             until: u64,
         }
         self.append_line(&Renew { renew: id, until }, None)
+    }
+
+    /// Appends that `task_type` is paused or resumed.
+    pub fn append_pause(&self, task_type: &str, paused: bool) -> u64 {
+        #[derive(Serialize)]
+        struct Pause<'a> {
+            pause: &'a str,
+            paused: bool,
+        }
+        let line = Pause {
+            pause: task_type,
+            paused,
+        };
+        self.append_line(&line, None)
     }
 
     /// Appends that `id` is gone.
@@ -255,12 +279,13 @@ impl Journal {
             && p.rewrite.is_none()
     }
 
-    /// Replaces the file with `records`, every live task, in the writer's
-    /// next turn; what is appended after this call follows them. The caller
-    /// holds the lock under which every append is made, so that `records`
-    /// include every change appended so far: those lines are not written.
-    pub fn compact(&self, records: &[&TaskRecord]) {
-        let (snapshot, size) = encode(records.iter().copied());
+    /// Replaces the file with `records`, every live task, and the `paused`
+    /// types, in the writer's next turn; what is appended after this call
+    /// follows them. The caller holds the lock under which every append is
+    /// made, so that `records` include every change appended so far: those
+    /// lines are not written.
+    pub fn compact(&self, records: &[&TaskRecord], paused: &[String]) {
+        let (snapshot, size) = encode(records.iter().copied(), paused);
         let mut p = self.shared.lock();
         p.buf.clear();
         p.rewrite = Some(snapshot);
@@ -384,9 +409,9 @@ fn lock_path(path: &Path) -> PathBuf {
 }
 
 /// Reads every line, the newest state of each task winning, a renewal
-/// moving its lease and a drop removing it; a torn last line is skipped with
-/// a warning.
-fn replay(path: &Path) -> Result<Vec<TaskRecord>, JournalError> {
+/// moving its lease, a drop removing it, a pause line pausing or resuming
+/// its type; a torn last line is skipped with a warning.
+fn replay(path: &Path) -> Result<Replayed, JournalError> {
     let mut text = Vec::new();
     match File::open(path) {
         Ok(mut f) => {
@@ -402,6 +427,7 @@ fn replay(path: &Path) -> Result<Vec<TaskRecord>, JournalError> {
         .rposition(|l| !l.trim_ascii().is_empty())
         .unwrap_or(0);
     let mut by_id: HashMap<String, TaskRecord> = HashMap::new();
+    let mut paused = BTreeSet::new();
     for (i, line) in lines.iter().enumerate() {
         if line.trim_ascii().is_empty() {
             continue;
@@ -417,6 +443,15 @@ fn replay(path: &Path) -> Result<Vec<TaskRecord>, JournalError> {
             }
             Ok(Entry::Drop { dropped }) => {
                 by_id.remove(&dropped);
+            }
+            Ok(Entry::Pause {
+                pause,
+                paused: true,
+            }) => {
+                paused.insert(pause);
+            }
+            Ok(Entry::Pause { pause, .. }) => {
+                paused.remove(&pause);
             }
             Err(e) if i == last => {
                 log::warn!(
@@ -438,15 +473,32 @@ fn replay(path: &Path) -> Result<Vec<TaskRecord>, JournalError> {
             }
         }
     }
-    let mut records: Vec<TaskRecord> = by_id.into_values().collect();
-    records.sort_by_key(|r| r.seq);
-    Ok(records)
+    let mut tasks: Vec<TaskRecord> = by_id.into_values().collect();
+    tasks.sort_by_key(|r| r.seq);
+    Ok(Replayed {
+        tasks,
+        paused: paused.into_iter().collect(),
+    })
 }
 
-/// One line per task, and the sizes that makes.
-fn encode<'a>(records: impl IntoIterator<Item = &'a TaskRecord>) -> (Vec<u8>, Size) {
+/// One line per paused type and per task, and the sizes that makes.
+fn encode<'a>(
+    records: impl IntoIterator<Item = &'a TaskRecord>,
+    paused: &[String],
+) -> (Vec<u8>, Size) {
     let mut out = Vec::new();
     let mut size = Size::default();
+    for task_type in paused {
+        let line = Entry::Pause {
+            pause: task_type.clone(),
+            paused: true,
+        };
+        if serde_json::to_writer(&mut out, &line).is_ok() {
+            out.push(b'\n');
+        }
+    }
+    size.add(out.len() as u64, None);
+    size.live += out.len() as u64;
     for rec in records {
         let before = out.len();
         if serde_json::to_writer(&mut out, rec).is_ok() {
@@ -503,6 +555,7 @@ mod tests {
             status,
             attempt: 0,
             ready_at: 1,
+            expires_at: None,
             lease: None,
             result: None,
             error: None,
@@ -524,7 +577,7 @@ mod tests {
         let path = temp_path("torn.jsonl");
         {
             let (j, recs) = Journal::open(&path).unwrap();
-            assert!(recs.is_empty());
+            assert!(recs.tasks.is_empty());
             j.append(&record("a", 1, Status::Queued));
             j.append(&record("b", 2, Status::Queued));
             let t = j.append(&record("a", 1, Status::Completed));
@@ -533,7 +586,7 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(br#"{"id":"c","type":"ec"#).unwrap();
         drop(f);
-        let (_j, recs) = Journal::open(&path).unwrap();
+        let (_j, Replayed { tasks: recs, .. }) = Journal::open(&path).unwrap();
         let got: Vec<(&str, Status)> = recs.iter().map(|r| (r.id.as_str(), r.status)).collect();
         assert_eq!(got, [("a", Status::Completed), ("b", Status::Queued)]);
         let text = std::fs::read_to_string(&path).unwrap();
@@ -576,7 +629,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let renewal = text.lines().nth(2).unwrap();
         assert_eq!(renewal, r#"{"renew":"a","until":500}"#);
-        let (_j, recs) = Journal::open(&path).unwrap();
+        let (_j, Replayed { tasks: recs, .. }) = Journal::open(&path).unwrap();
         assert_eq!(recs.len(), 1, "b was dropped");
         assert_eq!(recs[0].lease.as_ref().unwrap().expires_at, 500);
     }
@@ -620,18 +673,42 @@ mod tests {
         assert!(j.needs_compaction());
         let mut now = a.clone();
         now.lease.as_mut().unwrap().expires_at = 100;
-        j.compact(&[&now]);
+        j.compact(&[&now], &[]);
         let t = j.append(&record("b", 2, Status::Queued));
         j.wait(t).unwrap();
         assert!(!j.needs_compaction());
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 2, "one line per task: {text}");
         drop(j);
-        let (_j, recs) = Journal::open(&path).unwrap();
+        let (_j, Replayed { tasks: recs, .. }) = Journal::open(&path).unwrap();
         let got: Vec<(&str, Option<u64>)> = recs
             .iter()
             .map(|r| (r.id.as_str(), r.lease.as_ref().map(|l| l.expires_at)))
             .collect();
         assert_eq!(got, [("a", Some(100)), ("b", None)]);
+    }
+
+    #[test]
+    fn paused_types_are_replayed_and_kept_by_compaction() {
+        let path = temp_path("paused.jsonl");
+        {
+            let (mut j, _) = Journal::open(&path).unwrap();
+            j.set_compact_floor(1);
+            j.append(&record("a", 1, Status::Queued));
+            j.append_pause("x", true);
+            j.append_pause("y", true);
+            let t = j.append_pause("y", false);
+            j.wait(t).unwrap();
+        }
+        let (j, replayed) = Journal::open(&path).unwrap();
+        assert_eq!(replayed.paused, ["x"]);
+        let a = &replayed.tasks[0];
+        j.compact(&[a], &replayed.paused);
+        let t = j.append_pause("z", true);
+        j.wait(t).unwrap();
+        drop(j);
+        let (_j, replayed) = Journal::open(&path).unwrap();
+        assert_eq!(replayed.paused, ["x", "z"]);
+        assert_eq!(replayed.tasks.len(), 1);
     }
 }

@@ -10,12 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use super::journal::Journal;
 use super::{Snapshot, Store, StoreError};
+use crate::server::admin::{ListQuery, Page, Stats, TypeView, WorkerView};
 use crate::server::clock::Clock;
-use crate::server::queue::{Before, Queue};
+use crate::server::queue::{Before, Queue, ReportError};
 use crate::server::record::{Status, TaskRecord};
 use crate::server::waiters::Wake;
 use crate::task::{ClaimRequest, CompleteBody, EnqueueRequest, FailBody, Task};
@@ -88,8 +87,11 @@ impl Local {
                 ticket = journal.append_renew(id, lease.expires_at);
             }
         }
+        for task_type in &changes.paused {
+            ticket = journal.append_pause(task_type, q.is_paused(task_type));
+        }
         if journal.needs_compaction() {
-            journal.compact(&q.records());
+            journal.compact(&q.records(), &q.paused());
         }
         let synced = journal.synced();
         let mut unsynced = self.unsynced();
@@ -147,6 +149,28 @@ impl Local {
         next
     }
 
+    /// Applies one change to the queue and returns once it is durable.
+    fn change<T>(
+        &self,
+        f: impl FnOnce(&mut Queue, u64) -> Result<T, ReportError>,
+    ) -> Result<T, StoreError> {
+        let mut q = self.lock();
+        self.refuse_if_failed(&mut q)?;
+        let res = f(&mut q, self.clock.now());
+        let ticket = self.commit(&mut q);
+        drop(q);
+        let value = res?;
+        self.durable(ticket)?;
+        Ok(value)
+    }
+
+    /// Reads the queue after applying what time has done.
+    fn read<T>(&self, f: impl FnOnce(&Queue, u64) -> T) -> Result<T, StoreError> {
+        let mut q = self.lock();
+        self.advance(&mut q);
+        Ok(f(&q, self.clock.now()))
+    }
+
     fn durable(&self, ticket: u64) -> Result<(), StoreError> {
         let Some(journal) = self.journal.as_ref().filter(|_| ticket > 0) else {
             return Ok(());
@@ -163,15 +187,10 @@ impl Local {
 
 impl Store for Local {
     fn enqueue(&self, req: &EnqueueRequest) -> Result<(TaskRecord, bool), StoreError> {
-        let mut q = self.lock();
-        self.refuse_if_failed(&mut q)?;
-        let now = self.clock.now();
-        let (rec, created) = q.enqueue(req, now);
-        let rec = rec.clone();
-        let ticket = self.commit(&mut q);
-        drop(q);
-        self.durable(ticket)?;
-        Ok((rec, created))
+        self.change(|q, now| {
+            let (rec, created) = q.enqueue(req, now);
+            Ok((rec.clone(), created))
+        })
     }
 
     fn claim(&self, req: &ClaimRequest, wait: Duration) -> Result<Vec<Task>, StoreError> {
@@ -214,75 +233,59 @@ impl Store for Local {
     }
 
     fn complete(&self, id: &str, body: CompleteBody) -> Result<(), StoreError> {
-        let mut q = self.lock();
-        self.refuse_if_failed(&mut q)?;
-        let now = self.clock.now();
-        let res = q.complete(
-            id,
-            body.worker_id.as_deref(),
-            body.result,
-            body.duration_ms,
-            now,
-        );
-        let ticket = self.commit(&mut q);
-        drop(q);
-        res?;
-        self.durable(ticket)
+        let worker = body.worker_id.as_deref();
+        self.change(|q, now| q.complete(id, worker, body.result, body.duration_ms, now))
     }
 
     fn fail(&self, id: &str, body: &FailBody) -> Result<Status, StoreError> {
-        let mut q = self.lock();
-        self.refuse_if_failed(&mut q)?;
-        let now = self.clock.now();
-        let res = q.fail(id, body, now);
-        let status = q.get(id).map_or(Status::Failed, |r| r.status);
-        let ticket = self.commit(&mut q);
-        drop(q);
-        res?;
-        self.durable(ticket)?;
-        Ok(status)
+        self.change(|q, now| {
+            q.fail(id, body, now)?;
+            Ok(q.get(id).map_or(Status::Failed, |r| r.status))
+        })
     }
 
     fn heartbeat(&self, id: &str, worker_id: &str) -> Result<u64, StoreError> {
-        let mut q = self.lock();
-        self.refuse_if_failed(&mut q)?;
-        let now = self.clock.now();
-        let res = q.heartbeat(id, worker_id, now);
-        let ticket = self.commit(&mut q);
-        drop(q);
-        let expires = res?;
-        self.durable(ticket)?;
-        Ok(expires)
+        self.change(|q, now| q.heartbeat(id, worker_id, now))
     }
 
     fn cancel_claim(&self, claim_id: &str) -> Result<usize, StoreError> {
-        let mut q = self.lock();
-        self.refuse_if_failed(&mut q)?;
-        let released = q.cancel_claim(claim_id, self.clock.now());
-        let ticket = self.commit(&mut q);
-        drop(q);
-        self.durable(ticket)?;
-        Ok(released)
+        self.change(|q, now| Ok(q.cancel_claim(claim_id, now)))
     }
 
-    fn get(&self, id: &str) -> Result<Option<Value>, StoreError> {
-        let mut q = self.lock();
-        self.advance(&mut q);
-        Ok(q.get(id).map(TaskRecord::to_detail))
+    fn task(&self, id: &str) -> Result<Option<TaskRecord>, StoreError> {
+        self.read(|q, _| q.get(id).cloned())
     }
 
-    fn list(
-        &self,
-        status: Option<Status>,
-        task_type: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<Value>, StoreError> {
-        let mut q = self.lock();
-        self.advance(&mut q);
-        Ok(q.list(status, task_type, limit)
-            .into_iter()
-            .map(TaskRecord::to_detail)
-            .collect())
+    fn page(&self, query: &ListQuery) -> Result<Page, StoreError> {
+        self.read(|q, _| q.page(query))
+    }
+
+    fn cancel(&self, id: &str) -> Result<(), StoreError> {
+        self.change(|q, now| q.cancel(id, now))
+    }
+
+    fn retry(&self, id: &str) -> Result<(), StoreError> {
+        self.change(|q, now| q.retry(id, now))
+    }
+
+    fn delete(&self, id: &str) -> Result<(), StoreError> {
+        self.change(|q, now| q.delete(id, now))
+    }
+
+    fn set_paused(&self, task_type: &str, paused: bool) -> Result<(), StoreError> {
+        self.change(|q, _| q.set_paused(task_type, paused))
+    }
+
+    fn types(&self) -> Result<Vec<TypeView>, StoreError> {
+        self.read(|q, _| q.types())
+    }
+
+    fn workers(&self) -> Result<Vec<WorkerView>, StoreError> {
+        self.read(|q, now| q.workers(now))
+    }
+
+    fn stats(&self) -> Result<Stats, StoreError> {
+        self.read(|q, now| q.stats(now))
     }
 
     fn snapshot(&self) -> Result<Snapshot, StoreError> {
@@ -385,10 +388,11 @@ mod tests {
             Err(StoreError::NotDurable(_))
         ));
         assert!(svc.enqueue(&enqueue("later")).is_err());
-        assert_eq!(svc.snapshot().unwrap().counts, [1, 0, 0, 0]);
+        assert_eq!(svc.snapshot().unwrap().counts, [0, 1, 0, 0, 0, 0, 0]);
         assert_eq!(svc.get("kept").unwrap().unwrap()["status"], "queued");
         drop(svc);
-        let (_j, recs) = Journal::open(&path).unwrap();
+        let (_j, replayed) = Journal::open(&path).unwrap();
+        let recs = replayed.tasks;
         let ids: Vec<&str> = recs.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["kept"]);
     }
@@ -421,7 +425,8 @@ mod tests {
             "compacted while running: {largest} bytes"
         );
         drop(svc);
-        let (_j, recs) = Journal::open(&path).unwrap();
+        let (_j, replayed) = Journal::open(&path).unwrap();
+        let recs = replayed.tasks;
         assert_eq!(recs.len(), 1);
         assert_eq!(recs[0].status, Status::Claimed);
     }

@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use self::journal::{Journal, JournalError};
 use self::local::Local;
+use super::admin::{ListQuery, Page, Stats, TypeView, WorkerView};
 use super::clock::{millis, Clock};
 use super::queue::{Queue, QueueConfig, ReportError, Totals};
 use super::record::{Status, TaskRecord};
@@ -61,7 +62,7 @@ impl From<ReportError> for StoreError {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     /// Tasks per status, in [`Status::ALL`] order.
-    pub counts: [u64; 4],
+    pub counts: [u64; Status::COUNT],
     /// Event counters.
     pub totals: Totals,
     /// Claims parked in a long poll on this server.
@@ -85,15 +86,30 @@ pub trait Store: Send + Sync {
     fn heartbeat(&self, id: &str, worker_id: &str) -> Result<u64, StoreError>;
     /// Ends a claim; returns how many tasks it put back.
     fn cancel_claim(&self, claim_id: &str) -> Result<usize, StoreError>;
-    /// `GET /tasks/{id}`.
-    fn get(&self, id: &str) -> Result<Option<Value>, StoreError>;
-    /// `GET /tasks`: newest first.
-    fn list(
-        &self,
-        status: Option<Status>,
-        task_type: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<Value>, StoreError>;
+    /// One task with its history of attempts.
+    fn task(&self, id: &str) -> Result<Option<TaskRecord>, StoreError>;
+    /// `GET /tasks/{id}`: [`Store::task`] as the wire shows it.
+    fn get(&self, id: &str) -> Result<Option<Value>, StoreError> {
+        Ok(self.task(id)?.map(|r| r.to_detail()))
+    }
+    /// `GET /tasks`: one page, newest first, from an index (no scan of every task).
+    fn page(&self, query: &ListQuery) -> Result<Page, StoreError>;
+    /// `POST /tasks/{id}/cancel`: a scheduled, queued or claimed task is
+    /// cancelled; its worker's next heartbeat or report gets 410.
+    fn cancel(&self, id: &str) -> Result<(), StoreError>;
+    /// `POST /tasks/{id}/retry`: a failed, cancelled or expired task is
+    /// queued now with a fresh attempt count.
+    fn retry(&self, id: &str) -> Result<(), StoreError>;
+    /// `DELETE /tasks/{id}`: removes a task that is not claimed.
+    fn delete(&self, id: &str) -> Result<(), StoreError>;
+    /// `POST /types/{type}/pause` (`true`) and `/resume` (`false`).
+    fn set_paused(&self, task_type: &str, paused: bool) -> Result<(), StoreError>;
+    /// `GET /types`: each type with tasks or paused, sorted by name.
+    fn types(&self) -> Result<Vec<TypeView>, StoreError>;
+    /// `GET /workers`: the workers seen within the last hour, most recent first.
+    fn workers(&self) -> Result<Vec<WorkerView>, StoreError>;
+    /// `GET /stats`: counts, the oldest claimable task's age, throughput.
+    fn stats(&self) -> Result<Stats, StoreError>;
     /// Counts and counters.
     fn snapshot(&self) -> Result<Snapshot, StoreError>;
     /// Why the store cannot serve now, naming it; `None` when it can.
@@ -141,9 +157,9 @@ pub fn open(config: &ServerConfig) -> Result<Arc<dyn Store>, Error> {
     let journal = match &config.data {
         None => None,
         Some(path) => {
-            let (journal, records) = Journal::open(path).map_err(journal_error)?;
-            log::info!("journal {}: {} tasks", path.display(), records.len());
-            queue.restore(records, clock.now());
+            let (journal, replayed) = Journal::open(path).map_err(journal_error)?;
+            log::info!("journal {}: {} tasks", path.display(), replayed.tasks.len());
+            queue.restore(replayed.tasks, replayed.paused, clock.now());
             Some(journal)
         }
     };

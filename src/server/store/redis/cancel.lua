@@ -10,7 +10,7 @@ for _, id in ipairs(redis.call('LRANGE', B .. ':c:' .. cid, 0, -1)) do
   if f[1] == 'claimed' and f[2] == cid then
     end_lease(id, 'released', nil, nil)
     redis.call('HSET', tk(id), 'attempt', math.max(tonumber(f[3]) - 1, 0))
-    requeue(id, NOW)
+    requeue(id, nil)
     released = released + 1
   end
 end

@@ -14,12 +14,16 @@ if cid ~= '' then
   end
   if #again > 0 then return {'tasks', again} end
 end
+-- Paused types are not in {p}:ready; a claim naming types skips them.
 local types = {}
-for i = 8, #ARGV do types[#types + 1] = ARGV[i] end
+for i = 8, #ARGV do
+  if redis.call('SISMEMBER', B .. ':paused', ARGV[i]) == 0 then types[#types + 1] = ARGV[i] end
+end
+local any = #ARGV < 8
 local out = {}
 while #out < max do
   local best, best_score
-  if #types == 0 then
+  if any then
     best = redis.call('ZRANGE', B .. ':ready', 0, 0)[1]
   else
     for _, ty in ipairs(types) do
@@ -30,23 +34,28 @@ while #out < max do
     end
   end
   if not best then break end
-  local f = redis.call('HMGET', tk(best), 'type', 'attempt')
-  redis.call('ZREM', B .. ':ready', best)
-  redis.call('ZREM', B .. ':ready:' .. f[1], best)
-  local attempt = tonumber(f[2]) + 1
-  local expires = NOW + LEASE_MS
-  redis.call('HSET', tk(best), 'attempt', attempt, 'worker', worker, 'claimed_at', NOW,
-    'expires', expires)
-  if cid ~= '' then
-    redis.call('HSET', tk(best), 'cid', cid)
-    redis.call('RPUSH', B .. ':c:' .. cid, best)
+  local f = redis.call('HMGET', tk(best), 'type', 'attempt', 'exp_at')
+  unready(best)
+  if f[3] and tonumber(f[3]) <= NOW then
+    expire_waiting(best)
+  else
+    local attempt = tonumber(f[2]) + 1
+    local expires = NOW + LEASE_MS
+    redis.call('HSET', tk(best), 'attempt', attempt, 'worker', worker, 'claimed_at', NOW,
+      'expires', expires)
+    if cid ~= '' then
+      redis.call('HSET', tk(best), 'cid', cid)
+      redis.call('RPUSH', B .. ':c:' .. cid, best)
+    end
+    redis.call('RPUSH', hk(best), cjson.encode({attempt = attempt, worker_id = worker, claimed_at = NOW}))
+    redis.call('LTRIM', hk(best), -MAX_HISTORY, -1)
+    redis.call('ZADD', B .. ':leases', expires, best)
+    set_status(best, 'claimed')
+    total('delivered')
+    out[#out + 1] = view(best)
   end
-  redis.call('RPUSH', hk(best), cjson.encode({attempt = attempt, worker_id = worker, claimed_at = NOW}))
-  redis.call('ZADD', B .. ':leases', expires, best)
-  set_status(best, 'queued', 'claimed')
-  total('delivered')
-  out[#out + 1] = view(best)
 end
+seen(worker, 'running', #out)
 if #out > 0 then
   total('claims_served')
   if cid ~= '' then redis.call('PEXPIRE', B .. ':c:' .. cid, CLAIM_MEMORY_MS) end

@@ -4,6 +4,7 @@ advance(100)
 local id, worker = ARGV[5], ARGV[6]
 local refused = check_holder(id, worker)
 if refused then return refused end
+seen(redis.call('HGET', tk(id), 'worker'), 'failed', 1)
 local failure = cjson.decode(ARGV[7])
 local f = redis.call('HMGET', tk(id), 'attempt', 'max')
 local attempt = tonumber(f[1])

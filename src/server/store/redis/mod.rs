@@ -5,13 +5,19 @@
 //! delayed tasks, which is safe since each sweep is a script.
 //!
 //! Keys, all under the hash tag `{prefix}` (one slot on Redis Cluster):
-//! `{p}:t:<id>` the task (hash), `{p}:h:<id>` its attempts (list of JSON),
-//! `{p}:ready` and `{p}:ready:<type>` claimable tasks (sorted by priority,
-//! then enqueue order), `{p}:delayed`, `{p}:leases`, `{p}:finished` (sorted
-//! by when), `{p}:all` (by enqueue order, for listings), `{p}:c:<claim id>`
-//! and `{p}:cc:<claim id>` (a claim's tasks, a cancelled claim; both expire),
-//! `{p}:counts`, `{p}:totals`, `{p}:seq`; channels `{p}:wake` (a task of a
-//! type became ready) and `{p}:cancel` (a claim id was cancelled).
+//! `{p}:t:<id>` the task (hash), `{p}:h:<id>` its newest attempts (list of
+//! JSON), `{p}:ready` and `{p}:ready:<type>` claimable tasks (sorted by
+//! priority, then `{p}:rank`, the order they became claimable; a paused
+//! type's are not in `{p}:ready`), `{p}:paused` (set of types),
+//! `{p}:delayed`, `{p}:expiring`, `{p}:leases`, `{p}:finished` (sorted by
+//! when), `{p}:all` and `{p}:s:<status>[:<type>]` (by enqueue order, for
+//! listings), `{p}:counts`, `{p}:pcounts` (`<priority>:<status>`) and
+//! `{p}:tcounts` (`<status>:<type>`), `{p}:workers` (by last seen) with
+//! `{p}:w:<worker>` (its counts), `{p}:tp:<minute>` (completed and failed;
+//! they expire), `{p}:c:<claim id>` and `{p}:cc:<claim id>` (a claim's tasks,
+//! a cancelled claim; both expire), `{p}:totals`, `{p}:seq`; channels
+//! `{p}:wake` (a task of a type became ready) and `{p}:cancel` (a claim id
+//! was cancelled).
 
 mod link;
 
@@ -28,6 +34,10 @@ use serde_json::Value;
 use self::link::Link;
 use super::{Snapshot, Store, StoreError};
 use crate::error::Error;
+use crate::server::admin::{
+    Counts, ListQuery, Minute, Page, Stats, StatusCounts, TypeView, WorkerView,
+};
+use crate::server::clock::parse_ms;
 use crate::server::queue::{QueueConfig, ReportError, Totals};
 use crate::server::record::{Attempt, Failure, Lease, Status, TaskRecord};
 use crate::server::waiters::{Waiters, Wake};
@@ -51,6 +61,7 @@ struct Scripts {
     cancel: Script,
     tick: Script,
     read: Script,
+    admin: Script,
 }
 
 impl Scripts {
@@ -65,6 +76,7 @@ impl Scripts {
             cancel: with(include_str!("cancel.lua")),
             tick: with(include_str!("tick.lua")),
             read: with(include_str!("read.lua")),
+            admin: with(include_str!("admin.lua")),
         }
     }
 }
@@ -163,6 +175,19 @@ impl Redis {
         })
     }
 
+    /// Runs the read script with `args`.
+    fn read(&self, args: &[&str]) -> Result<RedisValue, StoreError> {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        self.shared.call(&self.shared.scripts.read, &args)
+    }
+
+    /// Runs the admin script's `what` on `arg` (a task id or a type).
+    fn admin(&self, what: &str, arg: &str) -> Result<(), StoreError> {
+        let args = [what.to_string(), arg.to_string()];
+        let answer = self.shared.call(&self.shared.scripts.admin, &args)?;
+        report(arg, &answer).map(|_| ())
+    }
+
     fn claim_once(&self, req: &ClaimRequest) -> Result<(Vec<Task>, bool), StoreError> {
         let ext = self.shared.cfg.extensions;
         let max = match req.max_tasks {
@@ -219,6 +244,8 @@ impl Store for Redis {
                 .unwrap_or_default(),
             delay_ms.to_string(),
             self.shared.cfg.id_prefix.clone(),
+            ms_arg(req.run_at.as_deref()),
+            ms_arg(req.expires_at.as_deref()),
         ];
         let answer = self.shared.call(&self.shared.scripts.enqueue, &args)?;
         let items = array(&answer);
@@ -321,36 +348,136 @@ impl Store for Redis {
         Ok(usize::try_from(int(&answer)).unwrap_or(0))
     }
 
-    fn get(&self, id: &str) -> Result<Option<Value>, StoreError> {
-        let args = vec!["get".into(), id.to_string()];
-        let answer = self.shared.call(&self.shared.scripts.read, &args)?;
-        Ok(record(&answer).map(|r| r.to_detail()))
+    fn task(&self, id: &str) -> Result<Option<TaskRecord>, StoreError> {
+        let answer = self.read(&["get", id])?;
+        Ok(record(&answer))
     }
 
-    fn list(
-        &self,
-        status: Option<Status>,
-        task_type: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<Value>, StoreError> {
-        let args = vec![
-            "list".into(),
-            status.map(|s| s.as_str().to_string()).unwrap_or_default(),
-            task_type.unwrap_or_default().to_string(),
-            limit.to_string(),
-        ];
-        let answer = self.shared.call(&self.shared.scripts.read, &args)?;
+    fn page(&self, q: &ListQuery) -> Result<Page, StoreError> {
+        let limit = q.limit.clamp(1, crate::server::admin::MAX_PAGE).to_string();
+        let status = q.status.map(Status::as_str).unwrap_or_default();
+        let prio = q.priority.map(|p| priority_rank(p).to_string());
+        let before = q.before.map(|b| b.to_string());
+        let answer = self.read(&[
+            "page",
+            status,
+            q.task_type.as_deref().unwrap_or_default(),
+            prio.as_deref().unwrap_or_default(),
+            &limit,
+            before.as_deref().unwrap_or_default(),
+        ])?;
+        let items = array(&answer);
+        Ok(Page {
+            tasks: items
+                .get(1)
+                .map(array)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(record)
+                .collect(),
+            next: text(items.first()).parse().ok(),
+        })
+    }
+
+    fn cancel(&self, id: &str) -> Result<(), StoreError> {
+        self.admin("cancel", id)
+    }
+
+    fn retry(&self, id: &str) -> Result<(), StoreError> {
+        self.admin("retry", id)
+    }
+
+    fn delete(&self, id: &str) -> Result<(), StoreError> {
+        self.admin("delete", id)
+    }
+
+    fn set_paused(&self, task_type: &str, paused: bool) -> Result<(), StoreError> {
+        self.admin(if paused { "pause" } else { "resume" }, task_type)
+    }
+
+    fn types(&self) -> Result<Vec<TypeView>, StoreError> {
+        let answer = self.read(&["types"])?;
+        let items = array(&answer);
+        let mut by_type: HashMap<String, StatusCounts> = HashMap::new();
+        for (field, n) in pairs(items.first()) {
+            let Some((status, task_type)) = field.split_once(':') else {
+                continue;
+            };
+            if let Some(st) = Status::parse(status) {
+                by_type.entry(task_type.to_string()).or_default()[st.index()] = count(&n);
+            }
+        }
+        let paused = items
+            .get(1)
+            .map(array)
+            .unwrap_or_default()
+            .iter()
+            .map(|v| text(Some(v)))
+            .collect::<Vec<_>>();
+        Ok(crate::server::admin::type_views(&by_type, paused))
+    }
+
+    fn workers(&self) -> Result<Vec<WorkerView>, StoreError> {
+        let answer = self.read(&["workers"])?;
         Ok(array(&answer)
             .iter()
-            .filter_map(record)
-            .map(|r| r.to_detail())
+            .map(|w| {
+                let f = array(w);
+                let n = |i: usize| count(&text(f.get(i)));
+                WorkerView {
+                    worker_id: text(f.first()),
+                    last_seen: n(1),
+                    running: n(2),
+                    completed: n(3),
+                    failed: n(4),
+                }
+            })
             .collect())
     }
 
+    fn stats(&self) -> Result<Stats, StoreError> {
+        let answer = self.read(&["stats"])?;
+        let items = array(&answer);
+        let mut counts = Counts::default();
+        let by_status = pairs(items.first());
+        counts.by_status = Status::ALL.map(|s| by_status.get(s.as_str()).map_or(0, |n| count(n)));
+        for (field, n) in pairs(items.get(1)) {
+            let Some((prio, status)) = field.split_once(':') else {
+                continue;
+            };
+            let (Ok(p), Some(st)) = (prio.parse::<usize>(), Status::parse(status)) else {
+                continue;
+            };
+            if let Some(row) = counts.by_priority.get_mut(p) {
+                row[st.index()] = count(&n);
+            }
+        }
+        let oldest = int(items.get(2).unwrap_or(&RedisValue::Nil));
+        let now = u64::try_from(int(items.get(3).unwrap_or(&RedisValue::Nil))).unwrap_or(0);
+        let throughput = items
+            .get(4)
+            .map(array)
+            .unwrap_or_default()
+            .iter()
+            .map(|m| {
+                let f = array(m);
+                let n = |i: usize| count(&text(f.get(i)));
+                Minute {
+                    start: n(0),
+                    completed: n(1),
+                    failed: n(2),
+                }
+            })
+            .collect();
+        Ok(Stats {
+            counts,
+            oldest_queued_ms: u64::try_from(oldest).ok().map(|at| now.saturating_sub(at)),
+            throughput,
+        })
+    }
+
     fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        let answer = self
-            .shared
-            .call(&self.shared.scripts.read, &["counts".to_string()])?;
+        let answer = self.read(&["counts"])?;
         let items = array(&answer);
         let counts = pairs(items.first());
         let totals = pairs(items.get(1));
@@ -497,7 +624,21 @@ fn malformed_because(e: &dyn std::fmt::Display) -> StoreError {
     StoreError::NotDurable(format!("redis store: {e}"))
 }
 
-/// A report script's answer: `{'ok', value}`, `{'not_found'}` or `{'conflict', why}`.
+/// A time argument: clock ms of an RFC 3339 time already checked, `''` for none.
+fn ms_arg(time: Option<&str>) -> String {
+    time.and_then(parse_ms)
+        .map(|ms| ms.to_string())
+        .unwrap_or_default()
+}
+
+/// A count as a script answers it (never below zero).
+fn count(n: &str) -> u64 {
+    n.parse::<i64>()
+        .map_or(0, |v| u64::try_from(v).unwrap_or(0))
+}
+
+/// A report script's answer: `{'ok', value}`, `{'not_found'}`, `{'gone'}`
+/// or `{'conflict', why}`.
 fn report(id: &str, answer: &RedisValue) -> Result<String, StoreError> {
     let items = array(answer);
     match text(items.first()).as_str() {
@@ -506,6 +647,7 @@ fn report(id: &str, answer: &RedisValue) -> Result<String, StoreError> {
             other => text(other),
         }),
         "not_found" => Err(ReportError::NotFound(id.to_string()).into()),
+        "gone" => Err(ReportError::Gone(id.to_string()).into()),
         "conflict" => Err(ReportError::Conflict(text(items.get(1))).into()),
         _ => Err(malformed()),
     }
@@ -581,6 +723,7 @@ fn record(v: &RedisValue) -> Option<TaskRecord> {
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or(0),
         ready_at: num("ready_at").unwrap_or(0),
+        expires_at: num("exp_at"),
         lease,
         result: json("result"),
         error: f
