@@ -17,7 +17,8 @@
 //!   `reporter` (delivers outcomes until they land); beside them
 //!   `supervisor` (deadlines, stuck threads, the memory limit), `heartbeat`
 //!   (leases), `scheduler` (fires the schedules), `reaper` (orphans of handler programs), `shutdown` (signals,
-//!   the stop channel, quiet mode); and what they share: `inflight`,
+//!   the stop channel, quiet mode), `reload` (SIGHUP: the settings swapped
+//!   whole); and what they share: `inflight`,
 //!   `outcome`, `metrics`, `connectivity`, `liveness`, `health` (`/health`,
 //!   `/ready`, `/status`, `/metrics`), `notify` (systemd), and `fault`
 //!   (test-only faults in debug builds).

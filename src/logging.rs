@@ -5,12 +5,14 @@
 //! or type from the server may hold a newline) are escaped, so no value can
 //! forge a log line or a journald priority. A JSON line carries
 //! `worker_id`, and, when written on a thread while it runs a task (the
-//! handler's own lines included), `task_id` and `type`.
+//! handler's own lines included), `task_id` and `type`. A reload sets
+//! `LOG_LEVEL` anew: the logger is built again by the same code as at the
+//! start and swapped in.
 
 use std::cell::RefCell;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::config::{Config, LogFormat};
 use crate::error::Error;
@@ -48,8 +50,63 @@ impl Drop for TaskFields {
     }
 }
 
+/// The global logger: the one [`build`] made last, swapped on a reload.
+struct Swappable(RwLock<Arc<env_logger::Logger>>);
+
+impl Swappable {
+    fn current(&self) -> Arc<env_logger::Logger> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl log::Log for Swappable {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        self.current().enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        self.current().log(record);
+    }
+
+    fn flush(&self) {
+        self.current().flush();
+    }
+}
+
+/// The logger `init` installed, when it installed one.
+static LOGGER: OnceLock<Swappable> = OnceLock::new();
+
 /// Installs the global logger for the binary.
 pub fn init(config: &Config) -> Result<(), Error> {
+    let logger = build(config)?;
+    let level = logger.filter();
+    // A second init (tests, library use) keeps the first logger.
+    if LOGGER.set(Swappable(RwLock::new(Arc::new(logger)))).is_ok() {
+        if let Some(installed) = LOGGER.get() {
+            if log::set_logger(installed).is_ok() {
+                log::set_max_level(level);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies a reloaded configuration's `LOG_LEVEL` (with `RUST_LOG` as at
+/// the start): builds the logger as `init` did and swaps it in. The
+/// format and file are those of `config`, which a reload keeps as they
+/// were. Nothing happens when `init` installed no logger (library use).
+pub fn reload(config: &Config) -> Result<(), Error> {
+    let Some(installed) = LOGGER.get() else {
+        return Ok(());
+    };
+    let logger = build(config)?;
+    log::set_max_level(logger.filter());
+    *installed.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(logger);
+    Ok(())
+}
+
+/// The logger of `config`: its level with `RUST_LOG`'s filters, its format, its file.
+fn build(config: &Config) -> Result<env_logger::Logger, Error> {
     let journald = std::env::var_os("JOURNAL_STREAM").is_some() && config.log_file.is_none();
     let mut builder = env_logger::Builder::new();
     builder.filter_level(config.log_level);
@@ -110,9 +167,7 @@ pub fn init(config: &Config) -> Result<(), Error> {
             })?;
         builder.target(env_logger::Target::Pipe(Box::new(file)));
     }
-    // A second init (tests, library use) keeps the first logger.
-    let _ = builder.try_init();
-    Ok(())
+    Ok(builder.build())
 }
 
 /// `msg` with every control character escaped (`\n`, `\u{1b}`), so that it

@@ -158,7 +158,7 @@ fn units_exposure_is_at_most_two() {
 }
 
 #[test]
-fn unit_stops_after_the_drain_and_keeps_bad_configs_down() {
+fn unit_stops_after_the_drain_reloads_with_sighup_and_keeps_bad_configs_down() {
     let unit = std::fs::read_to_string(unit_path("taskworker.service")).expect("read the unit");
     let lines: Vec<&str> = unit.lines().map(str::trim).collect();
     for setting in [
@@ -166,6 +166,9 @@ fn unit_stops_after_the_drain_and_keeps_bad_configs_down() {
         "KillMode=mixed",
         "Restart=on-failure",
         "RestartPreventExitStatus=78",
+        // `systemctl reload`: the worker reloads on SIGHUP (Type=notify-reload
+        // would do it without this line, but needs systemd 253).
+        "ExecReload=/bin/kill -HUP $MAINPID",
     ] {
         assert!(lines.contains(&setting), "the unit lacks {setting}");
     }

@@ -252,7 +252,33 @@ fn paused_types_are_skipped_and_resume_wakes_a_parked_claim() {
         "resume woke the parked claim instead of its timeout"
     );
     assert_eq!(post("/types/%2F/pause").1["type"], "/");
+    let long = format!("/types/{}/pause", "x".repeat(2000));
+    let (status, body) = post(&long);
+    assert_eq!(status, 400, "{body}");
     assert_eq!(api.get("/types/a/pause").0, 405);
+}
+
+fn a_retry_wakes_a_parked_claim() {
+    let s = start_server(ServerConfig::default());
+    let api = Api::new(s.url());
+    enqueue(&api, json!({"id": "r", "type": "t"}));
+    assert_eq!(api.post_json("/tasks/r/cancel", &json!({})).0, 200);
+    let parked = api.clone();
+    let started = Instant::now();
+    let waiter = std::thread::spawn(move || {
+        claim_ids(&parked, "w", json!({"types": ["t"], "wait_seconds": 30}))
+    });
+    assert!(wait_until(Duration::from_secs(10), || {
+        api.get_text("/metrics")
+            .1
+            .contains("taskworker_server_waiting_claims 1")
+    }));
+    assert_eq!(api.post_json("/tasks/r/retry", &json!({})).0, 200);
+    assert_eq!(waiter.join().unwrap(), ["r"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the retry woke the parked claim instead of its timeout"
+    );
 }
 
 fn listing_pages_stay_correct_while_tasks_move() {
@@ -478,6 +504,7 @@ per_store!(
     expired_tasks_are_never_handed_out,
     cancel_retry_and_delete,
     paused_types_are_skipped_and_resume_wakes_a_parked_claim,
+    a_retry_wakes_a_parked_claim,
     listing_pages_stay_correct_while_tasks_move,
     workers_stats_and_history,
     actions_survive_a_restart_and_are_shared,

@@ -217,11 +217,20 @@ fn run(args: Vec<OsString>) -> Result<i32, Error> {
     let Some(args) = worker_args(args, "run")? else {
         return Ok(0);
     };
-    let config = Config::load(&args)?;
+    // The environment as it was before `.env` joins it: a reload reads
+    // `.env` again as `.env`, under the same environment.
+    let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    let lookup = move |name: &str| env.get(name).cloned();
+    let config = Config::load_from(&args, &lookup)?;
     args.export_dotenv()?;
     crate::logging::init(&config)?;
-    // The worker checks what a run needs (Config::check_runnable) as it starts.
-    Worker::new(config).reap_orphans().run()
+    // The worker checks what a run needs (Config::check_runnable) as it
+    // starts, and again on each reload (SIGHUP), which reads every layer
+    // anew with the same command line.
+    Worker::new(config)
+        .reap_orphans()
+        .reload_with(move || Config::load_from(&args, &lookup))
+        .run()
 }
 
 fn check_config(args: Vec<OsString>) -> Result<i32, Error> {

@@ -5,7 +5,7 @@
 pub(crate) mod resolver;
 pub(crate) mod transport;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -177,7 +177,10 @@ pub struct ApiClient {
     base: Arc<str>,
     /// `base` as logs and errors show it (userinfo as `***`).
     shown_base: Arc<str>,
-    auth: Option<Arc<str>>,
+    /// The `Authorization` value, shared by every clone and read per
+    /// request, so that a reload rotates the key for all of them at once (a
+    /// request already sent completes with the key it was sent with).
+    auth: Arc<RwLock<Option<Arc<str>>>>,
     worker_id: Arc<str>,
 }
 
@@ -188,6 +191,11 @@ impl std::fmt::Debug for ApiClient {
             .field("worker_id", &self.worker_id)
             .finish()
     }
+}
+
+/// The `Authorization` header's value for `api_key`.
+fn bearer(api_key: Option<&str>) -> Option<Arc<str>> {
+    api_key.map(|k| format!("Bearer {k}").into())
 }
 
 /// Builds the one agent the worker uses for everything: keep-alive, statuses
@@ -241,7 +249,7 @@ impl ApiClient {
             agent,
             base: base.into(),
             shown_base: url::masked(base).into(),
-            auth: api_key.map(|k| format!("Bearer {k}").into()),
+            auth: Arc::new(RwLock::new(bearer(api_key))),
             worker_id: worker_id.into(),
         }
     }
@@ -254,6 +262,21 @@ impl ApiClient {
             config.api_key.as_ref().map(|k| k.expose()),
             &config.worker_id,
         )
+    }
+
+    /// A client of the same API, key and worker id over `agent`, whose
+    /// key changes with this one's.
+    pub fn over(&self, agent: Agent) -> ApiClient {
+        ApiClient {
+            agent,
+            ..self.clone()
+        }
+    }
+
+    /// Sends `api_key` (or none) from the next request on, from this
+    /// client and every one cloned from it or made [`ApiClient::over`] it.
+    pub fn set_api_key(&self, api_key: Option<&str>) {
+        *self.auth.write().unwrap_or_else(|e| e.into_inner()) = bearer(api_key);
     }
 
     /// The worker id sent with every call.
@@ -278,8 +301,9 @@ impl ApiClient {
         timeout: Duration,
     ) -> ureq::RequestBuilder<B> {
         let req = req.config().timeout_global(Some(timeout)).build();
-        match &self.auth {
-            Some(auth) => req.header("Authorization", &**auth),
+        let auth = self.auth.read().unwrap_or_else(|e| e.into_inner()).clone();
+        match auth {
+            Some(auth) => req.header("Authorization", &*auth),
             None => req,
         }
     }

@@ -112,11 +112,12 @@ const fn secret_vars<const N: usize>() -> [&'static str; N] {
 /// OPERATIONS.md's key table, rendered from `KEYS`.
 pub fn markdown_table() -> String {
     let mut table = String::from(
-        "| env var | config file | flag | default | meaning |\n|---|---|---|---|---|\n",
+        "| env var | config file | flag | default | meaning | reload |\n|---|---|---|---|---|---|\n",
     );
     for s in KEYS {
+        let reload = if s.live { "live" } else { "restart" };
         table.push_str(&format!(
-            "| `{}` | `{}` | `{}` | {} | {} |\n",
+            "| `{}` | `{}` | `{}` | {} | {} | {reload} |\n",
             s.env, s.file, s.flag, s.default, s.meaning
         ));
     }
@@ -309,6 +310,27 @@ macro_rules! config_keys {
                 })
             }
 
+            /// The configuration a reload applies: `new`'s value of every
+            /// live key (and its handlers and schedules), this one's of every
+            /// key that needs a restart; and the keys of the second kind whose
+            /// value `new` changes, which keep their value until a restart.
+            /// The `live` column of the table decides, and nothing else.
+            pub fn adopt_live(&self, new: Config) -> (Config, Vec<Key>) {
+                let mut merged = self.clone();
+                let mut kept = Vec::new();
+                $($(
+                    if $live {
+                        merged.$field = new.$field.clone();
+                    } else if self.$field.as_text() != new.$field.as_text() {
+                        kept.push(Key::$Key);
+                    }
+                )?)*
+                merged.handlers = new.handlers;
+                merged.schedules = new.schedules;
+                merged.config_dir = new.config_dir;
+                (merged, kept)
+            }
+
             /// Every key that has a field, with its value as text (secrets
             /// as `***`), in the order of the keys.
             pub fn values(&self) -> Vec<(Key, String)> {
@@ -409,7 +431,7 @@ config_keys! {
         default: "`3`",
         meaning: "local retries of a retryable error within one delivery, 0 to 100; a handler's `max_retries` overrides it",
         secret: false,
-        live: false,
+        live: true,
         field: max_retries: u32 = 3,
         read: parse(|v| whole_number(v, 0..=100, "")),
     }
@@ -420,7 +442,7 @@ config_keys! {
         default: "`1s`",
         meaning: "shortest wait before a local retry, up to `1h`; later waits double (random in between, capped by `RETRY_BACKOFF_MAX`)",
         secret: false,
-        live: false,
+        live: true,
         // Long enough that a busy disk or a restarting service gets a
         // moment to recover; short enough for several tries in a 30 s TIMEOUT.
         field: retry_backoff: Duration = Duration::from_secs(1),
@@ -433,7 +455,7 @@ config_keys! {
         default: "`30s`",
         meaning: "longest wait before a local retry, up to `1h`; a handler's `retry_after` above it is left to the server",
         secret: false,
-        live: false,
+        live: true,
         // The default TIMEOUT: a longer local wait could never fit a task's deadline.
         field: retry_backoff_max: Duration = Duration::from_secs(30),
         read: parse(retry_wait),
@@ -445,7 +467,7 @@ config_keys! {
         default: "`30`",
         meaning: "per-task deadline; a task's `timeout_seconds` overrides it",
         secret: false,
-        live: false,
+        live: true,
         field: timeout: Duration = Duration::from_secs(30),
         read: parse(positive_duration),
     }
@@ -456,7 +478,7 @@ config_keys! {
         default: "`25`",
         meaning: "drain grace before running tasks are cancelled",
         secret: false,
-        live: false,
+        live: true,
         // Under the 30 s that systemd and most orchestrators give before SIGKILL.
         field: shutdown_timeout: Duration = Duration::from_secs(25),
         read: parse(parse_duration),
@@ -480,7 +502,7 @@ config_keys! {
         default: "none",
         meaning: "more variables to keep from handler programs: comma-separated, or a JSON list in the file",
         secret: false,
-        live: false,
+        live: true,
         field: secret_env: Vec<String> = Vec::new(),
         read: parse(|v| {
             Ok(v.split(',')
@@ -549,7 +571,7 @@ config_keys! {
         default: "none",
         meaning: "at least `4M`; above this RSS the worker stops claiming, drains and exits 75",
         secret: false,
-        live: false,
+        live: true,
         /// In bytes.
         field: memory_limit: Option<u64> = None,
         read: parse(|v| parse_size(v).and_then(min_memory).map(Some)),

@@ -358,8 +358,14 @@ impl Config {
     /// Loads and validates the configuration of `run` and `check-config`
     /// from every layer.
     pub fn load(args: &Args) -> Result<Config, Error> {
-        let env = |name: &str| std::env::var(name).ok();
-        RawConfig::gather(args, &env)?.validate(&env)
+        Config::load_from(args, &|name: &str| std::env::var(name).ok())
+    }
+
+    /// [`Config::load`] with the environment looked up in `env`: a reload
+    /// reads the environment the process started with, before `.env` was
+    /// exported into it, so that a changed `.env` is read again as `.env`.
+    pub fn load_from(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Error> {
+        RawConfig::gather(args, env)?.validate(env)
     }
 
     /// Checks what `run` needs beyond well-formed values: an API URL, and a

@@ -701,12 +701,6 @@ impl Queue {
             let id = self.by_seq.get(&seq)?;
             Some((seq, self.tasks.get(id)?))
         };
-        let in_status = |set: &BTreeSet<ListKey>, s: Status| {
-            set.range((s, 0)..(s, before))
-                .rev()
-                .map(|k| k.1)
-                .collect::<Vec<_>>()
-        };
         let listing = match &q.task_type {
             Some(t) => self.listing_by_type.get(t),
             None => Some(&self.listing),
@@ -722,13 +716,17 @@ impl Queue {
                 fill_page(seqs.filter_map(get), limit, keep)
             }
             (None, Some(set)) => {
-                // A type in any status: the newest of each status, merged.
+                // A type in any status: the newest of each status, merged;
+                // as many of each as the page may look at.
+                let scan = match q.priority {
+                    Some(_) => super::admin::MAX_SCAN + 1,
+                    None => limit + 1,
+                };
                 let mut seqs: Vec<u64> = Status::ALL
                     .iter()
                     .flat_map(|s| {
-                        in_status(set, *s)
-                            .into_iter()
-                            .take(limit + super::admin::MAX_SCAN)
+                        let newest = set.range((*s, 0)..(*s, before)).rev();
+                        newest.map(|k| k.1).take(scan)
                     })
                     .collect();
                 seqs.sort_unstable_by(|a, b| b.cmp(a));
@@ -760,7 +758,12 @@ impl Queue {
             .filter_map(oldest_ready)
             .min();
         Stats {
-            counts: self.counts.clone(),
+            counts: Counts {
+                by_status: self.counts.by_status,
+                by_priority: self.counts.by_priority,
+                // Not shown in the stats: `GET /types` has them.
+                by_type: HashMap::new(),
+            },
             oldest_queued_ms: oldest.map(|at| now.saturating_sub(at)),
             throughput: self.throughput.last_hour(now),
         }

@@ -81,7 +81,9 @@ impl Responder for Endpoints {
 pub fn health(state: &WorkerState) -> (bool, Value) {
     let stats = &state.stats;
     let liveness = &state.liveness;
-    let configured = state.config.concurrent_tasks;
+    // The pool's size, which a reload changes; threads retiring from it
+    // still count as running until they exit, so never too few.
+    let configured = stats.processors.load(Relaxed);
     let working = liveness
         .running(Role::Processor)
         .saturating_sub(stats.stuck_threads.load(Relaxed));
@@ -158,7 +160,7 @@ fn not_ready_because(state: &WorkerState) -> Option<Cow<'static, str>> {
         return Some("quiet".into());
     }
     let first_claim_limit =
-        Duration::from_secs(state.config.wait_seconds).saturating_add(CLAIM_MARGIN);
+        Duration::from_secs(state.live.get().config.wait_seconds).saturating_add(CLAIM_MARGIN);
     if let Some(why) = state.connectivity.misplaced() {
         return Some(why.into());
     }
@@ -212,7 +214,7 @@ fn status(state: &WorkerState) -> Value {
         .collect();
     json!({
         "worker_id": &*state.worker_id,
-        "processors": state.config.concurrent_tasks,
+        "processors": state.stats.processors.load(Relaxed),
         "busy": running.iter().filter(|r| r["stuck"] == false).count(),
         "stuck_threads": state.stats.stuck_threads.load(Relaxed),
         "draining": state.shutdown.is_stopping(),
@@ -226,6 +228,7 @@ fn status(state: &WorkerState) -> Value {
         "schedules": state.schedules.status(),
         "waiting": waiting,
         "limits": state.limiter.usage(),
+        "reload": state.reloads.status(),
     })
 }
 
@@ -263,6 +266,7 @@ fn metrics(state: &WorkerState) -> String {
         &[(String::new(), up)],
     );
     state.schedules.render(&mut text);
+    state.reloads.render(&mut text);
     let info = labels(&[
         ("version", env!("CARGO_PKG_VERSION")),
         ("worker_id", &state.worker_id),

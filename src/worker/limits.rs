@@ -5,6 +5,7 @@
 //! on, and asks which types have headroom) and the processors (which free
 //! the slot when their handler returns), and holds the claimed tasks that
 //! wait for their type, which only a server that ignores `types` hands out.
+//! A reload changes the limits in place: slots taken stay taken.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
@@ -213,9 +214,16 @@ impl Limits {
     /// `now`, if it has headroom; false (and nothing taken) if not.
     pub fn take(&mut self, task_type: &str, now: Instant) -> bool {
         let now = self.since(now);
-        let Some(state) = self.types.get_mut(task_type) else {
-            return true;
-        };
+        // An unlimited type's running tasks are counted too, so that a
+        // reload that limits it knows how many hold a slot already.
+        let state = self
+            .types
+            .entry(task_type.to_string())
+            .or_insert_with(|| TypeState {
+                limit: Limit::default(),
+                running: 0,
+                tat: Duration::ZERO,
+            });
         if state.free_slots() == 0 || state.tokens(now) == 0 {
             return false;
         }
@@ -230,7 +238,35 @@ impl Limits {
     pub fn free(&mut self, task_type: &str) {
         if let Some(state) = self.types.get_mut(task_type) {
             state.running = state.running.saturating_sub(1);
+            // Kept only while it limits or counts something: a server that
+            // hands out any type cannot grow the table.
+            if state.running == 0 && !state.limit.is_limited() {
+                self.types.remove(task_type);
+            }
         }
+    }
+
+    /// Applies `limits` (a reload): each type keeps the slots its running
+    /// tasks hold; a type whose rate changed starts with a full bucket of
+    /// the new rate, one whose rate is the same keeps its bucket.
+    pub fn reconfigure(&mut self, limits: &BTreeMap<String, Limit>) {
+        for (task_type, limit) in limits.iter().filter(|(_, l)| l.is_limited()) {
+            self.types
+                .entry(task_type.clone())
+                .or_insert_with(|| TypeState {
+                    limit: *limit,
+                    running: 0,
+                    tat: Duration::ZERO,
+                });
+        }
+        self.types.retain(|task_type, state| {
+            let limit = limits.get(task_type).copied().unwrap_or_default();
+            if limit.rate != state.limit.rate {
+                state.tat = Duration::ZERO;
+            }
+            state.limit = limit;
+            limit.is_limited() || state.running > 0
+        });
     }
 
     /// Tasks of `task_type` holding a slot.
@@ -252,7 +288,10 @@ impl Limits {
 
     /// The limited types.
     pub fn limited(&self) -> impl Iterator<Item = &str> {
-        self.types.keys().map(String::as_str)
+        self.types
+            .iter()
+            .filter(|(_, s)| s.limit.is_limited())
+            .map(|(t, _)| t.as_str())
     }
 }
 
@@ -363,6 +402,12 @@ impl Limiter {
         started
     }
 
+    /// Applies the limits of a reload; tells the poller, which claims anew.
+    pub(crate) fn reconfigure(&self, limits: &BTreeMap<String, Limit>) {
+        self.lock().limits.reconfigure(limits);
+        let _ = self.freed_tx.try_send(());
+    }
+
     /// Frees the slot of a task of `task_type` whose handler returned, and
     /// tells the poller.
     pub(crate) fn free(&self, task_type: &str) {
@@ -423,7 +468,12 @@ impl Limiter {
     pub fn usage(&self) -> serde_json::Value {
         let state = self.lock();
         let mut out = serde_json::Map::new();
-        for (task_type, s) in &state.limits.types {
+        for (task_type, s) in state
+            .limits
+            .types
+            .iter()
+            .filter(|(_, s)| s.limit.is_limited())
+        {
             let waiting = state
                 .waiting
                 .iter()
@@ -663,5 +713,43 @@ mod tests {
         assert_eq!(limiter.next_start(t0), Some(at(t0, 500)));
         assert!(limiter.start_waiting(1, at(t0, 499)).is_empty());
         assert_eq!(limiter.start_waiting(1, at(t0, 500)).len(), 1);
+    }
+
+    #[test]
+    fn a_reload_keeps_the_slots_running_tasks_hold() {
+        let (mut l, t0) = limits(&[]);
+        // Two tasks of a type without limits run when a reload limits it to 2.
+        assert!(l.take("a", t0) && l.take("a", t0));
+        let two = Limit {
+            concurrency: Some(2),
+            rate: None,
+        };
+        let map: BTreeMap<String, Limit> = [("a".to_string(), two)].into_iter().collect();
+        l.reconfigure(&map);
+        assert_eq!(l.headroom("a", t0), 0, "both slots are held");
+        assert_eq!(l.limited().collect::<Vec<_>>(), ["a"]);
+        l.free("a");
+        assert_eq!(l.headroom("a", t0), 1);
+        // The limit goes: no headroom check, and the type leaves the table
+        // once its last task returns.
+        l.reconfigure(&BTreeMap::new());
+        assert_eq!(l.headroom("a", t0), u32::MAX);
+        assert_eq!(l.limited().count(), 0);
+        l.free("a");
+        assert!(l.types.is_empty());
+        // A changed rate starts with a full bucket of the new rate.
+        let slow = Limit {
+            concurrency: None,
+            rate: Some(Rate::per_hour(60)),
+        };
+        l.reconfigure(&[("a".to_string(), slow)].into_iter().collect());
+        assert!(l.take("a", t0));
+        assert_eq!(l.headroom("a", t0), 0);
+        let fast = Limit {
+            concurrency: None,
+            rate: Some(Rate::per_second(5)),
+        };
+        l.reconfigure(&[("a".to_string(), fast)].into_iter().collect());
+        assert_eq!(l.headroom("a", t0), 5);
     }
 }

@@ -1,7 +1,7 @@
 //! The worker: builds the state its threads share, starts each role from it
 //! (the poller, the processors, the reporters, the supervisor and the
-//! heartbeat thread), waits for a stop, drains, and picks the exit code.
-//! This is also the library's entry point.
+//! heartbeat thread), waits for a stop (applying reloads meanwhile), drains,
+//! and picks the exit code. This is also the library's entry point.
 //!
 //! ```no_run
 //! use serde_json::json;
@@ -32,6 +32,7 @@ pub(crate) mod outcome;
 pub(crate) mod poller;
 pub(crate) mod processor;
 mod reaper;
+pub(crate) mod reload;
 pub(crate) mod reporter;
 pub(crate) mod scheduler;
 pub(crate) mod shutdown;
@@ -44,7 +45,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
 
 use self::connectivity::Connectivity;
 use self::health::HealthServer;
@@ -58,6 +59,7 @@ use self::outbox::{Backlog, Outbox};
 use self::outcome::Outcome;
 use self::poller::{Poller, PollerThread};
 use self::processor::{PanicSite, Processors};
+use self::reload::{Live, Loader, Reloads, Settings};
 use self::reporter::Reporters;
 use self::scheduler::{Board, SchedulerThread};
 use self::shutdown::{Shutdown, StopReason};
@@ -82,6 +84,9 @@ pub struct Worker {
     config: Config,
     extra: Registry,
     reap_orphans: bool,
+    /// How a reload reads the configuration again; without one, a reload
+    /// is refused.
+    loader: Option<Loader>,
 }
 
 /// What the threads of a running worker share. Each role's `spawn` takes it
@@ -106,8 +111,11 @@ pub struct WorkerState {
     pub(crate) outbox: Outbox,
     /// Outcomes kept until delivered, when a state directory is set.
     pub(crate) spool: Option<Spool>,
-    /// Task type → handler.
-    pub(crate) registry: Registry,
+    /// The settings a reload changes: handlers, timeouts, polling...; the
+    /// roles read them per task and per claim.
+    pub(crate) live: Live,
+    /// The reloads so far and the last one's outcome.
+    pub(crate) reloads: Reloads,
     /// The schedules' next firings and counts.
     pub(crate) schedules: Board,
     /// The handlers' programs that could not be started lately, for `/ready`.
@@ -116,7 +124,8 @@ pub struct WorkerState {
     pub(crate) client: ApiClient,
     /// Which threads live.
     pub(crate) liveness: Arc<Liveness>,
-    /// The settings the roles read: timeouts, retries, polling, limits.
+    /// The configuration as the worker started: the keys that need a
+    /// restart are read here; the live ones through [`WorkerState::live`].
     pub(crate) config: Config,
     /// Held while the worker runs: a second worker on this state directory exits at once.
     _state_lock: Option<StateLock>,
@@ -142,7 +151,6 @@ impl WorkerState {
             None => (None, None, Vec::new()),
         };
         let stats = Arc::new(Stats::for_types(registry.types()));
-        stats.processors.store(config.concurrent_tasks, Relaxed);
         let liveness = Arc::new(Liveness::new(shutdown.handle()));
         let state = WorkerState {
             worker_id: config.worker_id.as_str().into(),
@@ -154,7 +162,8 @@ impl WorkerState {
             shutdown,
             reports: Backlog::default(),
             spool,
-            registry,
+            live: Live::new(Settings::new(config.clone(), registry)),
+            reloads: Reloads::default(),
             schedules: Board::default(),
             missing_programs,
             client,
@@ -173,7 +182,21 @@ impl Worker {
             config,
             extra: Registry::new(),
             reap_orphans: false,
+            loader: None,
         }
+    }
+
+    /// Lets a reload (SIGHUP, [`StopHandle::reload`]) read the configuration
+    /// again with `loader`; the native handlers and limits given here stay.
+    /// Without it a reload is refused with an error.
+    ///
+    /// [`StopHandle::reload`]: crate::StopHandle::reload
+    pub fn reload_with(
+        mut self,
+        loader: impl Fn() -> Result<Config, Error> + Send + 'static,
+    ) -> Worker {
+        self.loader = Some(Box::new(loader));
+        self
     }
 
     /// Makes the process the reaper of the orphans its handlers' programs
@@ -219,7 +242,7 @@ impl Worker {
             handlers,
             schedules,
             client,
-        } = prepare(&self.config, self.extra)?;
+        } = prepare(&self.config, &self.extra)?;
         let notifier = Notifier::from_env();
         warn_if_watchdog_too_short(&notifier);
         let (outcome_tx, outcome_rx) = unbounded();
@@ -231,7 +254,7 @@ impl Worker {
             Some(addr) => Some(HealthServer::start(addr, shared.clone())?),
             None => None,
         };
-        let threads = Threads::start(
+        let mut threads = Threads::start(
             &shared,
             outcome_rx,
             left,
@@ -243,18 +266,41 @@ impl Worker {
             "worker {} started: {} processor(s), handlers for {:?}, API {}",
             shared.worker_id,
             shared.config.concurrent_tasks,
-            shared.registry.types(),
+            shared.live.get().types,
             crate::config::url::masked(&shared.config.api_url)
         );
         notifier.ready();
         notifier.status(&status_line(&shared.stats, "ready"));
         started(&shared);
 
-        let _ = shared.shutdown.stopped().recv();
+        let reloader = reload::Reloader {
+            loader: self.loader,
+            extra: self.extra,
+        };
+        loop {
+            select! {
+                recv(shared.shutdown.stopped()) -> _ => break,
+                recv(shared.shutdown.reloads()) -> _ => {
+                    // A stop asked meanwhile wins: a draining worker does not reload.
+                    if shared.shutdown.is_stopping() {
+                        log::info!("reload ignored: the worker is draining");
+                        break;
+                    }
+                    notifier.reloading();
+                    let roles = reload::Roles {
+                        processors: &threads.processors,
+                        scheduler: &mut threads.scheduler,
+                    };
+                    reloader.reload(&shared, roles);
+                    notifier.ready();
+                    notifier.status(&status_line(&shared.stats, "reloaded"));
+                }
+            }
+        }
         let drain_started = Instant::now();
         notifier.stopping();
         notifier.status(&status_line(&shared.stats, "draining"));
-        let grace = shared.config.shutdown_timeout;
+        let grace = shared.live.get().config.shutdown_timeout;
         log::info!(
             "draining: no new claims; waiting up to {} ms for running tasks",
             grace.as_millis()
@@ -276,6 +322,8 @@ impl Worker {
 
 /// The threads of a running worker, and what it takes to stop them in order.
 struct Threads {
+    /// The processor pool, which a reload resizes.
+    processors: Arc<Processors>,
     poller: PollerThread,
     reporters: Reporters,
     /// The supervisor and the heartbeat thread.
@@ -307,13 +355,11 @@ impl Threads {
         let (idle_tx, idle_rx) = unbounded();
         let (done_tx, done_rx) = bounded::<()>(0);
         let processors = Processors::new(shared, task_rx, idle_tx);
-        for _ in 0..shared.config.concurrent_tasks {
-            processors.spawn()?;
-        }
+        processors.grow()?;
         let reporters = Reporters::spawn(shared, outcomes, left)?;
         let on_tick = ticker(shared.clone(), notifier.clone());
         let watchers = vec![
-            Supervisor::spawn(shared, processors, done_rx.clone(), on_tick)?,
+            Supervisor::spawn(shared, processors.clone(), done_rx.clone(), on_tick)?,
             Heartbeats::spawn(shared, done_rx.clone())?,
         ];
         let reaper = if reap_orphans {
@@ -323,9 +369,10 @@ impl Threads {
         } else {
             None
         };
-        let poller = Poller::spawn(shared, idle_rx, task_tx)?;
+        let poller = Poller::spawn(shared, idle_rx, task_tx, processors.clone())?;
         let scheduler = SchedulerThread::spawn(shared, schedules)?;
         Ok(Threads {
+            processors,
             poller,
             reporters,
             watchers,
@@ -393,22 +440,34 @@ struct Prepared {
 
 /// Checks what `run` needs, and builds the handlers (with the record of
 /// their programs that go missing), the schedules and the API client.
-fn prepare(config: &Config, extra: Registry) -> Result<Prepared, Error> {
+fn prepare(config: &Config, extra: &Registry) -> Result<Prepared, Error> {
     let agent = build_agent(config)?;
     let env = HandlerEnv::for_config(config, agent.clone());
-    let mut registry = Registry::from_config(&config.handlers, &env)?;
-    registry.extend(extra);
-    config.check_runnable(&registry)?;
-    let schedules = crate::schedule::runnable(&config.schedules, &registry)?;
-    for warning in config.warnings() {
-        log::warn!("{warning}");
-    }
+    let (registry, schedules) = handlers_and_schedules(config, &env, extra)?;
     let client = ApiClient::for_config(agent, config);
     Ok(Prepared {
         handlers: (registry, env.missing),
         schedules,
         client,
     })
+}
+
+/// The handlers of `config` (built in `env`) plus the native ones in
+/// `extra`, and the schedules, each checked as a run needs them; logs what
+/// is unwise. The start and every reload build them here.
+fn handlers_and_schedules(
+    config: &Config,
+    env: &HandlerEnv,
+    extra: &Registry,
+) -> Result<(Registry, Vec<Schedule>), Error> {
+    let mut registry = Registry::from_config(&config.handlers, env)?;
+    registry.extend(extra.clone());
+    config.check_runnable(&registry)?;
+    let schedules = crate::schedule::runnable(&config.schedules, &registry)?;
+    for warning in config.warnings() {
+        log::warn!("{warning}");
+    }
+    Ok((registry, schedules))
 }
 
 /// Locks `dir` for this worker, before its spool is opened.

@@ -105,6 +105,15 @@ impl Notifier {
         self.send("READY=1");
     }
 
+    /// Tells systemd that a reload began (`RELOADING=1` with the
+    /// `MONOTONIC_USEC` that systemd's reload protocol asks for); [`ready`]
+    /// ends it, whether the reload was applied or refused.
+    ///
+    /// [`ready`]: Notifier::ready
+    pub fn reloading(&self) {
+        self.send(&format!("RELOADING=1\nMONOTONIC_USEC={}", monotonic_usec()));
+    }
+
     /// Tells systemd that the worker is draining (`STOPPING=1`).
     pub fn stopping(&self) {
         self.send("STOPPING=1");
@@ -142,6 +151,15 @@ impl Notifier {
             }
         }
     }
+}
+
+/// Now on `CLOCK_MONOTONIC`, in microseconds, as systemd reads it.
+fn monotonic_usec() -> u128 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    // Both parts are never negative; a clock that says otherwise reads as 0.
+    let secs = u128::try_from(now.tv_sec).unwrap_or(0);
+    let micros = u128::try_from(now.tv_nsec).unwrap_or(0) / 1000;
+    secs * 1_000_000 + micros
 }
 
 /// The socket address `NOTIFY_SOCKET` names: `@name` is an abstract socket,
@@ -220,6 +238,14 @@ mod tests {
         assert_eq!(recv(&listener), "WATCHDOG=1");
         notifier.stopping();
         assert_eq!(recv(&listener), "STOPPING=1");
+        let before = monotonic_usec();
+        notifier.reloading();
+        let message = recv(&listener);
+        let usec: u128 = message
+            .strip_prefix("RELOADING=1\nMONOTONIC_USEC=")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{message:?}"));
+        assert!(before <= usec && usec <= monotonic_usec(), "{message:?}");
     }
 
     #[test]

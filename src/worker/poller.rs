@@ -1,6 +1,9 @@
 //! The poller thread: claims as many tasks as there are idle processors
 //! (batch, long poll, `types`, `claim_id`), hands them to the processors,
-//! and backs off on errors. Every wait ends at once on shutdown.
+//! and backs off on errors. Every wait ends at once on shutdown. Each claim
+//! reads the settings in effect (types, long poll, polling interval), so a
+//! reload changes the next claim; the poller also retires the processors a
+//! lowered `CONCURRENT_TASKS` leaves surplus, as they become idle.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
@@ -18,7 +21,7 @@ use crate::worker::limits::Limits;
 use crate::worker::liveness::Role;
 use crate::worker::outbox::reports_backed_up;
 use crate::worker::outcome::Outcome;
-use crate::worker::processor::lease_length;
+use crate::worker::processor::{lease_length, Processors};
 use crate::worker::{fault, spawn_role, WorkerState};
 
 /// How often a paused poller looks at the report backlog again (a change
@@ -242,8 +245,8 @@ pub(crate) struct Poller {
     tasks: Sender<Task>,
     /// The claim on the wire.
     claim: Arc<ClaimInFlight>,
-    /// The types with handlers (`types` in the claim).
-    types: Vec<String>,
+    /// The pool, to retire its surplus processors.
+    processors: Arc<Processors>,
 }
 
 /// The running poller thread, and what it takes to stop it.
@@ -286,6 +289,7 @@ impl Poller {
         shared: &Arc<WorkerState>,
         idle: Receiver<()>,
         tasks: Sender<Task>,
+        processors: Arc<Processors>,
     ) -> Result<PollerThread, Error> {
         let claim = Arc::new(ClaimInFlight::default());
         let poller = Poller {
@@ -293,7 +297,7 @@ impl Poller {
             idle,
             tasks,
             claim: claim.clone(),
-            types: shared.registry.types(),
+            processors,
         };
         let (done_tx, done) = bounded::<()>(0);
         let thread = spawn_role(shared, Role::Poller, "taskworker-poller", move || {
@@ -323,9 +327,21 @@ impl Poller {
         let mut claim_due = Instant::now();
         let mut wake_on_change = true;
         let mut last_empty: Option<Vec<String>> = None;
+        let mut seen = shared.live.get();
         loop {
             while self.idle.try_recv().is_ok() {
                 idle += 1;
+            }
+            self.processors.retire_surplus(&mut idle);
+            let settings = shared.live.get();
+            if !Arc::ptr_eq(&settings, &seen) {
+                // A reload: claim at once with its types and its key, even
+                // while backing off (the key may be what it fixed).
+                seen = settings.clone();
+                claim_due = Instant::now();
+                wake_on_change = true;
+                last_empty = None;
+                backoff.reset();
             }
             // Claimed already: they go first.
             for task in shared.limiter.start_waiting(idle, Instant::now()) {
@@ -343,7 +359,7 @@ impl Poller {
                     last_empty: last_empty.as_deref(),
                     now: Instant::now(),
                 };
-                next_step(&situation, limits, &self.types)
+                next_step(&situation, limits, &settings.types)
             });
             let plan = match step {
                 Step::Stop => return,
@@ -362,15 +378,13 @@ impl Poller {
                         .flatten()
                         .min();
                     let timer = until.map_or_else(never, at);
-                    let woken = if wake_on_change {
-                        shared.shutdown.woken().clone()
-                    } else {
-                        never()
-                    };
+                    // A reload wakes it too, also while it backs off.
                     select! {
                         recv(self.idle) -> msg => if msg.is_ok() { idle += 1 },
                         recv(shared.shutdown.stopped()) -> _ => return,
-                        recv(woken) -> _ => claim_due = Instant::now(),
+                        recv(shared.shutdown.woken()) -> _ => if wake_on_change {
+                            claim_due = Instant::now()
+                        },
                         recv(shared.limiter.freed()) -> _ => {},
                         recv(timer) -> _ => {},
                     }
@@ -386,7 +400,7 @@ impl Poller {
                 shared.client.worker_id(),
                 &plan.types,
                 plan.max_tasks,
-                long_poll_seconds(shared.config.wait_seconds, plan.long_poll),
+                long_poll_seconds(settings.config.wait_seconds, plan.long_poll),
                 claim_id.clone(),
             );
             self.claim.set(Some(claim_id.clone()));
@@ -395,7 +409,12 @@ impl Poller {
             self.claim.set(None);
             let took = began.elapsed();
             shared.stats.claim_latency.observe(took);
-            let next = after_claim(&answer, took, shared.config.polling_interval, &mut backoff);
+            let next = after_claim(
+                &answer,
+                took,
+                settings.config.polling_interval,
+                &mut backoff,
+            );
             last_empty = None;
             match answer {
                 Ok(Claimed::Tasks(objects)) => {

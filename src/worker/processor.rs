@@ -3,16 +3,20 @@
 //! the deadline, hands the outcome to the reporter, and says it is idle again.
 //! A panic outside the handler ends the thread; the task it held is reported
 //! `WORKER_ERROR` (retryable) and a replacement takes its place.
+//! A reload resizes the pool: it grows at once, and shrinks as processors
+//! become idle (one told to retire exits instead of taking a task), never
+//! by stopping a running task. Each task runs under the settings (handler,
+//! timeout, retries) in effect when it started.
 
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{select, unbounded, Receiver, Sender};
 use serde_json::Value;
 
 use crate::backoff::RetryPolicy;
@@ -35,6 +39,13 @@ pub(crate) struct Processors {
     idle: Sender<()>,
     /// The number of the next thread, so that a replacement has a name of its own.
     next_index: AtomicUsize,
+    /// One message per idle processor that is to exit, the pool being
+    /// larger than `CONCURRENT_TASKS`; the sender is kept here too, so that
+    /// the channel never disconnects.
+    retire: (Sender<()>, Receiver<()>),
+    /// Held while the pool's size (`stats.processors`) is changed, so that
+    /// a reload growing it and the poller shrinking it see one target.
+    resizing: Mutex<()>,
 }
 
 /// What a processor thread holds, kept where its panic can find it: the
@@ -98,7 +109,38 @@ impl Processors {
             tasks,
             idle,
             next_index: AtomicUsize::new(0),
+            retire: unbounded(),
+            resizing: Mutex::new(()),
         })
+    }
+
+    /// Starts processors until the pool has `CONCURRENT_TASKS` of them (a
+    /// reload that raised it); each says it is idle as it starts.
+    pub(crate) fn grow(self: &Arc<Self>) -> Result<(), Error> {
+        let _resizing = self.resizing.lock().unwrap_or_else(|e| e.into_inner());
+        let target = self.shared.live.get().config.concurrent_tasks;
+        let size = &self.shared.stats.processors;
+        while size.load(Relaxed) < target {
+            self.spawn()?;
+            size.fetch_add(1, Relaxed);
+        }
+        Ok(())
+    }
+
+    /// While the pool is larger than `CONCURRENT_TASKS` (a reload lowered
+    /// it) and some of the `idle` processors the poller counts are idle,
+    /// tells one of them to exit, and counts it neither idle nor in the pool.
+    pub(crate) fn retire_surplus(&self, idle: &mut usize) {
+        let _resizing = self.resizing.lock().unwrap_or_else(|e| e.into_inner());
+        let target = self.shared.live.get().config.concurrent_tasks;
+        let size = &self.shared.stats.processors;
+        while *idle > 0 && size.load(Relaxed) > target {
+            // An idle processor waits on both channels: it takes this
+            // message or a task, and any task sent has an idle one besides.
+            let _ = self.retire.0.send(());
+            size.fetch_sub(1, Relaxed);
+            *idle -= 1;
+        }
     }
 
     /// Starts a processor thread (`taskworker-proc-N`, numbered in order).
@@ -188,8 +230,19 @@ impl Processors {
     fn run(&self, index: usize) {
         let stats = &self.shared.stats;
         let _ = self.idle.send(());
-        // The loop ends when the poller drops the task sender and the channel is empty.
-        for task in self.tasks.iter() {
+        loop {
+            // Ends when the poller drops the task sender and the channel is
+            // empty, or when this processor is told to retire.
+            let task = select! {
+                recv(self.tasks) -> task => match task {
+                    Ok(task) => task,
+                    Err(_) => return,
+                },
+                recv(self.retire.1) -> _ => {
+                    log::debug!("processor {index}: retired, CONCURRENT_TASKS went down");
+                    return;
+                }
+            };
             hold(Holding::Received {
                 id: task.id.clone(),
                 task_type: task.task_type.clone(),
@@ -207,10 +260,12 @@ impl Processors {
     fn process(&self, index: usize, task: Task) -> bool {
         let shared = &*self.shared;
         fault::panic_if_asked("processor-outside-handler");
+        // This task's settings to its end, whatever a reload changes meanwhile.
+        let settings = shared.live.get();
         let timeout = task
             .timeout_seconds
             .and_then(|s| crate::bounded::seconds_within(s, crate::bounded::MAX_TASK_TIMEOUT))
-            .unwrap_or(shared.config.timeout);
+            .unwrap_or(settings.config.timeout);
         let ctx = Context::new(timeout, task.attempt.unwrap_or(1), shared.worker_id.clone());
         let lease = lease_length(&task);
         let entry = shared.inflight.start(task, ctx, index, lease);
@@ -225,13 +280,22 @@ impl Processors {
             ctx.attempt
         );
         let started = Instant::now();
-        let (result, tries) = match shared.registry.get(&task.task_type) {
+        let (result, tries) = match settings.registry.get(&task.task_type) {
             Some(handler) => {
-                let policy = shared
+                let policy = settings
                     .registry
                     .retry_options(&task.task_type)
-                    .policy(&shared.config);
+                    .policy(&settings.config);
                 run_with_retries(handler.as_ref(), task, ctx, policy)
+            }
+            // Claimed as a reload took its handler away: another worker may
+            // still handle it.
+            None if settings.removed.contains(&task.task_type) => {
+                let msg = format!(
+                    "no handler for task type {:?}: a reload removed it",
+                    task.task_type
+                );
+                (Err(TaskError::retryable(msg, error_type::UNKNOWN_TYPE)), 1)
             }
             None => {
                 let msg = format!("no handler for task type {:?}", task.task_type);

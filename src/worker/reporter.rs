@@ -48,7 +48,7 @@ impl Reporters {
         for index in 0..count {
             // Each reporter has its own agent, so that they do not contend
             // for one connection pool's lock on every report.
-            let client = ApiClient::for_config(build_agent(&shared.config)?, &shared.config);
+            let client = shared.client.over(build_agent(&shared.config)?);
             let mut reporter = Reporter {
                 shared: shared.clone(),
                 client,

@@ -5,7 +5,9 @@
 //! server without `POST /tasks` it runs the firing here, through the same
 //! handler. It remembers the last fired slot of each schedule in
 //! `STATE_DIR`, for `catch_up: last`, and keeps the board that `/status`
-//! and `/metrics` read.
+//! and `/metrics` read. A reload hands it new schedules: an unchanged one
+//! keeps its next firing, a new or changed one fires next after both now
+//! and its last fired slot, so no slot fires twice.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,7 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
+use crossbeam_channel::{
+    after, bounded, never, select, unbounded, Receiver, RecvTimeoutError, Sender,
+};
 use serde_json::{json, Value};
 
 use crate::backoff::Backoff;
@@ -58,6 +62,12 @@ struct Entry {
 }
 
 impl Board {
+    /// Keeps only the schedules whose name `keep` accepts.
+    fn retain(&self, keep: impl Fn(&str) -> bool) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.retain(|name, _| keep(name));
+    }
+
     fn update(&self, name: &str, f: impl FnOnce(&mut Entry)) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         f(entries.entry(name.to_string()).or_default());
@@ -143,9 +153,17 @@ pub struct SchedulerThread {
     done: Receiver<()>,
     /// The cancel token of a firing running here, if one is.
     running: Arc<Mutex<Option<CancelToken>>>,
+    /// The schedules of a reload.
+    reload: Sender<Vec<Schedule>>,
 }
 
 impl SchedulerThread {
+    /// Hands the thread the schedules of a reload; it plans anew at once
+    /// (or after a firing it runs here).
+    pub fn reload(&self, schedules: Vec<Schedule>) {
+        let _ = self.reload.send(schedules);
+    }
+
     /// Starts `taskworker-scheduler` for `schedules`; `None` when there are none.
     pub fn spawn(
         shared: &Arc<WorkerState>,
@@ -155,8 +173,10 @@ impl SchedulerThread {
             return Ok(None);
         }
         let (done_tx, done) = bounded::<()>(0);
+        let (reload, reloads) = unbounded();
         let running = Arc::new(Mutex::new(None));
         let mut scheduler = Scheduler {
+            reloads,
             shared: shared.clone(),
             state_file: shared.config.state_dir.as_ref().map(|d| d.join(STATE_FILE)),
             last: BTreeMap::new(),
@@ -174,6 +194,7 @@ impl SchedulerThread {
             thread,
             done,
             running,
+            reload,
         }))
     }
 
@@ -254,7 +275,49 @@ fn now_ms() -> i64 {
     i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// The plan of one schedule: its next firing and its enqueue backoff.
+type Planned = (Schedule, Option<Pending>, Backoff);
+
+/// The plan after a reload to `schedules` at `now` (Unix ms): a schedule
+/// the reload left as it was keeps its plan; a new or changed one fires
+/// next at its first slot after both now and the slot it `last` fired: no
+/// slot fires twice, and a slot that passed before the reload is not caught up.
+fn replan(
+    old: Vec<Planned>,
+    schedules: Vec<Schedule>,
+    last: &BTreeMap<String, i64>,
+    now: i64,
+) -> Vec<Planned> {
+    let mut old: BTreeMap<String, Planned> =
+        old.into_iter().map(|p| (p.0.name.clone(), p)).collect();
+    schedules
+        .into_iter()
+        .map(|s| match old.remove(&s.name) {
+            Some(kept) if kept.0 == s => kept,
+            _ => {
+                let after = last
+                    .get(&s.name)
+                    .map_or(now / 1000, |l| (*l).max(now / 1000));
+                let next = s.next_after(after).map(|slot| firing(&s, slot));
+                (s, next, Backoff::new(RETRY_BASE, RETRY_CAP))
+            }
+        })
+        .collect()
+}
+
+/// What ended a scheduler's wait.
+enum Woken {
+    /// The wait ran out.
+    Time,
+    /// A reload brought these schedules.
+    Reload(Vec<Schedule>),
+    /// The stop.
+    Stop,
+}
+
 struct Scheduler {
+    /// The schedules of each reload.
+    reloads: Receiver<Vec<Schedule>>,
     shared: Arc<WorkerState>,
     state_file: Option<PathBuf>,
     /// The last fired slot of each schedule.
@@ -270,7 +333,7 @@ impl Scheduler {
             self.last = load_state(path);
         }
         let now = now_ms();
-        let mut plan: Vec<(Schedule, Option<Pending>, Backoff)> = schedules
+        let mut plan: Vec<Planned> = schedules
             .into_iter()
             .map(|s| {
                 let first = first_firing(&s, self.last.get(&s.name).copied(), now / 1000, now);
@@ -282,24 +345,30 @@ impl Scheduler {
         }
         let stop = self.shared.shutdown.stopped().clone();
         loop {
-            let Some(i) = (0..plan.len())
-                .filter(|i| plan[*i].1.is_some())
-                .min_by_key(|i| plan[*i].1.map(|p| p.at_ms))
-            else {
-                // No schedule fires again (a far cron year): wait for the stop.
-                let _ = stop.recv();
-                return;
-            };
-            let (s, pending, backoff) = &mut plan[i];
-            let Some(p) = *pending else { continue };
+            let due = plan
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (_, pending, _))| pending.map(|p| (i, p)))
+                .min_by_key(|(_, p)| p.at_ms);
             let now = now_ms();
-            if p.at_ms > now {
-                let wait = Duration::from_millis(u64::try_from(p.at_ms - now).unwrap_or(0));
-                match stop.recv_timeout(wait.min(LONGEST_WAIT)) {
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    _ => return,
+            // With no firing ahead (no schedule left, or a far cron year)
+            // the wait lasts until the stop or a reload.
+            let wait = due.map(|(_, p)| {
+                let ms = u64::try_from(p.at_ms.saturating_sub(now)).unwrap_or(0);
+                Duration::from_millis(ms).min(LONGEST_WAIT)
+            });
+            if !matches!(due, Some((_, p)) if p.at_ms <= now) {
+                match self.wait(&stop, wait) {
+                    Woken::Time => continue,
+                    Woken::Stop => return,
+                    Woken::Reload(schedules) => {
+                        plan = self.reload(plan, schedules);
+                        continue;
+                    }
                 }
             }
+            let Some((i, p)) = due else { continue };
+            let (s, pending, backoff) = &mut plan[i];
             let next = s
                 .next_after(p.slot.max(now / 1000))
                 .map(|slot| firing(s, slot));
@@ -331,6 +400,32 @@ impl Scheduler {
                 return;
             }
         }
+    }
+
+    /// Waits up to `limit` (for ever when `None`) for the stop or a reload.
+    fn wait(&self, stop: &Receiver<()>, limit: Option<Duration>) -> Woken {
+        let timer = limit.map_or_else(never, after);
+        select! {
+            recv(stop) -> _ => Woken::Stop,
+            recv(self.reloads) -> schedules => match schedules {
+                Ok(schedules) => Woken::Reload(schedules),
+                Err(_) => Woken::Stop,
+            },
+            recv(timer) -> _ => Woken::Time,
+        }
+    }
+
+    /// Plans the schedules of a reload and shows them; those gone leave the board.
+    fn reload(&self, plan: Vec<Planned>, schedules: Vec<Schedule>) -> Vec<Planned> {
+        let plan = replan(plan, schedules, &self.last, now_ms());
+        self.shared
+            .schedules
+            .retain(|name| plan.iter().any(|(s, _, _)| s.name == name));
+        for (s, p, _) in &plan {
+            self.show(s, p.as_ref());
+        }
+        log::info!("schedules reloaded: {} in effect", plan.len());
+        plan
     }
 
     /// Shows a schedule's next firing on the board.
@@ -389,19 +484,20 @@ impl Scheduler {
     /// Runs a firing on this thread, through the handler of its type.
     fn run_here(&self, s: &Schedule, id: String) {
         let shared = &*self.shared;
-        let Some(handler) = shared.registry.get(&s.task_type) else {
+        let settings = shared.live.get();
+        let Some(handler) = settings.registry.get(&s.task_type) else {
             log::error!("schedule {}: no handler for {:?}", s.name, s.task_type);
             return;
         };
         let mut task = Task::new(id, s.task_type.clone(), s.parameters.clone());
         task.priority = s.priority.unwrap_or_default();
-        let ctx = Context::new(shared.config.timeout, 1, shared.worker_id.clone());
+        let ctx = Context::new(settings.config.timeout, 1, shared.worker_id.clone());
         *self.running.lock().unwrap_or_else(|e| e.into_inner()) = Some(ctx.cancel.clone());
         let started = Instant::now();
-        let policy = shared
+        let policy = settings
             .registry
             .retry_options(&s.task_type)
-            .policy(&shared.config);
+            .policy(&settings.config);
         let (result, tries) = run_with_retries(handler.as_ref(), &task, &ctx, policy);
         *self.running.lock().unwrap_or_else(|e| e.into_inner()) = None;
         let ms = started.elapsed().as_millis();
@@ -507,6 +603,35 @@ mod tests {
         assert_eq!(first_firing(&s, None, now, now * 1000), next);
         let none = schedule(json!({"cron": "0 3 * * *", "type": "t"}));
         assert_eq!(first_firing(&none, Some(last), now, now * 1000), next);
+    }
+
+    #[test]
+    fn a_reload_keeps_unchanged_plans_and_never_fires_a_fired_slot_again() {
+        let hourly = schedule(json!({"cron": "0 * * * *", "type": "t"}));
+        let now = at(2025, 11, 12, 9, 30);
+        let planned = Pending {
+            slot: at(2025, 11, 12, 10, 0),
+            at_ms: 1,
+        };
+        let old = vec![(
+            hourly.clone(),
+            Some(planned),
+            Backoff::new(RETRY_BASE, RETRY_CAP),
+        )];
+        // Unchanged: its plan stays as it was.
+        let plan = replan(old, vec![hourly.clone()], &BTreeMap::new(), now * 1000);
+        assert_eq!(plan[0].1, Some(planned));
+        // Changed: the next slot after now, or after the last fired slot
+        // when that is later (a clock set back must not fire it again).
+        let every = Schedule::from_config("s", &json!({"every": "15m", "type": "t"})).unwrap();
+        let plan = replan(plan, vec![every.clone()], &BTreeMap::new(), now * 1000);
+        assert_eq!(plan[0].1.map(|p| p.slot), Some(at(2025, 11, 12, 9, 45)));
+        let last = BTreeMap::from([("s".to_string(), at(2025, 11, 12, 10, 0))]);
+        let changed = Schedule::from_config("s", &json!({"every": "30m", "type": "t"})).unwrap();
+        let plan = replan(plan, vec![changed], &last, now * 1000);
+        assert_eq!(plan[0].1.map(|p| p.slot), Some(at(2025, 11, 12, 10, 30)));
+        // Removed: gone from the plan.
+        assert!(replan(plan, Vec::new(), &last, now * 1000).is_empty());
     }
 
     #[test]

@@ -8,13 +8,15 @@
 //! or kept in the spool for the next start. A third signal exits at once
 //! inside the signal handler, so that works even if every thread is stuck.
 //! SIGTSTP: quiet (stop claiming, keep running). SIGCONT: claim again.
+//! SIGHUP: reload the configuration (ignored once a drain began); a burst
+//! of them is one pending reload, so none is lost and none piles up.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
-use signal_hook::consts::{SIGCONT, SIGINT, SIGTERM, SIGTSTP};
+use signal_hook::consts::{SIGCONT, SIGHUP, SIGINT, SIGTERM, SIGTSTP};
 
 use crate::bounded::instant_after;
 use crate::client::{Delivery, ReportKind};
@@ -58,6 +60,9 @@ struct State {
     reason: AtomicU8,
     quiet: AtomicBool,
     wake_tx: Sender<()>,
+    /// Holds one message while a reload is asked and not yet begun: a
+    /// request during a reload is kept for one more after it.
+    reload_tx: Sender<()>,
     /// The running worker, for an exit that does not wait; weak, since the
     /// worker's state holds this one.
     worker: Mutex<Weak<WorkerState>>,
@@ -69,12 +74,22 @@ struct State {
     exit_done_rx: Receiver<()>,
 }
 
+impl State {
+    fn is_stopping(&self) -> bool {
+        self.stop_tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+    }
+}
+
 /// The waiting side: threads `select!` on [`Shutdown::stopped`] and [`Shutdown::woken`].
 #[derive(Debug, Clone)]
 pub struct Shutdown {
     state: Arc<State>,
     stop_rx: Receiver<()>,
     wake_rx: Receiver<()>,
+    reload_rx: Receiver<()>,
 }
 
 /// The asking side: stops the worker or switches quiet mode.
@@ -87,12 +102,14 @@ pub struct StopHandle {
 pub fn manual() -> (Shutdown, StopHandle) {
     let (stop_tx, stop_rx) = bounded(0);
     let (wake_tx, wake_rx) = bounded(1);
+    let (reload_tx, reload_rx) = bounded(1);
     let (exit_done_tx, exit_done_rx) = bounded(0);
     let state = Arc::new(State {
         stop_tx: Mutex::new(Some(stop_tx)),
         reason: AtomicU8::new(0),
         quiet: AtomicBool::new(false),
         wake_tx,
+        reload_tx,
         worker: Mutex::new(Weak::new()),
         exit_code: AtomicI32::new(0),
         exit_done_tx: Mutex::new(Some(exit_done_tx)),
@@ -103,6 +120,7 @@ pub fn manual() -> (Shutdown, StopHandle) {
             state: state.clone(),
             stop_rx,
             wake_rx,
+            reload_rx,
         },
         StopHandle { state },
     )
@@ -120,8 +138,9 @@ pub fn install_signals() -> Result<Shutdown, Error> {
     register(SIGTERM, 143)
         .and_then(|_| register(SIGINT, 130))
         .map_err(|e| Error::io("installing signal handlers", e))?;
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGTSTP, SIGCONT])
-        .map_err(|e| Error::io("installing signal handlers", e))?;
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGTSTP, SIGCONT, SIGHUP])
+            .map_err(|e| Error::io("installing signal handlers", e))?;
     std::thread::Builder::new()
         .name("taskworker-signals".into())
         .spawn(move || {
@@ -149,6 +168,13 @@ pub fn install_signals() -> Result<Shutdown, Error> {
                             log::info!("SIGCONT: claiming again");
                         }
                         handle.set_quiet(false);
+                    }
+                    SIGHUP if draining || handle.state.is_stopping() => {
+                        log::info!("SIGHUP: ignored, the worker is draining");
+                    }
+                    SIGHUP => {
+                        log::info!("SIGHUP: reloading the configuration");
+                        handle.reload();
                     }
                     _ => {}
                 }
@@ -332,18 +358,26 @@ impl Shutdown {
         &self.stop_rx
     }
 
-    /// Receives a message when quiet mode changes.
+    /// Receives a message when quiet mode changes, or a reload changed
+    /// what the poller claims.
     pub fn woken(&self) -> &Receiver<()> {
         &self.wake_rx
     }
 
+    /// Receives a message when a reload is asked (SIGHUP).
+    pub fn reloads(&self) -> &Receiver<()> {
+        &self.reload_rx
+    }
+
+    /// Wakes the threads that wait on [`Shutdown::woken`], as a change of
+    /// quiet mode does: a reload changed what they act on.
+    pub(crate) fn wake(&self) {
+        let _ = self.state.wake_tx.try_send(());
+    }
+
     /// Whether a stop was asked.
     pub fn is_stopping(&self) -> bool {
-        self.state
-            .stop_tx
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_none()
+        self.state.is_stopping()
     }
 
     /// Whether claiming is paused (SIGTSTP).
@@ -399,6 +433,14 @@ impl StopHandle {
     pub fn is_quiet(&self) -> bool {
         self.state.quiet.load(Ordering::SeqCst)
     }
+
+    /// Asks the worker to read its configuration again (as SIGHUP does).
+    /// Requests made while one is pending are one request; one made while
+    /// a reload runs is kept for another after it. A draining worker
+    /// ignores it.
+    pub fn reload(&self) {
+        let _ = self.state.reload_tx.try_send(());
+    }
 }
 
 #[cfg(test)]
@@ -417,6 +459,19 @@ mod tests {
         assert!(t.join().unwrap().is_err(), "disconnected, not timed out");
         assert!(shutdown.is_stopping());
         assert_eq!(shutdown.reason(), Some(StopReason::MemoryLimit));
+    }
+
+    #[test]
+    fn a_burst_of_reload_requests_is_one_pending_reload() {
+        let (shutdown, handle) = manual();
+        for _ in 0..5 {
+            handle.reload();
+        }
+        assert!(shutdown.reloads().try_recv().is_ok());
+        assert!(shutdown.reloads().try_recv().is_err(), "one, not five");
+        // One asked while a reload runs is kept for the next.
+        handle.reload();
+        assert!(shutdown.reloads().try_recv().is_ok());
     }
 
     #[test]

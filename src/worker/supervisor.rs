@@ -79,7 +79,7 @@ impl Supervisor {
             let now = Instant::now();
             let idle = self.shared.stats.inflight.load(Relaxed) == 0;
             let mut wake = instant_after(now, if idle { IDLE_TICK } else { TICK });
-            if self.shared.config.memory_limit.is_some() {
+            if self.shared.live.get().config.memory_limit.is_some() {
                 wake = wake.min(instant_after(now, MEMORY_CHECK));
             }
             // Planned before the snapshot: a task that starts after it and
@@ -163,7 +163,7 @@ impl Supervisor {
     }
 
     fn check_memory(&self, warned: &mut bool) {
-        let limit = self.shared.config.memory_limit;
+        let limit = self.shared.live.get().config.memory_limit;
         let (Some(limit), Some(rss)) = (limit, limit.and_then(|_| rss_bytes())) else {
             return;
         };

@@ -39,6 +39,8 @@ pub struct WorkerSpec<'a> {
     pub files: Vec<(&'a str, String)>,
     /// A program (with its arguments) that runs the worker, such as `unshare`.
     pub wrapper: Vec<&'a str>,
+    /// Variables of the defaults above left unset, so the config file sets them.
+    pub unset: Vec<&'a str>,
 }
 
 impl<'a> WorkerSpec<'a> {
@@ -52,7 +54,15 @@ impl<'a> WorkerSpec<'a> {
             args: Vec::new(),
             files: Vec::new(),
             wrapper: Vec::new(),
+            unset: Vec::new(),
         }
+    }
+
+    /// Leaves one of the defaults (`POLLING_INTERVAL`, `HEALTH_ADDR`) unset,
+    /// so that the config file's value counts.
+    pub fn without_env(mut self, key: &'a str) -> WorkerSpec<'a> {
+        self.unset.push(key);
+        self
     }
 
     /// Runs the worker through `wrapper` (a program and its arguments).
@@ -107,6 +117,9 @@ impl<'a> WorkerSpec<'a> {
             .stderr(log);
         for (k, v) in &self.env {
             cmd.env(k, v);
+        }
+        for k in &self.unset {
+            cmd.env_remove(k);
         }
         let child = cmd.spawn().expect("worker starts");
         WorkerProcess {
