@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::Api;
 
@@ -232,9 +232,4 @@ pub fn assert_inert(what: &str, page: &str) {
         ) || page.contains("%3Cscript%3E"),
         "{what}: the payload is not shown as text:\n{page}"
     );
-}
-
-/// A task's JSON view, for checks after an action.
-pub fn status_of(api: &Api, id: &str) -> Value {
-    api.task(id)["status"].clone()
 }

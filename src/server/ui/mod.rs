@@ -139,7 +139,7 @@ impl Ui {
                 Some(allow) => error_page(
                     405,
                     "Method not allowed",
-                    "This page answers only GET and HEAD; an action is a POST.",
+                    &format!("This address takes {allow}, not {}.", req.head.method),
                 )
                 .with_header("Allow", allow),
                 None => not_found(),
