@@ -34,18 +34,27 @@ fn keep_for_docs(dir: &Path, name: &str) {
 
 /// Waits (bounded) until the page's `h1` reads `heading`.
 fn wait_heading(browser: &Browser, heading: &str) {
+    wait_text(browser, "h1", heading);
+}
+
+/// Waits (bounded) until the first element matching `selector` reads `want`.
+fn wait_text(browser: &Browser, selector: &str, want: &str) {
+    let script = format!(
+        "var e = document.querySelector({}); return e ? e.textContent : '';",
+        json!(selector)
+    );
     let mut last = String::new();
     let ok = wait_until(Duration::from_secs(30), || {
+        // While a navigation is under way the page may not run a script.
         last = browser
-            .execute("var h = document.querySelector('h1'); return h ? h.textContent : '';")
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        last == heading
+            .try_execute(&script)
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        last == want
     });
     assert!(
         ok,
-        "wanted the heading {heading:?}, last {last:?} at {}",
+        "wanted {selector} to read {want:?}, last {last:?} at {}",
         browser.url()
     );
 }
@@ -183,7 +192,7 @@ fn a_user_logs_in_reads_the_overview_filters_by_type_and_opens_a_failed_task() {
     // Retry: the task is queued again, and the page says so.
     browser.find(".actions button[value=retry]").click();
     wait_heading(&browser, &format!("Task {failed}"));
-    assert_eq!(browser.find("main > p .status").text(), "Queued");
+    wait_text(&browser, "main > p .status", "Queued");
     assert_eq!(api.task(&failed)["status"], "queued");
     assert_eq!(
         browser.find_all(".actions button").len(),
@@ -253,7 +262,7 @@ fn cancelling_a_running_task_stops_it_in_its_worker() {
     );
     browser.find(".actions button[value=cancel]").click();
     wait_heading(&browser, &format!("Task {id}"));
-    assert_eq!(browser.find("main > p .status").text(), "Cancelled");
+    wait_text(&browser, "main > p .status", "Cancelled");
 
     // The worker learns it from the 410 of its next heartbeat, stops the
     // handler and keeps no outcome: a report that raced the heartbeat gets

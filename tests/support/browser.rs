@@ -113,17 +113,25 @@ impl Browser {
 
     /// One WebDriver command; returns its `value`, panicking on an error.
     fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        self.try_call(method, path, &body)
+            .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"))
+    }
+
+    /// One WebDriver command; its `value`, or what went wrong.
+    fn try_call(&self, method: &str, path: &str, body: &Value) -> Result<Value, String> {
         let url = format!("{}{path}", self.base);
         let answer = match method {
             "GET" => self.agent.get(&url).call(),
             "DELETE" => self.agent.delete(&url).call(),
-            _ => self.agent.post(&url).send_json(&body),
+            _ => self.agent.post(&url).send_json(body),
         };
-        let mut answer = answer.unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"));
+        let mut answer = answer.map_err(|e| e.to_string())?;
         let status = answer.status().as_u16();
         let value: Value = answer.body_mut().read_json().unwrap_or(Value::Null);
-        assert!(status == 200, "WebDriver {method} {path}: {status} {value}");
-        value["value"].clone()
+        match status {
+            200 => Ok(value["value"].clone()),
+            _ => Err(format!("{status} {value}")),
+        }
     }
 
     /// Opens `url` and waits for it to load.
@@ -153,6 +161,17 @@ impl Browser {
             .as_str()
             .unwrap_or("")
             .to_string()
+    }
+
+    /// Runs `script` like [`Browser::execute`]; `None` while the page
+    /// cannot run it (a navigation under way), for waits that poll.
+    pub fn try_execute(&self, script: &str) -> Option<Value> {
+        self.try_call(
+            "POST",
+            "/execute/sync",
+            &json!({"script": script, "args": []}),
+        )
+        .ok()
     }
 
     /// Runs `script` (a function body) in the page; returns what it returns.

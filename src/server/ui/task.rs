@@ -131,9 +131,12 @@ fn fields(h: &mut Html, task: &Value) {
     for (label, name) in [
         ("Priority", "priority"),
         ("Created", "created_at"),
+        ("Runs at", "run_at"),
         ("Ready at", "ready_at"),
+        ("Expires at", "expires_at"),
         ("Claimed at", "claimed_at"),
         ("Lease expires", "lease_expires_at"),
+        ("Finished", "finished_at"),
     ] {
         let value = field(task, name);
         if !value.is_empty() {
