@@ -182,11 +182,6 @@ impl Queue {
         }
     }
 
-    /// The rules this queue keeps.
-    pub fn config(&self) -> &QueueConfig {
-        &self.cfg
-    }
-
     /// Loads records kept by the journal (in any order; one per id).
     pub fn restore(&mut self, records: Vec<TaskRecord>, now: u64) {
         for rec in records {
