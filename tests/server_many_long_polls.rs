@@ -73,7 +73,10 @@ fn park(addr: SocketAddr, body: &serde_json::Value) -> TcpStream {
 fn thousands_of_parked_long_polls_hold_no_threads() {
     let limit = taskworker::raise_open_file_limit();
     let n = LONG_POLLS.min(usize::try_from(limit.saturating_sub(256) / 4).unwrap_or(0));
-    assert!(n >= 100, "an open-file limit of {limit} is too low for this test");
+    assert!(
+        n >= 100,
+        "an open-file limit of {limit} is too low for this test"
+    );
     let mut server = serve();
     let addr: SocketAddr = server.url.trim_start_matches("http://").parse().unwrap();
     let api = Api::new(server.url.clone());
@@ -100,9 +103,8 @@ fn thousands_of_parked_long_polls_hold_no_threads() {
 
     // A waiter parked after them is woken by its task and gets it.
     let poller = api.clone();
-    let woken = thread::spawn(move || {
-        poller.claim("w", json!({"wait_seconds": 60, "types": ["wake"]}))
-    });
+    let woken =
+        thread::spawn(move || poller.claim("w", json!({"wait_seconds": 60, "types": ["wake"]})));
     assert!(wait_until(Duration::from_secs(30), || waiting(&api) == n + 1));
     let id = api.enqueue("wake", json!({}));
     let (status, body) = woken.join().unwrap();
@@ -119,7 +121,9 @@ fn thousands_of_parked_long_polls_hold_no_threads() {
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let mut answer = [0u8; 12];
-    cancelled.read_exact(&mut answer).expect("the cancelled claim is answered");
+    cancelled
+        .read_exact(&mut answer)
+        .expect("the cancelled claim is answered");
     assert_eq!(&answer, b"HTTP/1.1 404");
     assert_eq!(waiting(&api), n - 1);
 

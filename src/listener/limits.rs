@@ -1,6 +1,6 @@
 //! The bounds a listener keeps: how many connections, how long each phase of
-//! a connection may take, and how large a request may be. Both I/O models
-//! (a thread per connection today, readiness-based later) read them here.
+//! a connection may take, how large a request may be, and how many handler
+//! threads answer requests.
 
 use std::time::{Duration, Instant};
 

@@ -178,7 +178,7 @@ impl Drop for Server {
         if let Some(timer) = self.timer.take() {
             let _ = timer.join();
         }
-        // Not left to the last connection thread's drop: the next server
+        // Not left to the last handler thread's drop: the next server
         // may open the journal as soon as this one is gone.
         self.store.close();
     }
