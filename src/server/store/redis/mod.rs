@@ -138,12 +138,12 @@ impl Redis {
         }
         let (timer_kick, timer_kicked) = bounded(1);
         let shared = Arc::new(Shared {
-            timer_kick,
             link: Link::new(client, name),
             scripts: Scripts::new(),
             base: format!("{{{prefix}}}"),
             cfg,
             waiters: Mutex::new(Waiters::default()),
+            timer_kick,
             stopping: AtomicBool::new(false),
         });
         // Not fatal: a server that starts while Redis restarts serves 503s
