@@ -2,7 +2,7 @@
 //!
 //! - [`queue`]: the state machine (priorities, leases, retries, claim ids).
 //! - [`record`]: one task as kept, and its wire views.
-//! - [`waiters`]: parked long polls.
+//! - [`waiters`]: parked long polls, held without a thread.
 //! - [`store`]: the boundary every route goes through, and its stores:
 //!   memory, journal (`--data`) and Redis (`--store`).
 //! - [`routes`], [`decode`], [`metrics`]: the HTTP API, served by the crate's
@@ -36,7 +36,8 @@ use std::time::Duration;
 use self::routes::Routes;
 use self::store::Store;
 use crate::error::Error;
-use crate::listener::{Limits, Listener};
+use crate::listener::limits::{self, Limits};
+use crate::listener::Listener;
 
 /// How a server runs; build with `ServerConfig { ..Default::default() }`.
 #[derive(Debug, Clone)]
@@ -68,6 +69,10 @@ pub struct ServerConfig {
     /// How long a completed or failed task is kept (shown, and in the
     /// journal) before it is dropped.
     pub retain: Duration,
+    /// Connections served at once; a parked long poll holds one, and no thread.
+    pub max_connections: usize,
+    /// Threads that answer requests (parked long polls take none).
+    pub handler_threads: usize,
 }
 
 impl Default for ServerConfig {
@@ -89,6 +94,8 @@ impl Default for ServerConfig {
             // A week: long enough to look into last weekend's failures, short
             // enough that a busy queue does not grow without end.
             retain: Duration::from_secs(7 * 24 * 3600),
+            max_connections: limits::DEFAULT_MAX_CONNECTIONS,
+            handler_threads: limits::default_handler_threads(),
         }
     }
 }
@@ -125,13 +132,13 @@ impl Server {
             config.api_key.clone(),
             !config.core_only,
         );
-        let http = Listener::start(
-            listener,
-            "taskworker-serve",
-            Limits::server(),
-            Arc::new(routes),
-        )
-        .map_err(|e| Error::io("starting the accept thread", e))?;
+        let limits = Limits {
+            max_connections: config.max_connections,
+            handler_threads: config.handler_threads,
+            ..Limits::server()
+        };
+        let http = Listener::start(listener, "taskworker-serve", limits, Arc::new(routes))
+            .map_err(|e| Error::io("starting the listener's threads", e))?;
         Ok(Server {
             http,
             store: service,
@@ -178,7 +185,7 @@ impl Drop for Server {
         if let Some(timer) = self.timer.take() {
             let _ = timer.join();
         }
-        // Not left to the last connection thread's drop: the next server
+        // Not left to the last handler thread's drop: the next server
         // may open the journal as soon as this one is gone.
         self.store.close();
     }
