@@ -5,7 +5,7 @@
 //! - [`waiters`]: parked long polls.
 //! - [`store`]: the boundary every route goes through, and its stores:
 //!   memory, journal (`--data`) and Redis (`--store`).
-//! - [`routes`], [`decode`], [`metrics`]: the HTTP API, served by the crate's
+//! - [`routes`], [`decode`], [`report`] (batch reports), [`metrics`]: the HTTP API, served by the crate's
 //!   listener, which checks the key from the head before reading a body.
 //! - [`clock`]: time for leases and timestamps.
 //! - [`command`]: `taskworker serve`.
@@ -16,6 +16,7 @@ pub(crate) mod decode;
 pub(crate) mod metrics;
 pub(crate) mod queue;
 pub(crate) mod record;
+pub(crate) mod report;
 pub(crate) mod routes;
 pub(crate) mod store;
 pub(crate) mod waiters;
