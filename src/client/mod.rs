@@ -1,5 +1,5 @@
-//! The task API client: claim, complete, fail, heartbeat, claim cancel,
-//! the enqueue of a schedule's firing and the `/health` check of the base URL over one keep-alive `ureq` agent. Statuses are read here, deliberately, and
+//! The task API client: claim, complete, fail, batch report, heartbeat,
+//! claim cancel, the enqueue of a schedule's firing and the `/health` check of the base URL over one keep-alive `ureq` agent. Statuses are read here, deliberately, and
 //! every answer body is read with a size cap.
 
 pub(crate) mod resolver;
@@ -119,6 +119,46 @@ pub enum Delivery {
     Delivered,
     /// 404, 409, 410: the task is no longer ours; the report is dropped.
     Gone(u16),
+}
+
+/// The most outcomes one batch report carries (the protocol's limit).
+pub const MAX_BATCH: usize = 100;
+/// The largest answer read for a batch report: 100 entries with long ids.
+pub const MAX_BATCH_ANSWER: u64 = 1 << 20;
+
+/// One outcome of a batch report, as its single call would send it.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchItem<'a> {
+    /// The task it reports on.
+    pub task_id: &'a str,
+    /// Complete or fail.
+    pub kind: ReportKind,
+    /// The single call's JSON body.
+    pub body: &'a [u8],
+}
+
+/// What a batch report (`POST /tasks/report`) brought.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchAnswer {
+    /// Per item, in the order sent, the status the server gave it; `None`
+    /// where the answer has no usable entry for that id (missing, or
+    /// given more than once): that outcome is not known delivered.
+    Statuses(Vec<Option<u16>>),
+    /// 404 or 405: the server has no batch reports.
+    Unsupported(u16),
+}
+
+/// What the status of one outcome in a batch means, as for its single call.
+pub fn item_delivery(status: u16) -> Result<Delivery, ApiError> {
+    match status {
+        200..=299 => Ok(Delivery::Delivered),
+        404 | 409 | 410 => Ok(Delivery::Gone(status)),
+        _ => Err(ApiError::Status {
+            status,
+            retry_after: None,
+            body: "(its entry in a batch report)".into(),
+        }),
+    }
 }
 
 /// What a heartbeat learned.
@@ -413,6 +453,21 @@ impl ApiClient {
         }
     }
 
+    /// `POST /tasks/report` with `items` (at most [`MAX_BATCH`]). Each
+    /// item's status is read by its id, whatever the order of the answer;
+    /// a 2xx that is not `{"results": [...]}` is malformed. Any other
+    /// status is an error, as for a single report.
+    pub fn report_batch(&self, items: &[BatchItem<'_>]) -> Result<BatchAnswer, ApiError> {
+        let body = batch_body(&self.worker_id, items);
+        let (status, answer, retry_after) =
+            self.post("/tasks/report", &body, REQUEST_TIMEOUT, MAX_BATCH_ANSWER)?;
+        match status {
+            200..=299 => batch_statuses(items, &answer).map(BatchAnswer::Statuses),
+            404 | 405 => Ok(BatchAnswer::Unsupported(status)),
+            _ => Err(status_error(status, retry_after, &answer)),
+        }
+    }
+
     /// `POST /tasks/{id}/heartbeat`.
     pub fn heartbeat(&self, task_id: &str) -> Result<Beat, ApiError> {
         let path = format!("/tasks/{}/heartbeat", encode_path_segment(task_id));
@@ -464,6 +519,76 @@ impl ApiClient {
             _ => Err(status_error(status, retry_after, &answer)),
         }
     }
+}
+
+/// The body of a batch report, written around the bodies already
+/// serialised: `{"worker_id", "outcomes": [{"id", "complete" | "fail"}]}`.
+fn batch_body(worker_id: &str, items: &[BatchItem<'_>]) -> Vec<u8> {
+    let size: usize = items
+        .iter()
+        .map(|i| i.body.len() + i.task_id.len() + 24)
+        .sum();
+    let mut out = Vec::with_capacity(size + worker_id.len() + 32);
+    let string = |out: &mut Vec<u8>, s: &str| {
+        // A `&str` always serialises.
+        let _ = serde_json::to_writer(&mut *out, s);
+    };
+    out.extend_from_slice(b"{\"worker_id\":");
+    string(&mut out, worker_id);
+    out.extend_from_slice(b",\"outcomes\":[");
+    for (n, item) in items.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"id\":");
+        string(&mut out, item.task_id);
+        out.extend_from_slice(match item.kind {
+            ReportKind::Complete => b",\"complete\":",
+            ReportKind::Fail => b",\"fail\":",
+        });
+        out.extend_from_slice(item.body);
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+/// Each item's status from a batch answer, looked up by id: an entry whose
+/// id is not one sent, a status that is not a number, or an id answered
+/// twice gives that item no status, never another item's.
+fn batch_statuses(items: &[BatchItem<'_>], answer: &[u8]) -> Result<Vec<Option<u16>>, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        results: Vec<Value>,
+    }
+    if answer.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::Malformed(
+            "batch report answer is not a JSON object".into(),
+        ));
+    }
+    let answer: Answer = serde_json::from_slice(answer).map_err(|e| {
+        ApiError::Malformed(format!("batch report answer has no results list: {e}"))
+    })?;
+    let mut by_id: std::collections::HashMap<&str, Option<u16>> =
+        std::collections::HashMap::with_capacity(answer.results.len());
+    for entry in &answer.results {
+        let Some(id) = entry.get("id").and_then(Value::as_str) else {
+            continue;
+        };
+        let status = entry
+            .get("status")
+            .and_then(Value::as_u64)
+            .and_then(|s| u16::try_from(s).ok())
+            .filter(|s| (100..600).contains(s));
+        by_id
+            .entry(id)
+            .and_modify(|twice| *twice = None)
+            .or_insert(status);
+    }
+    Ok(items
+        .iter()
+        .map(|item| by_id.get(item.task_id).copied().flatten())
+        .collect())
 }
 
 /// What a `/health` answer says: a 404 or a body that is not JSON means no
