@@ -204,6 +204,7 @@ pub fn enqueue(f: &Fields) -> Result<EnqueueRequest, String> {
         timeout_seconds,
         delay_seconds: f.opt_seconds("delay_seconds")?,
         id: f.opt_str("id")?,
+        ..EnqueueRequest::default()
     })
 }
 
