@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{at, bounded, never, select, Receiver, Sender};
+use crossbeam_channel::{after, at, bounded, never, select, Receiver, Sender};
 
 use crate::backoff::Backoff;
 use crate::client::{
@@ -59,6 +59,7 @@ impl Reporters {
             // for one connection pool's lock on every report.
             let client = ApiClient::for_config(build_agent(&shared.config)?, &shared.config);
             let mut reporter = Reporter {
+                index,
                 shared: shared.clone(),
                 client,
                 outcomes: outcomes.clone(),
@@ -100,6 +101,9 @@ impl Reporters {
 
 /// One reporter thread: the shared state, plus what only it holds.
 struct Reporter {
+    /// Its number: while batch reports go out, only the first takes new
+    /// outcomes (see [`Reporter::stands_by`]).
+    index: usize,
     shared: Arc<WorkerState>,
     /// Its own connection to the API.
     client: ApiClient,
@@ -118,6 +122,9 @@ struct Reporter {
     batches: Arc<Batches>,
 }
 
+/// How often a thread that stands by (see [`Reporter::stands_by`]) looks
+/// whether it is needed.
+const STANDBY_RECHECK: Duration = Duration::from_secs(1);
 /// How long a server that answered a batch report with 404 or 405 is taken
 /// to lack them before it is asked again.
 const SINGLES_FOR: Duration = Duration::from_secs(3600);
@@ -325,12 +332,15 @@ impl Reporter {
                 self.counted_retrying = retrying;
                 self.shared.reports.set_retrying(retrying);
             }
+            let standby = self.stands_by();
             let timer = if retrying {
                 at(self.schedule.wake())
+            } else if standby {
+                after(STANDBY_RECHECK)
             } else {
                 never()
             };
-            let outcomes = if inputs_open && !retrying {
+            let outcomes = if inputs_open && !retrying && !standby {
                 self.outcomes.clone()
             } else {
                 never()
@@ -358,9 +368,12 @@ impl Reporter {
                     recv(timer) -> _ => {}
                 }
             }
-            let take = self
-                .schedule
-                .batch(retrying, self.batches.size(Instant::now()));
+            let take = if self.stands_by() {
+                0
+            } else {
+                self.schedule
+                    .batch(retrying, self.batches.size(Instant::now()))
+            };
             let mut taken = 0;
             while taken < take {
                 match self.outcomes.try_recv() {
@@ -384,6 +397,19 @@ impl Reporter {
             let held = self.shared.reports.held();
             self.shared.stats.reports_pending.store(held, Relaxed);
         }
+    }
+
+    /// Whether this thread leaves new outcomes to the first one: while
+    /// batch reports go out and no thread waits to retry a failed send. One
+    /// thread then carries them all, each request as many as piled up
+    /// during the last one, where several threads would split them into
+    /// smaller batches and wake up for each. The others join when a send
+    /// fails, when batches are off, and for the drain's end.
+    fn stands_by(&self) -> bool {
+        self.index > 0
+            && self.schedule.deadline.is_none()
+            && !self.shared.reports.is_retrying()
+            && self.batches.size(Instant::now()) > 0
     }
 
     fn accept(&mut self, outcome: Outcome) {
