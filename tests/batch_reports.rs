@@ -126,6 +126,8 @@ enum Batch {
     NotJson,
     /// 413: too large.
     TooLarge,
+    /// 400: a form this server does not take.
+    BadRequest,
     /// The first item 503 (retry it), the second 409 (gone), the rest 200.
     RetryAndGone,
 }
@@ -192,6 +194,7 @@ fn scripted(mode: Batch) -> (FakeApi, Arc<Mutex<Record>>) {
             Batch::Missing => return (404, r#"{"error": "no route"}"#.into()),
             Batch::NotJson => return (200, "<html>ok</html>".into()),
             Batch::TooLarge => return (413, r#"{"error": "too large"}"#.into()),
+            Batch::BadRequest => return (400, r#"{"error": "what is this?"}"#.into()),
             Batch::Reversed => ids
                 .iter()
                 .rev()
@@ -301,8 +304,8 @@ fn outcomes_without_a_usable_entry_are_sent_singly() {
 }
 
 #[test]
-fn an_answer_that_is_not_json_or_a_413_sends_the_batch_singly() {
-    for mode in [Batch::NotJson, Batch::TooLarge] {
+fn an_answer_that_is_not_json_a_413_or_a_400_sends_the_batch_singly() {
+    for mode in [Batch::NotJson, Batch::TooLarge, Batch::BadRequest] {
         let (rec, log) = run_against(mode);
         assert!(rec.batches >= 1, "{mode:?}: {log}");
         assert!(rec.settled_in_batch.is_empty());

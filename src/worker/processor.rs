@@ -225,7 +225,7 @@ impl Processors {
             ctx.attempt
         );
         let started = Instant::now();
-        let expired = task.is_expired(SystemTime::now());
+        let expired = task.expires_at.is_some() && task.is_expired(SystemTime::now());
         let (result, tries) = match shared.registry.get(&task.task_type) {
             // It waited past its `expires_at` (for a slot of its type, or
             // on the wire): reported without running.

@@ -302,6 +302,14 @@ fn stops_the_pass(err: &ApiError) -> bool {
     err.is_outage() || err.retry_after().is_some()
 }
 
+/// Whether a batch report answered `status` refuses the batch itself (too
+/// large, or a form this server does not take) rather than saying "not
+/// now" or "not you": its outcomes then go out singly at once. 401, 403,
+/// 408 and 429 are answered as a single report's are.
+fn refuses_the_batch(status: u16) -> bool {
+    (400..500).contains(&status) && !matches!(status, 401 | 403 | 408 | 429)
+}
+
 /// How long to wait after a pass stopped on `err`: the backoff's next wait,
 /// never shorter than the server's `Retry-After`.
 fn retry_delay(err: &ApiError, backoff: &mut Backoff) -> Duration {
@@ -540,11 +548,11 @@ impl Reporter {
                     unsettled.extend(batch);
                     break;
                 }
-                Err(ApiError::Status { status: 413, .. }) => {
-                    log::debug!("a batch of {count} reports was too large; sent singly");
+                Err(ApiError::Status { status, .. }) if refuses_the_batch(status) => {
+                    log::debug!("a batch of {count} reports was refused ({status}); sent singly");
                     unsettled.extend(batch);
                 }
-                Err(err @ ApiError::Malformed(_)) => {
+                Err(err @ (ApiError::Malformed(_) | ApiError::TooLarge { .. })) => {
                     log::warn!("batch report: {err}; its {count} reports are sent singly");
                     unsettled.extend(batch);
                 }
@@ -724,6 +732,16 @@ mod tests {
         assert_eq!(schedule.turn(3, now + 5 * SECOND), Turn::GiveUp);
         assert_eq!(schedule.turn(0, now + SECOND), Turn::Finish);
         assert_eq!(schedule.turn(0, now + 5 * SECOND), Turn::Finish);
+    }
+
+    #[test]
+    fn a_batch_too_large_or_of_a_form_not_taken_goes_singly() {
+        for status in [400, 413, 422] {
+            assert!(refuses_the_batch(status), "{status}");
+        }
+        for status in [401, 403, 408, 429, 500, 503, 302] {
+            assert!(!refuses_the_batch(status), "{status}");
+        }
     }
 
     #[test]
