@@ -148,17 +148,23 @@ pub enum BatchAnswer {
     Unsupported(u16),
 }
 
+/// What a report's status means: delivered (2xx), no longer ours (404,
+/// 409, 410), or `None`: to be tried again.
+fn delivery(status: u16) -> Option<Delivery> {
+    match status {
+        200..=299 => Some(Delivery::Delivered),
+        404 | 409 | 410 => Some(Delivery::Gone(status)),
+        _ => None,
+    }
+}
+
 /// What the status of one outcome in a batch means, as for its single call.
 pub fn item_delivery(status: u16) -> Result<Delivery, ApiError> {
-    match status {
-        200..=299 => Ok(Delivery::Delivered),
-        404 | 409 | 410 => Ok(Delivery::Gone(status)),
-        _ => Err(ApiError::Status {
-            status,
-            retry_after: None,
-            body: "(its entry in a batch report)".into(),
-        }),
-    }
+    delivery(status).ok_or_else(|| ApiError::Status {
+        status,
+        retry_after: None,
+        body: "(its entry in a batch report)".into(),
+    })
 }
 
 /// What a heartbeat learned.
@@ -446,11 +452,7 @@ impl ApiClient {
     ) -> Result<Delivery, ApiError> {
         let path = format!("/tasks/{}/{}", encode_path_segment(task_id), kind.path());
         let (status, answer, retry_after) = self.post(&path, body, timeout, MAX_SMALL_BODY)?;
-        match status {
-            200..=299 => Ok(Delivery::Delivered),
-            404 | 409 | 410 => Ok(Delivery::Gone(status)),
-            _ => Err(status_error(status, retry_after, &answer)),
-        }
+        delivery(status).ok_or_else(|| status_error(status, retry_after, &answer))
     }
 
     /// `POST /tasks/report` with `items` (at most [`MAX_BATCH`]). Each
@@ -684,6 +686,53 @@ mod tests {
             );
         }
         assert!(health_answer(400, b"{}").is_err());
+    }
+
+    #[test]
+    fn a_batch_is_written_around_the_bodies_and_answers_are_read_by_id() {
+        let items = [
+            BatchItem {
+                task_id: "a\"1",
+                kind: ReportKind::Complete,
+                body: br#"{"result":{"n":1}}"#,
+            },
+            BatchItem {
+                task_id: "b",
+                kind: ReportKind::Fail,
+                body: br#"{"error":"x","retryable":false}"#,
+            },
+            BatchItem {
+                task_id: "c",
+                kind: ReportKind::Complete,
+                body: br#"{"result":null}"#,
+            },
+        ];
+        let body: Value = serde_json::from_slice(&batch_body("w", &items)).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"worker_id": "w", "outcomes": [
+                {"id": "a\"1", "complete": {"result": {"n": 1}}},
+                {"id": "b", "fail": {"error": "x", "retryable": false}},
+                {"id": "c", "complete": {"result": null}},
+            ]})
+        );
+        let answer = br#"{"results": [{"id": "c", "status": 409}, {"id": "b", "status": 200},
+            {"id": "b", "status": 200}, {"id": "zzz", "status": 200}, {"id": "a\"1", "status": "ok"}]}"#;
+        assert_eq!(
+            batch_statuses(&items, answer),
+            Ok(vec![None, None, Some(409)]),
+            "by id; an id twice or a status that is no number gives none"
+        );
+        for bad in [&b"[]"[..], b"<html>", b"{\"results\": 5}", b"{}"] {
+            assert!(
+                matches!(batch_statuses(&items, bad), Err(ApiError::Malformed(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(item_delivery(201), Ok(Delivery::Delivered));
+        assert_eq!(item_delivery(410), Ok(Delivery::Gone(410)));
+        assert!(item_delivery(503).unwrap_err().is_outage());
     }
 
     #[test]
