@@ -298,12 +298,17 @@ impl Schedule {
         Some(slot.saturating_mul(1000).saturating_add(after))
     }
 
-    /// The request that enqueues a slot's firing at `now_ms` (Unix ms): with
-    /// `run_at` when its firing time (the slot plus its jitter) lies ahead,
-    /// and `expires_at` with `expires_after`.
-    pub fn request(&self, slot: i64, now_ms: i64) -> EnqueueRequest {
+    /// When the firing of `slot` is due (Unix ms): the slot plus its jitter.
+    pub fn fires_ms(&self, slot: i64) -> i64 {
         let delay = i64::try_from(self.delay_of(slot).as_millis()).unwrap_or(0);
-        let fires_ms = slot.saturating_mul(1000).saturating_add(delay);
+        slot.saturating_mul(1000).saturating_add(delay)
+    }
+
+    /// The request that enqueues a slot's firing at `now_ms` (Unix ms): with
+    /// `run_at` when its firing time lies ahead, and `expires_at` with
+    /// `expires_after`.
+    pub fn request(&self, slot: i64, now_ms: i64) -> EnqueueRequest {
+        let fires_ms = self.fires_ms(slot);
         let time = |ms: i64| {
             let since = Duration::from_millis(u64::try_from(ms).unwrap_or(0));
             let at = std::time::UNIX_EPOCH.checked_add(since);

@@ -240,10 +240,9 @@ fn first_firing(s: &Schedule, last: Option<i64>, now: i64, now_ms: i64) -> Optio
 
 /// The firing of `slot`: at the slot plus its jitter.
 fn firing(s: &Schedule, slot: i64) -> Pending {
-    let delay = i64::try_from(s.delay_of(slot).as_millis()).unwrap_or(0);
     Pending {
         slot,
-        at_ms: slot.saturating_mul(1000).saturating_add(delay),
+        at_ms: s.fires_ms(slot),
     }
 }
 
