@@ -25,8 +25,9 @@
 //! - `handlers/`: the handler trait and registry, one file per kind (`exec`,
 //!   `http`, `builtin`) and their helpers (`process_group`, `capture`, `options`).
 //! - `server/`: the reference task-queue server (`taskworker serve`): a pure
-//!   `queue` state machine, its `journal`, `routes`, `service`, `waiters`,
-//!   and `admin*` (counts, listings, operator actions, workers, throughput).
+//!   `queue` state machine, its `journal`, `routes`, `report` (batch
+//!   reports), `service`, `waiters`, and `admin*` (counts, listings,
+//!   operator actions, workers, throughput).
 //! - `client/`: the task API client, with its `transport` (one write per
 //!   request) and `resolver` (no thread per lookup).
 //! - `config/`: every key defined once (`keys`), `.env` files (`dotenv`),

@@ -5,7 +5,7 @@
 //! - [`waiters`]: parked long polls, held without a thread.
 //! - [`store`]: the boundary every route goes through, and its stores:
 //!   memory, journal (`--data`) and Redis (`--store`).
-//! - [`routes`], [`decode`], [`metrics`]: the HTTP API, served by the crate's
+//! - [`routes`], [`decode`], [`report`] (batch reports), [`metrics`]: the HTTP API, served by the crate's
 //!   listener, which checks the key from the head before reading a body.
 //! - [`admin`], [`admin_routes`], [`admin_workers`], [`admin_throughput`]:
 //!   what operators and the dashboard read and do: counts, listings with a
@@ -23,6 +23,7 @@ pub(crate) mod decode;
 pub(crate) mod metrics;
 pub(crate) mod queue;
 pub(crate) mod record;
+pub(crate) mod report;
 pub(crate) mod routes;
 pub(crate) mod store;
 pub(crate) mod waiters;

@@ -92,6 +92,9 @@ impl Routes {
             (["tasks", "claim", "cancel"], "POST") if ext => {
                 self.with_body(&req, |f| self.cancel(f))
             }
+            (["tasks", "report"], "POST") if ext => {
+                self.with_body(&req, |f| super::report::report(&*self.store, f, refusal))
+            }
             (["tasks", id], "GET") if *id != "claim" => self.with_id(id, |id| self.get(id)),
             (["tasks", id, "complete"], "POST") => {
                 self.with_id(id, |id| self.with_body(&req, |f| self.complete(id, f)))
@@ -343,6 +346,7 @@ fn allowed(route: &[&str], ext: bool) -> Option<&'static str> {
         ["types", t, "pause" | "resume"] if !t.is_empty() => Some("POST"),
         ["tasks", "claim"] => Some("POST"),
         ["tasks", "claim", "cancel"] if ext => Some("POST"),
+        ["tasks", "report"] => ext.then_some("POST"),
         ["tasks", id] if !id.is_empty() => Some("GET, HEAD, DELETE"),
         ["tasks", id, "complete" | "fail"] if !id.is_empty() => Some("POST"),
         ["tasks", id, "cancel" | "retry"] if !id.is_empty() && *id != "claim" => Some("POST"),
