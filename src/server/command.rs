@@ -180,12 +180,14 @@ pub fn run(args: Vec<OsString>) -> Result<(), Error> {
             config.max_connections
         );
     }
+    let signals =
+        Server::stop_signals().map_err(|e| Error::io("taking over SIGTERM and SIGINT", e))?;
     let server = Server::start(config)?;
     let mut out = std::io::stdout();
     let _ = writeln!(out, "listening on {}", server.url());
     let _ = out.flush();
     log::info!("serving the task API on {}", server.url());
-    server.wait();
+    server.wait(signals);
     log::info!("stopped");
     Ok(())
 }

@@ -164,16 +164,19 @@ impl Server {
         format!("http://{addr}")
     }
 
-    /// Blocks until SIGTERM or SIGINT, then stops the server (journal synced).
-    pub fn wait(self) {
+    /// Takes over SIGTERM and SIGINT for [`Server::wait`]. Called before the
+    /// server says it listens, so that a stop sent as soon as it does is not
+    /// met by the default action (death without a synced journal).
+    pub fn stop_signals() -> std::io::Result<signal_hook::iterator::Signals> {
         use signal_hook::consts::{SIGINT, SIGTERM};
-        match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
-            Ok(mut signals) => {
-                if let Some(sig) = signals.forever().next() {
-                    log::info!("signal {sig}: stopping");
-                }
-            }
-            Err(e) => log::error!("cannot listen for signals: {e}"),
+        signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+    }
+
+    /// Blocks until one of `signals` (from [`Server::stop_signals`]) comes,
+    /// then stops the server (journal synced).
+    pub fn wait(self, mut signals: signal_hook::iterator::Signals) {
+        if let Some(sig) = signals.forever().next() {
+            log::info!("signal {sig}: stopping");
         }
         drop(self);
     }
