@@ -24,6 +24,8 @@ pub(crate) mod error_type {
     /// The worker itself failed while it held the task (a panic outside the
     /// handler); another try, on a sound thread, may succeed.
     pub const WORKER_ERROR: &str = "WORKER_ERROR";
+    /// The task's `expires_at` passed before it could start: it was not run.
+    pub const EXPIRED: &str = "EXPIRED";
 }
 
 /// A task that did not succeed: a message, an `error_type` and whether a later

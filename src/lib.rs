@@ -25,9 +25,9 @@
 //! - `handlers/`: the handler trait and registry, one file per kind (`exec`,
 //!   `http`, `builtin`) and their helpers (`process_group`, `capture`, `options`).
 //! - `server/`: the reference task-queue server (`taskworker serve`): a pure
-//!   `queue` state machine, its `journal`, `routes`, `service`, `waiters`,
-//!   `admin*` (counts, listings, operator actions, workers, throughput)
-//!   and `ui`, the dashboard at `/ui`.
+//!   `queue` state machine, its `journal`, `routes`, `report` (batch
+//!   reports), `service`, `waiters`, `admin*` (counts, listings, operator
+//!   actions, workers, throughput) and `ui`, the dashboard at `/ui`.
 //! - `client/`: the task API client, with its `transport` (one write per
 //!   request) and `resolver` (no thread per lookup).
 //! - `config/`: every key defined once (`keys`), `.env` files (`dotenv`),
@@ -37,7 +37,8 @@
 //!   `cron` expressions and time `zone`s (zoneinfo read by hand).
 //! - `cli/`: the command line (`main.rs` only calls it), with `enqueue`,
 //!   `demo` and `schedules`.
-//! - `listener/`: the hardened HTTP/1.1 listener under the server and `/health`.
+//! - `listener/`: the hardened HTTP/1.1 listener under the server and `/health`:
+//!   one event loop for every connection, a fixed pool of handler threads.
 //!
 //! At the top, only what worker and server share: `task` (the protocol
 //! types), `error`, `timestamp`, `backoff`, `bounded` (bounds for numbers
@@ -96,8 +97,8 @@ pub use config::markdown_table as config_key_table;
 pub use handlers::{exec::ExecHandler, HandlerEnv};
 #[doc(hidden)]
 pub use listener::{
-    Head as HttpHead, Limits as ListenerLimits, Listener, Request as HttpRequest, Responder,
-    Response as HttpResponse,
+    raise_open_file_limit, Answer as HttpAnswer, Head as HttpHead, Limits as ListenerLimits,
+    Listener, Request as HttpRequest, Responder, Response as HttpResponse,
 };
 #[doc(hidden)]
 pub use task::{encode_path_segment, ClaimRequest, EnqueueRequest};

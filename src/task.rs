@@ -77,6 +77,10 @@ pub struct Task {
     /// When present, the server accepts heartbeats for this task (extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_expires_at: Option<String>,
+    /// Do not start the task after this instant (extension): a worker that
+    /// would start it later reports it failed `EXPIRED` without running it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 fn empty_object() -> Value {
@@ -166,13 +170,25 @@ impl Task {
             max_attempts: None,
             timeout_seconds: None,
             lease_expires_at: None,
+            expires_at: None,
         }
+    }
+
+    /// Whether the task may no longer start at `now`: its `expires_at` has
+    /// passed. A task without one (or with one that does not parse) never
+    /// expires.
+    pub fn is_expired(&self, now: std::time::SystemTime) -> bool {
+        self.expires_at
+            .as_deref()
+            .and_then(crate::timestamp::parse)
+            .is_some_and(|at| now > at)
     }
 
     /// Reads a claimed object leniently: only `id` and `type` must be usable,
     /// and `timeout_seconds`, when present, bounded; other optional fields of
-    /// the wrong type, an unknown `priority` and a `lease_expires_at` that does
-    /// not parse are treated as absent.
+    /// the wrong type, an unknown `priority` and a `lease_expires_at` or
+    /// `expires_at` that does not parse are treated as absent (an
+    /// `expires_at` that does not parse is logged: the task will run).
     pub fn from_claimed(value: Value) -> Result<Task, MalformedTask> {
         let Value::Object(mut map) = value else {
             return Err(MalformedTask::NoId);
@@ -196,6 +212,17 @@ impl Task {
             (text("created_at"), text("claimed_by"), text("claimed_at"));
         let lease_expires_at =
             text("lease_expires_at").filter(|t| crate::timestamp::parse(t).is_some());
+        let expires_at = match map.remove("expires_at") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(t)) if crate::timestamp::parse(&t).is_some() => Some(t),
+            Some(other) => {
+                let shown: String = other.to_string().chars().take(64).collect();
+                log::warn!(
+                    "task {id} ({task_type}): expires_at {shown} is not an RFC 3339 time; the task runs as if it had none"
+                );
+                None
+            }
+        };
         let small = |v: Option<&Value>| {
             v.and_then(Value::as_u64)
                 .and_then(|n| u32::try_from(n).ok())
@@ -229,6 +256,7 @@ impl Task {
             claimed_by,
             claimed_at,
             lease_expires_at,
+            expires_at,
         })
     }
 }
@@ -351,15 +379,15 @@ pub struct EnqueueRequest {
     /// Not claimable before this many seconds have passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_seconds: Option<f64>,
-    /// Makes the enqueue idempotent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
     /// Not claimable before this instant (RFC 3339); instead of `delay_seconds`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_at: Option<String>,
     /// Never handed out after this instant (RFC 3339): the task expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
+    /// Makes the enqueue idempotent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 /// Percent-encodes a task id for use as one path segment. The ids `.` and

@@ -165,7 +165,7 @@ fn a_dead_health_server_thread_turns_health_503_and_exits_1_after_the_drain() {
     // The health server's thread dies answering /metrics.
     role_death_drains_and_exits_1(
         "health",
-        "taskworker-health-conn",
+        "taskworker-health-handler",
         "the health server's thread died",
         |_, health| {
             let (status, _) = health.get_text("/metrics");

@@ -1,6 +1,8 @@
 //! Schedules: a fleet enqueues each slot once, a server without `POST
 //! /tasks` gets the firing run by the worker itself, `taskworker schedules`
-//! prints the next firings, and a bad schedule exits 78 naming itself.
+//! prints the next firings, a bad schedule exits 78 naming itself, and
+//! `expires_after` sets `expires_at` on the enqueue and drops a local
+//! firing that cannot start in time.
 
 #![cfg(feature = "server")]
 
@@ -243,4 +245,61 @@ fn bad_schedules_exit_78_naming_the_schedule_and_the_field() {
         let log = worker.expect_exit(78, Duration::from_secs(20));
         assert!(log.contains(named), "{log}");
     }
+}
+
+#[test]
+fn expires_after_sets_expires_at_on_the_enqueue() {
+    let fake = support::fake::FakeApi::start(|path, _| match path {
+        "/tasks" => (201, r#"{"task": {}}"#.into()),
+        _ => support::fake::nothing(),
+    });
+    let config = json!({
+        "handlers": {"echo": {"builtin": "echo"}},
+        "schedules": {"tick": {"every": "1s", "type": "echo", "expires_after": "30s"}},
+    });
+    let mut worker = WorkerSpec::new("sched-expires", &fake.url(), config).start();
+    support::fake::wait_for(&worker, || !fake.seen("/tasks").is_empty());
+    worker.stop(Duration::from_secs(30));
+    let enqueue = fake.seen("/tasks").remove(0).body;
+    let id = enqueue["id"].as_str().expect("an id");
+    let slot = taskworker::parse_timestamp(id.trim_start_matches("tick@")).expect("slot");
+    let expires = enqueue["expires_at"].as_str().expect("expires_at");
+    let expires = taskworker::parse_timestamp(expires).expect("RFC 3339");
+    assert_eq!(
+        expires.duration_since(slot).ok(),
+        Some(Duration::from_secs(30)),
+        "{enqueue}"
+    );
+}
+
+#[test]
+fn a_local_firing_that_cannot_start_in_time_is_missed_not_run_late() {
+    // Each run takes 2.5 s, so the next slot (1 s later) could start only
+    // 1.5 s late, past its 500 ms: it is a miss.
+    let fake = support::fake::FakeApi::start(|path, _| match path {
+        "/tasks" => (404, r#"{"error": "no route"}"#.into()),
+        _ => support::fake::nothing(),
+    });
+    let config = json!({
+        "handlers": {"sleep": {"builtin": "sleep"}},
+        "schedules": {"slow": {"every": "1s", "type": "sleep", "parameters": {"ms": 2500},
+                               "expires_after": "500ms"}},
+    });
+    let mut worker = WorkerSpec::new("sched-late", &fake.url(), config)
+        .env("HEALTH_ADDR", "127.0.0.1:0")
+        .start();
+    let health = Api::new(worker.health_url());
+    let missed = wait_until(Duration::from_secs(30), || {
+        let (_, text) = health.get_text("/metrics");
+        text.contains("taskworker_schedule_runs_here_total{schedule=\"slow\",result=\"ok\"}")
+            && !text.contains("taskworker_schedule_misses_total{schedule=\"slow\"} 0")
+    });
+    let (_, metrics) = health.get_text("/metrics");
+    worker.stop(Duration::from_secs(30));
+    let log = worker.log();
+    assert!(missed, "metrics:\n{metrics}\nlog:\n{log}");
+    assert!(
+        log.contains("could not start within expires_after (500ms)"),
+        "{log}"
+    );
 }

@@ -1,5 +1,5 @@
-//! The task API client: claim, complete, fail, heartbeat, claim cancel,
-//! the enqueue of a schedule's firing and the `/health` check of the base URL over one keep-alive `ureq` agent. Statuses are read here, deliberately, and
+//! The task API client: claim, complete, fail, batch report, heartbeat,
+//! claim cancel, the enqueue of a schedule's firing and the `/health` check of the base URL over one keep-alive `ureq` agent. Statuses are read here, deliberately, and
 //! every answer body is read with a size cap.
 
 pub(crate) mod resolver;
@@ -119,6 +119,52 @@ pub enum Delivery {
     Delivered,
     /// 404, 409, 410: the task is no longer ours; the report is dropped.
     Gone(u16),
+}
+
+/// The most outcomes one batch report carries (the protocol's limit).
+pub const MAX_BATCH: usize = 100;
+/// The largest answer read for a batch report: 100 entries with long ids.
+pub const MAX_BATCH_ANSWER: u64 = 1 << 20;
+
+/// One outcome of a batch report, as its single call would send it.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchItem<'a> {
+    /// The task it reports on.
+    pub task_id: &'a str,
+    /// Complete or fail.
+    pub kind: ReportKind,
+    /// The single call's JSON body.
+    pub body: &'a [u8],
+}
+
+/// What a batch report (`POST /tasks/report`) brought.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchAnswer {
+    /// Per item, in the order sent, the status the server gave it; `None`
+    /// where the answer has no usable entry for that id (missing, or
+    /// given more than once): that outcome is not known delivered.
+    Statuses(Vec<Option<u16>>),
+    /// 404 or 405: the server has no batch reports.
+    Unsupported(u16),
+}
+
+/// What a report's status means: delivered (2xx), no longer ours (404,
+/// 409, 410), or `None`: to be tried again.
+fn delivery(status: u16) -> Option<Delivery> {
+    match status {
+        200..=299 => Some(Delivery::Delivered),
+        404 | 409 | 410 => Some(Delivery::Gone(status)),
+        _ => None,
+    }
+}
+
+/// What the status of one outcome in a batch means, as for its single call.
+pub fn item_delivery(status: u16) -> Result<Delivery, ApiError> {
+    delivery(status).ok_or_else(|| ApiError::Status {
+        status,
+        retry_after: None,
+        body: "(its entry in a batch report)".into(),
+    })
 }
 
 /// What a heartbeat learned.
@@ -430,9 +476,20 @@ impl ApiClient {
     ) -> Result<Delivery, ApiError> {
         let path = format!("/tasks/{}/{}", encode_path_segment(task_id), kind.path());
         let (status, answer, retry_after) = self.post(&path, body, timeout, MAX_SMALL_BODY)?;
+        delivery(status).ok_or_else(|| status_error(status, retry_after, &answer))
+    }
+
+    /// `POST /tasks/report` with `items` (at most [`MAX_BATCH`]). Each
+    /// item's status is read by its id, whatever the order of the answer;
+    /// a 2xx that is not `{"results": [...]}` is malformed. Any other
+    /// status is an error, as for a single report.
+    pub fn report_batch(&self, items: &[BatchItem<'_>]) -> Result<BatchAnswer, ApiError> {
+        let body = batch_body(&self.worker_id, items);
+        let (status, answer, retry_after) =
+            self.post("/tasks/report", &body, REQUEST_TIMEOUT, MAX_BATCH_ANSWER)?;
         match status {
-            200..=299 => Ok(Delivery::Delivered),
-            404 | 409 | 410 => Ok(Delivery::Gone(status)),
+            200..=299 => batch_statuses(items, &answer).map(BatchAnswer::Statuses),
+            404 | 405 => Ok(BatchAnswer::Unsupported(status)),
             _ => Err(status_error(status, retry_after, &answer)),
         }
     }
@@ -488,6 +545,76 @@ impl ApiClient {
             _ => Err(status_error(status, retry_after, &answer)),
         }
     }
+}
+
+/// The body of a batch report, written around the bodies already
+/// serialised: `{"worker_id", "outcomes": [{"id", "complete" | "fail"}]}`.
+fn batch_body(worker_id: &str, items: &[BatchItem<'_>]) -> Vec<u8> {
+    let size: usize = items
+        .iter()
+        .map(|i| i.body.len() + i.task_id.len() + 24)
+        .sum();
+    let mut out = Vec::with_capacity(size + worker_id.len() + 32);
+    let string = |out: &mut Vec<u8>, s: &str| {
+        // A `&str` always serialises.
+        let _ = serde_json::to_writer(&mut *out, s);
+    };
+    out.extend_from_slice(b"{\"worker_id\":");
+    string(&mut out, worker_id);
+    out.extend_from_slice(b",\"outcomes\":[");
+    for (n, item) in items.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"id\":");
+        string(&mut out, item.task_id);
+        out.extend_from_slice(match item.kind {
+            ReportKind::Complete => b",\"complete\":",
+            ReportKind::Fail => b",\"fail\":",
+        });
+        out.extend_from_slice(item.body);
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+/// Each item's status from a batch answer, looked up by id: an entry whose
+/// id is not one sent, a status that is not a number, or an id answered
+/// twice gives that item no status, never another item's.
+fn batch_statuses(items: &[BatchItem<'_>], answer: &[u8]) -> Result<Vec<Option<u16>>, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        results: Vec<Value>,
+    }
+    if answer.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::Malformed(
+            "batch report answer is not a JSON object".into(),
+        ));
+    }
+    let answer: Answer = serde_json::from_slice(answer).map_err(|e| {
+        ApiError::Malformed(format!("batch report answer has no results list: {e}"))
+    })?;
+    let mut by_id: std::collections::HashMap<&str, Option<u16>> =
+        std::collections::HashMap::with_capacity(answer.results.len());
+    for entry in &answer.results {
+        let Some(id) = entry.get("id").and_then(Value::as_str) else {
+            continue;
+        };
+        let status = entry
+            .get("status")
+            .and_then(Value::as_u64)
+            .and_then(|s| u16::try_from(s).ok())
+            .filter(|s| (100..600).contains(s));
+        by_id
+            .entry(id)
+            .and_modify(|twice| *twice = None)
+            .or_insert(status);
+    }
+    Ok(items
+        .iter()
+        .map(|item| by_id.get(item.task_id).copied().flatten())
+        .collect())
 }
 
 /// What a `/health` answer says: a 404 or a body that is not JSON means no
@@ -583,6 +710,53 @@ mod tests {
             );
         }
         assert!(health_answer(400, b"{}").is_err());
+    }
+
+    #[test]
+    fn a_batch_is_written_around_the_bodies_and_answers_are_read_by_id() {
+        let items = [
+            BatchItem {
+                task_id: "a\"1",
+                kind: ReportKind::Complete,
+                body: br#"{"result":{"n":1}}"#,
+            },
+            BatchItem {
+                task_id: "b",
+                kind: ReportKind::Fail,
+                body: br#"{"error":"x","retryable":false}"#,
+            },
+            BatchItem {
+                task_id: "c",
+                kind: ReportKind::Complete,
+                body: br#"{"result":null}"#,
+            },
+        ];
+        let body: Value = serde_json::from_slice(&batch_body("w", &items)).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"worker_id": "w", "outcomes": [
+                {"id": "a\"1", "complete": {"result": {"n": 1}}},
+                {"id": "b", "fail": {"error": "x", "retryable": false}},
+                {"id": "c", "complete": {"result": null}},
+            ]})
+        );
+        let answer = br#"{"results": [{"id": "c", "status": 409}, {"id": "b", "status": 200},
+            {"id": "b", "status": 200}, {"id": "zzz", "status": 200}, {"id": "a\"1", "status": "ok"}]}"#;
+        assert_eq!(
+            batch_statuses(&items, answer),
+            Ok(vec![None, None, Some(409)]),
+            "by id; an id twice or a status that is no number gives none"
+        );
+        for bad in [&b"[]"[..], b"<html>", b"{\"results\": 5}", b"{}"] {
+            assert!(
+                matches!(batch_statuses(&items, bad), Err(ApiError::Malformed(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(item_delivery(201), Ok(Delivery::Delivered));
+        assert_eq!(item_delivery(410), Ok(Delivery::Gone(410)));
+        assert!(item_delivery(503).unwrap_err().is_outage());
     }
 
     #[test]

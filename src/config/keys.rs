@@ -424,6 +424,19 @@ config_keys! {
         field: wait_seconds: u64 = 20,
         read: parse(|v| whole_number(v, 0..=300, " of seconds")),
     }
+    ReportBatch {
+        env: "REPORT_BATCH",
+        file: "worker.report_batch",
+        flag: "--report-batch",
+        default: "`100`",
+        meaning: "most outcomes sent in one batch report (`POST /tasks/report`, when the server has it), 0 to 100 (0: single reports only)",
+        secret: false,
+        live: false,
+        // The protocol's limit: a batch never waits to fill, so a larger
+        // one only forms when that many outcomes are ready at once.
+        field: report_batch: usize = 100,
+        read: parse(|v| whole_number(v, 0..=100, "")),
+    }
     MaxRetries {
         env: "MAX_RETRIES",
         file: "worker.max_retries",

@@ -1,6 +1,6 @@
 //! The bounds a listener keeps: how many connections, how long each phase of
-//! a connection may take, and how large a request may be. Both I/O models
-//! (a thread per connection today, readiness-based later) read them here.
+//! a connection may take, how large a request may be, and how many handler
+//! threads answer requests.
 
 use std::time::{Duration, Instant};
 
@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 pub struct Limits {
     /// Connections served at once. At the cap the oldest idle connection is
     /// closed to admit a new one; with none idle the new one gets 503.
-    /// With a thread per connection this also caps the listener's threads.
     pub max_connections: usize,
+    /// Threads that answer complete requests; connections, parked long
+    /// polls included, take none.
+    pub handler_threads: usize,
     /// From the first byte of a request to its last (head and body).
     pub request_timeout: Duration,
     /// How long a connection may wait for the first byte of a request.
@@ -31,10 +33,11 @@ impl Limits {
     pub fn server() -> Limits {
         Limits {
             // A worker holds two or three connections (claims, reports,
-            // heartbeats), so 512 serves some two hundred workers, while the
-            // threads stay far below a unit's TasksMax and their stacks
-            // (512 KiB each, mostly untouched) below 256 MiB of address space.
-            max_connections: 512,
+            // heartbeats), so this serves some five thousand workers, each
+            // connection costing a socket and a few KiB, no thread; the
+            // unit's LimitNOFILE leaves room for it.
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            handler_threads: default_handler_threads(),
             // A worker sends each request in one write; 30 s carries a full
             // 1 MiB body over a link as slow as 35 KB/s.
             request_timeout: Duration::from_secs(30),
@@ -57,9 +60,11 @@ impl Limits {
     pub fn health() -> Limits {
         Limits {
             // Probes (systemd, a load balancer, Prometheus) come one or two at
-            // a time; 16 threads are little to take from the TasksMax that the
-            // handler programs share.
+            // a time.
             max_connections: 16,
+            // Every answer is quick; two, so that a slow `/metrics` scrape
+            // does not hold up a liveness probe.
+            handler_threads: 2,
             // Probe timeouts are a second or a few; a probe slower than this
             // has given up already.
             request_timeout: Duration::from_secs(5),
@@ -71,6 +76,37 @@ impl Limits {
             max_body: 4 * 1024,
         }
     }
+}
+
+/// The reference server's connection cap unless `--max-connections` says.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+
+/// Two handler threads per core, at least 8: a handler may wait on the
+/// journal's fsync or on a Redis round trip, so a few more threads than
+/// cores keep the cores busy; at most 32, since connections need none.
+pub fn default_handler_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    (2 * cores).clamp(8, 32)
+}
+
+/// Raises this process's soft limit on open files to its hard limit, so
+/// that a listener's connection cap is not cut short by the usual soft
+/// limit of 1024; returns the soft limit in force after.
+pub fn raise_open_file_limit() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    // No hard limit: the kernel's own ceiling (fs.nr_open) is 2^20 by default.
+    let hard = limit.maximum.unwrap_or(1 << 20);
+    if limit.current.is_some_and(|soft| soft < hard) {
+        let raised = Rlimit {
+            current: Some(hard),
+            maximum: limit.maximum,
+        };
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            return hard;
+        }
+    }
+    limit.current.unwrap_or(u64::MAX)
 }
 
 /// After an early answer (401, 413, ...) the connection reads and drops what
@@ -111,12 +147,6 @@ impl Phase {
     }
 }
 
-/// Time left before `deadline`, or `None` when it has passed (a zero socket
-/// timeout would mean "wait forever").
-pub fn remaining(deadline: Instant, now: Instant) -> Option<Duration> {
-    Some(deadline.checked_duration_since(now)?).filter(|d| !d.is_zero())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,17 +163,6 @@ mod tests {
         assert_eq!(
             Phase::Writing.deadline(&limits, t),
             t + limits.write_timeout
-        );
-    }
-
-    #[test]
-    fn a_passed_deadline_leaves_no_time() {
-        let t = Instant::now();
-        assert_eq!(remaining(t, t), None);
-        assert_eq!(remaining(t, t + Duration::from_secs(1)), None);
-        assert_eq!(
-            remaining(t + Duration::from_secs(2), t),
-            Some(Duration::from_secs(2))
         );
     }
 }

@@ -2,174 +2,139 @@
 //! built so that an unauthenticated client cannot exhaust it: a connection
 //! cap that evicts the oldest idle connection, deadlines for each phase of
 //! a connection, bounded heads and bodies, and a key checked from the head
-//! before any body is read.
+//! before any body is read. One event-loop thread holds every connection;
+//! a fixed pool of handler threads answers complete requests, so threads do
+//! not grow with connections, and a request that must wait (a long poll)
+//! holds no thread at all.
 //!
 //! - [`limits`]: the caps and deadlines, with their reasons.
 //! - [`parse`]: heads, body framing and chunked bodies from bytes (pure).
 //! - [`table`]: the open connections, the cap and idle eviction (pure).
 //! - [`response`]: requests and answers, and an answer's bytes on the wire.
-//! - [`connection`]: one connection on its own thread, blocking I/O within
-//!   the deadlines. Only this file and the accept loop below know the I/O
-//!   model; the rest serves a readiness-based one as well.
+//! - [`connection`]: one connection as a state machine over a non-blocking
+//!   socket, within the deadlines of its phases.
+//! - [`event_loop`]: the thread that accepts, waits on readiness and
+//!   deadlines, and moves connections on.
+//! - [`epoll`]: the kernel's readiness and wake-up objects, behind safe calls.
+//! - [`pool`]: the handler threads.
+//! - [`answer`]: the way an answer goes back to the loop, now or later.
 
+mod answer;
 mod connection;
+mod epoll;
+mod event_loop;
 pub(crate) mod limits;
 pub(crate) mod parse;
+mod pool;
 pub(crate) mod response;
 pub(crate) mod table;
 
-use std::io::{self, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-pub use self::limits::Limits;
-pub use self::parse::Head;
-pub use self::response::{Request, Response};
-use self::table::{Admitted, RateLimit, Table};
+use crossbeam_channel::unbounded;
 
-/// Connection threads need little stack: JSON nesting is capped by the parser.
-const STACK_SIZE: usize = 512 * 1024;
+pub use self::answer::Answer;
+use self::answer::Back;
+use self::epoll::Waker;
+use self::event_loop::EventLoop;
+pub use self::limits::{raise_open_file_limit, Limits};
+pub use self::parse::Head;
+use self::pool::Pool;
+pub use self::response::{Request, Response};
 
 /// What answers the requests of a listener.
 pub trait Responder: Send + Sync {
     /// An answer from the head alone, sent before any body is read; the
     /// connection then closes. This is where a key is checked, so that a
     /// client without one cannot make the listener read (and hold) a body.
+    /// Runs on the event loop: it must be quick and never block.
     fn check_head(&self, head: &Head) -> Option<Response> {
         let _ = head;
         None
     }
 
-    /// Answers one request read in full.
+    /// Answers one request read in full, at once.
     fn respond(&self, request: Request) -> Response;
-}
 
-/// What the accept loop and the connection threads share.
-struct Shared {
-    addr: SocketAddr,
-    limits: Limits,
-    responder: Arc<dyn Responder>,
-    table: Mutex<Table<TcpStream>>,
-    /// Signalled when a connection leaves the table, for [`Listener::stop`].
-    closed: Condvar,
-    cap_log: Mutex<RateLimit>,
-    stopping: AtomicBool,
-}
-
-impl Shared {
-    fn table(&self) -> MutexGuard<'_, Table<TcpStream>> {
-        self.table.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn busy(&self, id: u64) -> bool {
-        self.table().busy(id)
-    }
-
-    fn idle(&self, id: u64) {
-        self.table().idle(id, Instant::now());
-    }
-
-    fn end(&self, id: u64) {
-        self.table().remove(id);
-        self.closed.notify_all();
-    }
-
-    /// Says, at most once per [`limits::CAP_LOG_PERIOD`], that the cap was reached.
-    fn log_cap(&self, outcome: &str) {
-        let hit = self
-            .cap_log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .hit(Instant::now());
-        if let Some(quiet) = hit {
-            let more = match quiet {
-                0 => String::new(),
-                n => format!(" ({n} more times since the last notice)"),
-            };
-            log::warn!(
-                "{}: {} connections open, the cap: {outcome}{more}",
-                self.addr,
-                self.limits.max_connections
-            );
-        }
+    /// Answers one request read in full, through `answer`: at once (what
+    /// this does unless overridden), or later from another thread, for a
+    /// request that waits for something (a parked long poll) without
+    /// holding a handler thread meanwhile.
+    fn serve(&self, request: Request, answer: Answer) {
+        answer.send(self.respond(request));
     }
 }
 
 /// A listening HTTP server; [`Listener::stop`] (or drop) closes every connection.
 pub struct Listener {
-    shared: Arc<Shared>,
-    acceptor: Option<JoinHandle<()>>,
+    addr: SocketAddr,
+    stopping: Arc<AtomicBool>,
+    back: Arc<Back>,
+    event_loop: Option<JoinHandle<()>>,
+    pool: Pool,
 }
 
 impl Listener {
     /// Serves `listener` with `responder` within `limits` until stopped;
-    /// its threads are named `{name}-accept` and `{name}-conn`.
+    /// its threads are named `{name}-loop` (every connection) and
+    /// `{name}-handler` (`limits.handler_threads` of them).
     pub fn start(
         listener: TcpListener,
         name: &str,
         limits: Limits,
         responder: Arc<dyn Responder>,
     ) -> io::Result<Listener> {
-        let shared = Arc::new(Shared {
-            addr: listener.local_addr()?,
-            table: Mutex::new(Table::new(limits.max_connections)),
+        let (jobs_tx, jobs_rx) = unbounded();
+        let (done_tx, done_rx) = unbounded();
+        let back = Arc::new(Back {
+            done: done_tx,
+            waker: Waker::new()?,
+            jobs: jobs_tx,
+        });
+        let stopping = Arc::new(AtomicBool::new(false));
+        let addr = listener.local_addr()?;
+        let pool = Pool::start(&format!("{name}-handler"), limits.handler_threads, &jobs_rx)?;
+        let event_loop = EventLoop::new(
+            listener,
             limits,
             responder,
-            closed: Condvar::new(),
-            cap_log: Mutex::new(RateLimit::new(limits::CAP_LOG_PERIOD)),
-            stopping: AtomicBool::new(false),
-        });
-        let accepting = Arc::clone(&shared);
-        let conn_name = format!("{name}-conn");
-        let acceptor = thread::Builder::new()
-            .name(format!("{name}-accept"))
-            .spawn(move || accept_loop(&listener, &accepting, &conn_name))?;
+            Arc::clone(&back),
+            done_rx,
+            Arc::clone(&stopping),
+        )?;
+        let event_loop = thread::Builder::new()
+            .name(format!("{name}-loop"))
+            .spawn(move || event_loop.run())?;
         Ok(Listener {
-            shared,
-            acceptor: Some(acceptor),
+            addr,
+            stopping,
+            back,
+            event_loop: Some(event_loop),
+            pool,
         })
     }
 
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
-        self.shared.addr
+        self.addr
     }
 
-    /// Stops accepting, closes every connection and waits (bounded) for
-    /// their threads to end.
+    /// Stops accepting, closes every connection, and waits (bounded) for
+    /// the handler threads to finish what they run.
     pub fn stop(&mut self) {
-        if self.shared.stopping.swap(true, Ordering::SeqCst) {
+        if self.stopping.swap(true, Ordering::SeqCst) {
             return;
         }
-        // Wake the blocking accept() with a connection of our own.
-        let mut wake = self.addr();
-        if wake.ip().is_unspecified() {
-            wake.set_ip(match wake {
-                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            });
+        self.back.waker.wake();
+        if let Some(event_loop) = self.event_loop.take() {
+            let _ = event_loop.join();
         }
-        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut table = self.shared.table();
-        for stream in table.handles() {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-        while table.len() > 0 {
-            let Some(wait) = limits::remaining(deadline, Instant::now()) else {
-                break;
-            };
-            table = match self.shared.closed.wait_timeout(table, wait) {
-                Ok((guard, _)) => guard,
-                Err(e) => e.into_inner().0,
-            };
-        }
+        self.pool.stop(Instant::now() + Duration::from_secs(5));
     }
 }
 
@@ -177,56 +142,4 @@ impl Drop for Listener {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, conn_name: &str) {
-    for incoming in listener.incoming() {
-        if shared.stopping.load(Ordering::SeqCst) {
-            return;
-        }
-        let stream = match incoming {
-            Ok(s) => s,
-            Err(e) => {
-                // Out of descriptors and the like: wait a little instead of spinning.
-                log::warn!("{}: accept failed: {e}", shared.addr);
-                thread::sleep(Duration::from_millis(50));
-                continue;
-            }
-        };
-        let Ok(handle) = stream.try_clone() else {
-            continue;
-        };
-        let admitted = shared.table().admit(handle, Instant::now());
-        let Ok(Admitted { id, evicted }) = admitted else {
-            shared.log_cap("none is idle, so a new one was refused with 503");
-            refuse(stream);
-            continue;
-        };
-        if let Some(old) = evicted {
-            let _ = old.shutdown(Shutdown::Both);
-            shared.log_cap("closed the one idle longest to admit a new one");
-        }
-        let serving = Arc::clone(shared);
-        let spawned = thread::Builder::new()
-            .name(conn_name.to_string())
-            .stack_size(STACK_SIZE)
-            .spawn(move || {
-                connection::serve(stream, id, &serving);
-                serving.end(id);
-            });
-        if let Err(e) = spawned {
-            log::warn!("{}: cannot start a connection thread: {e}", shared.addr);
-            shared.end(id);
-        }
-    }
-}
-
-/// Answers 503 without ever blocking the accept loop: one non-blocking
-/// write into an empty socket buffer.
-fn refuse(mut stream: TcpStream) {
-    let busy = Response::error(503, "too many connections").with_header("Retry-After", "1");
-    if stream.set_nonblocking(true).is_ok() {
-        let _ = stream.write(&busy.encode(false, false, false));
-    }
-    let _ = stream.shutdown(Shutdown::Write);
 }

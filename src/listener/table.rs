@@ -25,8 +25,9 @@ struct Entry<C> {
 pub struct Admitted<C> {
     /// Its id in the table.
     pub id: u64,
-    /// The idle connection taken out to make room, for the caller to close.
-    pub evicted: Option<C>,
+    /// The idle connection taken out to make room (its id and handle), for
+    /// the caller to close.
+    pub evicted: Option<(u64, C)>,
 }
 
 impl<C> Table<C> {
@@ -40,6 +41,7 @@ impl<C> Table<C> {
     }
 
     /// How many connections are open.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.open.len()
     }
@@ -58,7 +60,7 @@ impl<C> Table<C> {
             let Some((_, id)) = oldest else {
                 return Err(handle);
             };
-            evicted = self.open.remove(&id).map(|e| e.handle);
+            evicted = self.open.remove(&id).map(|e| (id, e.handle));
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -86,14 +88,14 @@ impl<C> Table<C> {
         }
     }
 
-    /// Forgets `id`, whose connection ended.
-    pub fn remove(&mut self, id: u64) {
-        self.open.remove(&id);
+    /// Takes out `id`, whose connection ends.
+    pub fn remove(&mut self, id: u64) -> Option<C> {
+        self.open.remove(&id).map(|e| e.handle)
     }
 
-    /// Every handle, to close them all.
-    pub fn handles(&self) -> impl Iterator<Item = &C> {
-        self.open.values().map(|e| &e.handle)
+    /// The handle of `id`.
+    pub fn get_mut(&mut self, id: u64) -> Option<&mut C> {
+        self.open.get_mut(&id).map(|e| &mut e.handle)
     }
 }
 
@@ -143,10 +145,10 @@ mod tests {
         assert!(table.busy(a));
         table.idle(a, t + 3 * s);
         let d = table.admit("d", t + 4 * s).unwrap();
-        assert_eq!(d.evicted, Some("b"), "b idled longest");
+        assert_eq!(d.evicted, Some((b, "b")), "b idled longest");
         assert!(!table.busy(b), "an evicted connection drops its request");
         assert!(table.busy(c) && table.busy(d.id));
-        assert_eq!(table.admit("e", t + 5 * s).unwrap().evicted, Some("a"));
+        assert_eq!(table.admit("e", t + 5 * s).unwrap().evicted, Some((a, "a")));
         assert_eq!(table.len(), 3);
     }
 
@@ -159,9 +161,9 @@ mod tests {
             assert!(table.busy(id));
         }
         assert_eq!(table.admit("c", t).unwrap_err(), "c");
-        let gone = table.handles().count();
-        assert_eq!(gone, 2);
-        table.remove(1);
+        assert_eq!(table.len(), 2);
+        assert_eq!(table.get_mut(1).copied(), Some("a"));
+        assert_eq!(table.remove(1), Some("a"));
         assert!(table.admit("c", t).is_ok());
     }
 

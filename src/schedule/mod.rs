@@ -61,6 +61,10 @@ pub struct Schedule {
     pub catch_up: CatchUp,
     /// The largest delay added to a firing.
     pub jitter: Duration,
+    /// How long after its slot a firing may still start (`expires_after`):
+    /// the enqueued task carries `expires_at`, and a firing that cannot
+    /// start by then is a miss.
+    pub expires_after: Option<Duration>,
 }
 
 /// Reads the `schedules` section. A bad entry is a configuration error
@@ -114,7 +118,7 @@ impl Schedule {
                 "must be an object with \"cron\" or \"every\", and \"type\"",
             ));
         };
-        const FIELDS: [&str; 8] = [
+        const FIELDS: [&str; 9] = [
             "cron",
             "every",
             "type",
@@ -123,6 +127,7 @@ impl Schedule {
             "catch_up",
             "jitter",
             "priority",
+            "expires_after",
         ];
         for field in obj.keys() {
             if !FIELDS.contains(&field.as_str()) {
@@ -185,6 +190,15 @@ impl Schedule {
             None | Some(Value::Null) => Duration::ZERO,
             Some(v) => units::duration_from_json(v).map_err(|e| bad("jitter", e))?,
         };
+        let expires_after = match obj.get("expires_after") {
+            None | Some(Value::Null) => None,
+            Some(v) => match units::duration_from_json(v).map_err(|e| bad("expires_after", e))? {
+                d if d.is_zero() => {
+                    return Err(bad("expires_after", format!("{v} must be more than 0")))
+                }
+                d => Some(d),
+            },
+        };
         let priority = match text("priority")? {
             None => None,
             Some(p) => Some(
@@ -205,6 +219,7 @@ impl Schedule {
             zone,
             catch_up,
             jitter,
+            expires_after,
         };
         if let When::Every(period) = schedule.when {
             if schedule.jitter.as_secs() >= period {
@@ -276,13 +291,36 @@ impl Schedule {
         Duration::from_millis(hash % span)
     }
 
-    /// The request that enqueues a slot's firing.
-    pub fn request(&self, slot: i64) -> EnqueueRequest {
+    /// The instant (Unix ms) after which the firing of `slot` may no longer
+    /// start: the slot plus `expires_after`; `None` without it.
+    pub fn expires_ms(&self, slot: i64) -> Option<i64> {
+        let after = i64::try_from(self.expires_after?.as_millis()).unwrap_or(i64::MAX);
+        Some(slot.saturating_mul(1000).saturating_add(after))
+    }
+
+    /// When the firing of `slot` is due (Unix ms): the slot plus its jitter.
+    pub fn fires_ms(&self, slot: i64) -> i64 {
+        let delay = i64::try_from(self.delay_of(slot).as_millis()).unwrap_or(0);
+        slot.saturating_mul(1000).saturating_add(delay)
+    }
+
+    /// The request that enqueues a slot's firing at `now_ms` (Unix ms): with
+    /// `run_at` when its firing time lies ahead, and `expires_at` with
+    /// `expires_after`.
+    pub fn request(&self, slot: i64, now_ms: i64) -> EnqueueRequest {
+        let fires_ms = self.fires_ms(slot);
+        let time = |ms: i64| {
+            let since = Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+            let at = std::time::UNIX_EPOCH.checked_add(since);
+            crate::timestamp::format(at.unwrap_or(std::time::UNIX_EPOCH))
+        };
         EnqueueRequest {
             task_type: self.task_type.clone(),
             parameters: Some(self.parameters.clone()),
             priority: self.priority,
             id: Some(self.task_id(slot)),
+            run_at: (fires_ms > now_ms).then(|| time(fires_ms)),
+            expires_at: self.expires_ms(slot).map(time),
             ..EnqueueRequest::default()
         }
     }
@@ -343,6 +381,32 @@ mod tests {
 
     fn err(spec: Value) -> String {
         Schedule::from_config("s", &spec).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_slot_ahead_is_enqueued_with_run_at_and_expires_after_sets_expires_at() {
+        let slot = at(2025, 11, 9, 15, 15);
+        let plain = schedule(json!({"every": "15m", "type": "t"}));
+        let req = plain.request(slot, slot * 1000);
+        assert_eq!(
+            (req.run_at, req.expires_at),
+            (None, None),
+            "due now: no run_at"
+        );
+        let req = plain.request(slot, slot * 1000 - 2000);
+        assert_eq!(req.run_at.as_deref(), Some("2025-11-09T15:15:00.000Z"));
+        let expiring = schedule(json!({"every": "15m", "type": "t", "expires_after": "10m"}));
+        assert_eq!(expiring.expires_after, Some(Duration::from_secs(600)));
+        assert_eq!(expiring.expires_ms(slot), Some((slot + 600) * 1000));
+        let req = expiring.request(slot, slot * 1000 + 5000);
+        assert_eq!(req.run_at, None);
+        assert_eq!(req.expires_at.as_deref(), Some("2025-11-09T15:25:00.000Z"));
+        assert!(err(json!({"every": "1m", "type": "t", "expires_after": 0}))
+            .contains("schedules.s.expires_after"));
+        assert!(
+            err(json!({"every": "1m", "type": "t", "expires_after": "soon"}))
+                .contains("schedules.s.expires_after")
+        );
     }
 
     #[test]

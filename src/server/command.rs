@@ -16,6 +16,13 @@ use crate::error::Error;
 /// examples' `API_URL` points here.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
 
+/// The highest `--max-connections`: the kernel's default ceiling on a
+/// process's open files (fs.nr_open).
+const MAX_CONNECTIONS_LIMIT: usize = 1 << 20;
+/// Descriptors `serve` holds besides connections: the listening socket,
+/// epoll, the journal, Redis connections, logs.
+const OTHER_FILES: u64 = 64;
+
 /// A flag of `serve`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Which {
@@ -29,6 +36,7 @@ enum Which {
     MaxAttempts,
     RetryBackoff,
     Retain,
+    MaxConnections,
     CoreOnly,
     Help,
 }
@@ -109,6 +117,13 @@ const FLAGS: &[Flag] = &[
         meaning: "keep completed and failed tasks this long [default: 168h]",
     },
     Flag {
+        which: Which::MaxConnections,
+        name: "--max-connections",
+        value: "N",
+        meaning: "connections served at once, parked long polls included; at the cap \
+                  the one idle longest is closed, or a newcomer gets 503 [default: 16384]",
+    },
+    Flag {
         which: Which::CoreOnly,
         name: "--core-only",
         value: "",
@@ -153,12 +168,26 @@ pub fn run(args: Vec<OsString>) -> Result<(), Error> {
         return Ok(());
     };
     crate::logging::init(&Config::logging_from(&env)?)?;
+    let files = crate::listener::raise_open_file_limit();
+    let wanted = u64::try_from(config.max_connections)
+        .unwrap_or(u64::MAX)
+        .saturating_add(OTHER_FILES);
+    if files < wanted {
+        log::warn!(
+            "--max-connections {} needs about {wanted} open files, but this process may \
+             open {files}: past that, new connections wait in the kernel's backlog; raise \
+             the hard limit (LimitNOFILE= in the unit, ulimit -Hn) or lower --max-connections",
+            config.max_connections
+        );
+    }
+    let signals =
+        Server::stop_signals().map_err(|e| Error::io("taking over SIGTERM and SIGINT", e))?;
     let server = Server::start(config)?;
     let mut out = std::io::stdout();
     let _ = writeln!(out, "listening on {}", server.url());
     let _ = out.flush();
     log::info!("serving the task API on {}", server.url());
-    server.wait();
+    server.wait(signals);
     log::info!("stopped");
     Ok(())
 }
@@ -208,6 +237,19 @@ fn parse(
                         "--max-attempts: expected a whole number ≥ 1, got {v:?}"
                     ))
                 })?;
+            }
+            Which::MaxConnections => {
+                let v = parser.value()?.string()?;
+                config.max_connections = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_CONNECTIONS_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        Error::Usage(format!(
+                            "--max-connections: expected a whole number from 1 to \
+                             {MAX_CONNECTIONS_LIMIT}, got {v:?}"
+                        ))
+                    })?;
             }
             Which::CoreOnly => config.core_only = true,
             Which::Help => return Ok(None),
@@ -332,6 +374,7 @@ mod tests {
             Which::ApiKeyFile => None,
             Which::Lease | Which::RetryBackoff | Which::Retain => Some("2s"),
             Which::MaxAttempts => Some("2"),
+            Which::MaxConnections => Some("100"),
             Which::CoreOnly => Some(""),
             Which::Help => Some(""),
         };
@@ -370,9 +413,29 @@ mod tests {
             Ok(secs(c.retain))
         );
         assert_eq!(default(Which::MaxAttempts), c.max_attempts.to_string());
+        assert_eq!(
+            default(Which::MaxConnections),
+            c.max_connections.to_string()
+        );
         let help = usage();
         assert!(FLAGS.iter().all(|f| help.contains(f.name)));
         assert!(help.contains("packaging/PROTOCOL.md"), "{help}");
+    }
+
+    #[test]
+    fn max_connections_must_be_a_sensible_count() {
+        let c = parse(args(&["--max-connections", "20000"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.max_connections, 20000);
+        for bad in ["0", "-1", "lots", "99999999999"] {
+            let err = parse(args(&["--max-connections", bad])).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.contains("--max-connections") && text.contains(bad),
+                "{text}"
+            );
+        }
     }
 
     #[test]

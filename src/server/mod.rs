@@ -2,10 +2,10 @@
 //!
 //! - [`queue`]: the state machine (priorities, leases, retries, claim ids).
 //! - [`record`]: one task as kept, and its wire views.
-//! - [`waiters`]: parked long polls.
+//! - [`waiters`]: parked long polls, held without a thread.
 //! - [`store`]: the boundary every route goes through, and its stores:
 //!   memory, journal (`--data`) and Redis (`--store`).
-//! - [`routes`], [`decode`], [`metrics`]: the HTTP API, served by the crate's
+//! - [`routes`], [`decode`], [`report`] (batch reports), [`metrics`]: the HTTP API, served by the crate's
 //!   listener, which checks the key from the head before reading a body.
 //! - [`ui`]: the dashboard at `/ui`, with its own login.
 //! - [`admin`], [`admin_routes`], [`admin_workers`], [`admin_throughput`]:
@@ -24,6 +24,7 @@ pub(crate) mod decode;
 pub(crate) mod metrics;
 pub(crate) mod queue;
 pub(crate) mod record;
+pub(crate) mod report;
 pub(crate) mod routes;
 pub(crate) mod store;
 pub(crate) mod ui;
@@ -38,7 +39,8 @@ use std::time::Duration;
 use self::routes::Routes;
 use self::store::Store;
 use crate::error::Error;
-use crate::listener::{Limits, Listener};
+use crate::listener::limits::{self, Limits};
+use crate::listener::Listener;
 
 /// How a server runs; build with `ServerConfig { ..Default::default() }`.
 #[derive(Debug, Clone)]
@@ -70,6 +72,10 @@ pub struct ServerConfig {
     /// How long a completed or failed task is kept (shown, and in the
     /// journal) before it is dropped.
     pub retain: Duration,
+    /// Connections served at once; a parked long poll holds one, and no thread.
+    pub max_connections: usize,
+    /// Threads that answer requests (parked long polls take none).
+    pub handler_threads: usize,
 }
 
 impl Default for ServerConfig {
@@ -91,6 +97,8 @@ impl Default for ServerConfig {
             // A week: long enough to look into last weekend's failures, short
             // enough that a busy queue does not grow without end.
             retain: Duration::from_secs(7 * 24 * 3600),
+            max_connections: limits::DEFAULT_MAX_CONNECTIONS,
+            handler_threads: limits::default_handler_threads(),
         }
     }
 }
@@ -127,13 +135,13 @@ impl Server {
             config.api_key.clone(),
             !config.core_only,
         );
-        let http = Listener::start(
-            listener,
-            "taskworker-serve",
-            Limits::server(),
-            Arc::new(routes),
-        )
-        .map_err(|e| Error::io("starting the accept thread", e))?;
+        let limits = Limits {
+            max_connections: config.max_connections,
+            handler_threads: config.handler_threads,
+            ..Limits::server()
+        };
+        let http = Listener::start(listener, "taskworker-serve", limits, Arc::new(routes))
+            .map_err(|e| Error::io("starting the listener's threads", e))?;
         Ok(Server {
             http,
             store: service,
@@ -158,16 +166,19 @@ impl Server {
         format!("http://{addr}")
     }
 
-    /// Blocks until SIGTERM or SIGINT, then stops the server (journal synced).
-    pub fn wait(self) {
+    /// Takes over SIGTERM and SIGINT for [`Server::wait`]. Called before the
+    /// server says it listens, so that a stop sent as soon as it does is not
+    /// met by the default action (death without a synced journal).
+    pub fn stop_signals() -> std::io::Result<signal_hook::iterator::Signals> {
         use signal_hook::consts::{SIGINT, SIGTERM};
-        match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
-            Ok(mut signals) => {
-                if let Some(sig) = signals.forever().next() {
-                    log::info!("signal {sig}: stopping");
-                }
-            }
-            Err(e) => log::error!("cannot listen for signals: {e}"),
+        signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+    }
+
+    /// Blocks until one of `signals` (from [`Server::stop_signals`]) comes,
+    /// then stops the server (journal synced).
+    pub fn wait(self, mut signals: signal_hook::iterator::Signals) {
+        if let Some(sig) = signals.forever().next() {
+            log::info!("signal {sig}: stopping");
         }
         drop(self);
     }
@@ -180,7 +191,7 @@ impl Drop for Server {
         if let Some(timer) = self.timer.take() {
             let _ = timer.join();
         }
-        // Not left to the last connection thread's drop: the next server
+        // Not left to the last handler thread's drop: the next server
         // may open the journal as soon as this one is gone.
         self.store.close();
     }

@@ -217,11 +217,6 @@ impl Queue {
         }
     }
 
-    /// The rules this queue keeps.
-    pub fn config(&self) -> &QueueConfig {
-        &self.cfg
-    }
-
     /// Loads records kept by the journal (in any order; one per id) and
     /// the types paused.
     pub fn restore(&mut self, records: Vec<TaskRecord>, paused: Vec<String>, now: u64) {

@@ -2,7 +2,7 @@
 //! turns its answer or refusal into a status and a JSON body.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -11,10 +11,11 @@ use super::clock::rfc3339;
 use super::decode::{self, Fields};
 use super::metrics;
 use super::queue::ReportError;
-use super::store::{Store, StoreError};
+use super::store::{Claim, Store, StoreError};
 use super::ui::Ui;
-use crate::listener::{Head, Request, Responder, Response};
-use crate::task::decode_path_segment;
+use super::waiters::{Waiter, Wake};
+use crate::listener::{Answer, Head, Request, Responder, Response};
+use crate::task::{decode_path_segment, ClaimRequest, Task};
 
 /// The longest long poll granted, whatever is asked.
 const MAX_WAIT: Duration = Duration::from_secs(300);
@@ -98,6 +99,9 @@ impl Routes {
             (["tasks", "claim", "cancel"], "POST") if ext => {
                 self.with_body(&req, |f| self.cancel(f))
             }
+            (["tasks", "report"], "POST") if ext => {
+                self.with_body(&req, |f| super::report::report(&*self.store, f, refusal))
+            }
             (["tasks", id], "GET") if *id != "claim" => self.with_id(id, |id| self.get(id)),
             (["tasks", id, "complete"], "POST") => {
                 self.with_id(id, |id| self.with_body(&req, |f| self.complete(id, f)))
@@ -161,7 +165,9 @@ impl Routes {
         })
     }
 
-    fn claim(&self, f: &Fields) -> Result<Response, String> {
+    /// A claim as this server grants it: the request, whether it is a
+    /// batch, and how long it may wait.
+    fn claim_request(&self, f: &Fields) -> Result<(ClaimRequest, bool, Duration), String> {
         let mut req = decode::claim(f)?;
         let batch = self.extensions && req.max_tasks.is_some();
         let wait = match req.wait_seconds {
@@ -173,11 +179,35 @@ impl Routes {
             req.max_tasks = None;
             req.claim_id = None;
         }
-        Ok(match self.store.claim(&req, wait) {
-            Ok(tasks) if tasks.is_empty() => Response::error(404, "no task available"),
-            Ok(tasks) if batch => Response::json(200, &json!({ "tasks": tasks })),
-            Ok(mut tasks) => Response::json(200, &json!({ "task": tasks.swap_remove(0) })),
+        Ok((req, batch, wait))
+    }
+
+    /// A claim answered at once; one that may wait goes through
+    /// [`Routes::long_poll`] instead.
+    fn claim(&self, f: &Fields) -> Result<Response, String> {
+        let (req, batch, _) = self.claim_request(f)?;
+        Ok(match self.store.claim(&req, None) {
+            Ok(Claim::Tasks(tasks)) => claimed(tasks, batch),
+            Ok(Claim::Parked) => claimed(Vec::new(), batch),
             Err(e) => refusal(e),
+        })
+    }
+
+    /// The long poll `request` asks for, when it is a valid claim that may wait.
+    fn long_poll(&self, request: &Request) -> Option<Arc<LongPoll>> {
+        let route = request.head.path().trim_start_matches('/');
+        if request.head.method != "POST" || route != "tasks/claim" {
+            return None;
+        }
+        let fields = Fields::parse(&request.body).ok()?;
+        let (req, batch, wait) = self.claim_request(&fields).ok()?;
+        (!wait.is_zero()).then(|| {
+            Arc::new(LongPoll {
+                store: Arc::clone(&self.store),
+                req,
+                batch,
+                deadline: crate::bounded::instant_after(Instant::now(), wait),
+            })
         })
     }
 
@@ -238,8 +268,66 @@ impl Responder for Routes {
         })
     }
 
+    /// Answers at once; a claim does not wait here.
     fn respond(&self, request: Request) -> Response {
         self.handle(request)
+    }
+
+    /// A long poll parks without holding this thread; everything else is
+    /// answered at once.
+    fn serve(&self, request: Request, answer: Answer) {
+        match self.long_poll(&request) {
+            Some(poll) => poll.attempt(&answer, false),
+            None => answer.send(self.handle(request)),
+        }
+    }
+}
+
+/// A claim that may wait: tried at once, then again on a handler thread
+/// each time its parked waiter is woken, until it gets tasks, its wait is
+/// over, or it is cancelled.
+struct LongPoll {
+    store: Arc<dyn Store>,
+    req: ClaimRequest,
+    batch: bool,
+    deadline: Instant,
+}
+
+impl LongPoll {
+    /// Claims, and answers now or parks to answer when woken; `last` makes
+    /// it the final try (its wait is over).
+    fn attempt(self: Arc<Self>, answer: &Answer, last: bool) {
+        let waiter = (!last && Instant::now() < self.deadline).then(|| {
+            let (poll, answer) = (Arc::clone(&self), answer.clone());
+            let (claim_id, types) = (self.req.claim_id.clone(), self.req.types.clone());
+            Waiter::new(claim_id, types, self.deadline, move |wake| {
+                answer.resume(move |answer| poll.woken(wake, &answer));
+            })
+        });
+        match self.store.claim(&self.req, waiter) {
+            Ok(Claim::Parked) => {}
+            Ok(Claim::Tasks(tasks)) => answer.send(claimed(tasks, self.batch)),
+            Err(e) => answer.send(refusal(e)),
+        }
+    }
+
+    fn woken(self: Arc<Self>, wake: Wake, answer: &Answer) {
+        match wake {
+            Wake::Check => self.attempt(answer, false),
+            Wake::Expired => self.attempt(answer, true),
+            Wake::Cancelled | Wake::Stopped => answer.send(claimed(Vec::new(), self.batch)),
+        }
+    }
+}
+
+/// The answer to a claim: "no task", a batch, or one task.
+fn claimed(mut tasks: Vec<Task>, batch: bool) -> Response {
+    if tasks.is_empty() {
+        Response::error(404, "no task available")
+    } else if batch {
+        Response::json(200, &json!({ "tasks": tasks }))
+    } else {
+        Response::json(200, &json!({ "task": tasks.swap_remove(0) }))
     }
 }
 
@@ -267,6 +355,7 @@ fn allowed(route: &[&str], ext: bool) -> Option<&'static str> {
         ["types", t, "pause" | "resume"] if !t.is_empty() => Some("POST"),
         ["tasks", "claim"] => Some("POST"),
         ["tasks", "claim", "cancel"] if ext => Some("POST"),
+        ["tasks", "report"] => ext.then_some("POST"),
         ["tasks", id] if !id.is_empty() => Some("GET, HEAD, DELETE"),
         ["tasks", id, "complete" | "fail"] if !id.is_empty() => Some("POST"),
         ["tasks", id, "cancel" | "retry"] if !id.is_empty() && *id != "claim" => Some("POST"),

@@ -1,69 +1,154 @@
-//! Parked long polls: claims waiting for a task, woken one per task that
-//! becomes ready, by a cancel, or by shutdown.
+//! Parked long polls: claims waiting for a task, each held as a [`Waiter`]
+//! (no thread), woken one per task that becomes ready, by a cancel, by
+//! shutdown, or at its deadline, whichever comes first.
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use std::time::Instant;
 
 /// Why a parked claim was woken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wake {
     /// A task it may take became ready: claim again.
     Check,
+    /// Its wait is over: claim one last time.
+    Expired,
     /// Its claim was cancelled: answer "no task" at once.
     Cancelled,
     /// The server is stopping: answer "no task" at once.
     Stopped,
 }
 
-struct Entry {
-    id: u64,
+/// A claim that waits: what it takes, until when, and what to call when it
+/// is woken. The call is made under the store's lock, so it must only hand
+/// the work on (to a handler thread), never claim itself.
+pub struct Waiter {
     claim_id: Option<String>,
     types: Option<Vec<String>>,
-    tx: Sender<Wake>,
+    deadline: Instant,
+    wake: Box<dyn FnOnce(Wake) + Send>,
 }
 
-/// The parked claims, oldest first. Lives inside the queue's lock, so parking
-/// after an empty claim and waking after an enqueue cannot miss each other.
+impl Waiter {
+    /// A claim with `claim_id` for `types` (any with `None`) that waits
+    /// until `deadline`, then `wake` is called, once.
+    pub fn new(
+        claim_id: Option<String>,
+        types: Option<Vec<String>>,
+        deadline: Instant,
+        wake: impl FnOnce(Wake) + Send + 'static,
+    ) -> Waiter {
+        Waiter {
+            claim_id,
+            types,
+            deadline,
+            wake: Box::new(wake),
+        }
+    }
+
+    fn takes(&self, task_type: &str) -> bool {
+        self.types
+            .as_ref()
+            .map_or(true, |types| types.iter().any(|t| t == task_type))
+    }
+}
+
+struct Entry {
+    ticket: u64,
+    waiter: Waiter,
+    /// Not armed: its claim is still running (the Redis store parks before
+    /// it claims), so a wake is held here instead of called, until [`Waiters::arm`].
+    held: Option<Option<Wake>>,
+}
+
+/// The parked claims, oldest first. For the memory and journal stores it
+/// lives inside the queue's lock, so parking after an empty claim and
+/// waking after an enqueue cannot miss each other.
 #[derive(Default)]
 pub struct Waiters {
-    next_id: u64,
+    next_ticket: u64,
     parked: Vec<Entry>,
 }
 
 impl Waiters {
-    /// Parks a claim; returns its ticket and the channel its wake comes on.
-    pub fn park(
-        &mut self,
-        claim_id: Option<String>,
-        types: Option<Vec<String>>,
-    ) -> (u64, Receiver<Wake>) {
-        let (tx, rx) = bounded(1);
-        self.next_id += 1;
-        let id = self.next_id;
-        self.parked.push(Entry {
-            id,
-            claim_id,
-            types,
-            tx,
-        });
-        (id, rx)
+    /// Parks a claim that found nothing; whether it is now the one whose
+    /// deadline is nearest (then whoever expires waiters must look sooner).
+    pub fn park(&mut self, waiter: Waiter) -> bool {
+        self.insert(waiter, None);
+        self.nearest_is_last()
     }
 
-    /// Removes a parked claim that stopped waiting by itself.
-    pub fn unpark(&mut self, id: u64) {
-        self.parked.retain(|e| e.id != id);
+    /// Parks a claim before it runs: wakes are held until [`Waiters::arm`]
+    /// or [`Waiters::withdraw`]. Returns its ticket.
+    pub fn reserve(&mut self, waiter: Waiter) -> u64 {
+        self.insert(waiter, Some(None))
+    }
+
+    /// The claim of `ticket` found nothing: from now on it is woken. A wake
+    /// that came meanwhile is delivered at once. Whether its deadline is the
+    /// nearest, as for [`Waiters::park`].
+    pub fn arm(&mut self, ticket: u64) -> bool {
+        let Some(i) = self.parked.iter().position(|e| e.ticket == ticket) else {
+            return false;
+        };
+        match self.parked[i].held.take().flatten() {
+            Some(wake) => {
+                let entry = self.parked.remove(i);
+                (entry.waiter.wake)(wake);
+                false
+            }
+            None => self.nearest_is_last_at(i),
+        }
+    }
+
+    /// The claim of `ticket` got its answer without waiting; the wake it
+    /// was given meanwhile, if any, for the caller to pass on.
+    pub fn withdraw(&mut self, ticket: u64) -> Option<Wake> {
+        let i = self.parked.iter().position(|e| e.ticket == ticket)?;
+        self.parked.remove(i).held.flatten()
+    }
+
+    fn insert(&mut self, waiter: Waiter, held: Option<Option<Wake>>) -> u64 {
+        self.next_ticket += 1;
+        let ticket = self.next_ticket;
+        self.parked.push(Entry {
+            ticket,
+            waiter,
+            held,
+        });
+        ticket
+    }
+
+    fn nearest_is_last(&self) -> bool {
+        self.parked
+            .len()
+            .checked_sub(1)
+            .is_some_and(|i| self.nearest_is_last_at(i))
+    }
+
+    fn nearest_is_last_at(&self, i: usize) -> bool {
+        let at = self.parked[i].waiter.deadline;
+        self.parked
+            .iter()
+            .filter(|e| e.held.is_none())
+            .all(|e| e.waiter.deadline >= at)
+    }
+
+    /// Delivers `wake` to the entry at `i`: called if armed, held if not.
+    fn deliver(&mut self, i: usize, wake: Wake) {
+        match &mut self.parked[i].held {
+            Some(held) => *held = Some(wake),
+            None => (self.parked.remove(i).waiter.wake)(wake),
+        }
     }
 
     /// Wakes the oldest claim that would take a task of `task_type`.
     pub fn wake_one(&mut self, task_type: &str) -> bool {
-        let found = self.parked.iter().position(|e| match &e.types {
-            None => true,
-            Some(types) => types.iter().any(|t| t == task_type),
-        });
+        let found = self
+            .parked
+            .iter()
+            .position(|e| !matches!(e.held, Some(Some(_))) && e.waiter.takes(task_type));
         match found {
             Some(i) => {
-                let entry = self.parked.remove(i);
-                // A full channel already holds a wake; a closed one has no reader.
-                let _ = entry.tx.try_send(Wake::Check);
+                self.deliver(i, Wake::Check);
                 true
             }
             None => false,
@@ -73,39 +158,67 @@ impl Waiters {
     /// Wakes the oldest parked claim, whatever types it takes: a wake that
     /// reached a claim which no longer needed it is passed on.
     pub fn wake_oldest(&mut self) {
-        if !self.parked.is_empty() {
-            let entry = self.parked.remove(0);
-            let _ = entry.tx.try_send(Wake::Check);
+        if let Some(i) = self
+            .parked
+            .iter()
+            .position(|e| !matches!(e.held, Some(Some(_))))
+        {
+            self.deliver(i, Wake::Check);
         }
     }
 
     /// Wakes every parked claim to look again (wakes may have been missed).
     pub fn wake_all(&mut self) {
-        for e in self.parked.drain(..) {
-            let _ = e.tx.try_send(Wake::Check);
-        }
+        self.wake_every(|_| true, Wake::Check);
     }
 
     /// Ends every claim parked with `claim_id`; returns how many there were.
     pub fn cancel(&mut self, claim_id: &str) -> usize {
-        let mut n = 0;
-        self.parked.retain(|e| {
-            if e.claim_id.as_deref() == Some(claim_id) {
-                let _ = e.tx.try_send(Wake::Cancelled);
-                n += 1;
-                false
-            } else {
-                true
-            }
-        });
-        n
+        self.wake_every(|w| w.claim_id.as_deref() == Some(claim_id), Wake::Cancelled)
     }
 
     /// Ends every parked claim.
     pub fn stop_all(&mut self) {
-        for e in self.parked.drain(..) {
-            let _ = e.tx.try_send(Wake::Stopped);
+        self.wake_every(|_| true, Wake::Stopped);
+    }
+
+    /// Ends the claims whose deadline is `now` or past (not those still
+    /// running, which look at their deadline themselves).
+    pub fn expire(&mut self, now: Instant) {
+        self.wake_every(|w| w.deadline <= now, Wake::Expired);
+    }
+
+    /// The nearest deadline of an armed claim.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.parked
+            .iter()
+            .filter(|e| e.held.is_none())
+            .map(|e| e.waiter.deadline)
+            .min()
+    }
+
+    fn wake_every(&mut self, which: impl Fn(&Waiter) -> bool, wake: Wake) -> usize {
+        let mut n = 0;
+        let mut i = 0;
+        while i < self.parked.len() {
+            let entry = &mut self.parked[i];
+            if !which(&entry.waiter) || (wake == Wake::Expired && entry.held.is_some()) {
+                i += 1;
+                continue;
+            }
+            n += 1;
+            match &mut entry.held {
+                Some(held) => {
+                    // A stop or cancel outranks a wake to look again.
+                    if wake != Wake::Check || held.is_none() {
+                        *held = Some(wake);
+                    }
+                    i += 1;
+                }
+                None => (self.parked.remove(i).waiter.wake)(wake),
+            }
         }
+        n
     }
 
     /// How many claims are parked.
@@ -122,33 +235,79 @@ impl Waiters {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    type Log = Arc<Mutex<Vec<(&'static str, Wake)>>>;
+
+    fn waiter(
+        log: &Log,
+        name: &'static str,
+        claim_id: Option<&str>,
+        types: Option<&[&str]>,
+        after: u64,
+    ) -> Waiter {
+        let log = Arc::clone(log);
+        Waiter::new(
+            claim_id.map(str::to_string),
+            types.map(|t| t.iter().map(|s| s.to_string()).collect()),
+            Instant::now() + Duration::from_secs(after),
+            move |wake| log.lock().unwrap().push((name, wake)),
+        )
+    }
+
+    fn taken(log: &Log) -> Vec<(&'static str, Wake)> {
+        std::mem::take(&mut *log.lock().unwrap())
+    }
 
     #[test]
     fn wakes_the_oldest_matching_claim_only() {
+        let log = Log::default();
         let mut w = Waiters::default();
-        let (_, a) = w.park(None, Some(vec!["x".into()]));
-        let (_, b) = w.park(None, None);
-        let (_, c) = w.park(None, None);
+        w.park(waiter(&log, "a", None, Some(&["x"]), 60));
+        w.park(waiter(&log, "b", None, None, 60));
+        w.park(waiter(&log, "c", None, None, 60));
         assert!(w.wake_one("y"));
-        assert_eq!(b.try_recv(), Ok(Wake::Check));
-        assert!(a.try_recv().is_err() && c.try_recv().is_err());
+        assert_eq!(taken(&log), [("b", Wake::Check)]);
         assert!(w.wake_one("x"));
-        assert_eq!(a.try_recv(), Ok(Wake::Check));
+        assert_eq!(taken(&log), [("a", Wake::Check)]);
         assert_eq!(w.len(), 1);
     }
 
     #[test]
-    fn cancel_and_stop_answer_parked_claims() {
+    fn cancel_stop_and_deadlines_answer_parked_claims() {
+        let log = Log::default();
         let mut w = Waiters::default();
-        let (_, a) = w.park(Some("c1".into()), None);
-        let (id, b) = w.park(Some("c2".into()), None);
+        assert!(w.park(waiter(&log, "a", Some("c1"), None, 60)));
+        assert!(w.park(waiter(&log, "b", Some("c2"), None, 30)), "nearer");
+        assert!(!w.park(waiter(&log, "late", None, None, 90)));
         assert_eq!(w.cancel("c1"), 1);
-        assert_eq!(a.try_recv(), Ok(Wake::Cancelled));
-        w.unpark(id);
-        assert!(w.is_empty());
-        let (_, c) = w.park(None, None);
+        assert_eq!(taken(&log), [("a", Wake::Cancelled)]);
+        w.expire(Instant::now() + Duration::from_secs(45));
+        assert_eq!(taken(&log), [("b", Wake::Expired)]);
         w.stop_all();
-        assert_eq!(c.try_recv(), Ok(Wake::Stopped));
-        assert!(b.try_recv().is_err());
+        assert_eq!(taken(&log), [("late", Wake::Stopped)]);
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn a_reserved_claim_holds_its_wake_until_armed_or_withdrawn() {
+        let log = Log::default();
+        let mut w = Waiters::default();
+        let first = w.reserve(waiter(&log, "a", None, None, 60));
+        let second = w.reserve(waiter(&log, "b", None, None, 60));
+        assert!(w.wake_one("t"));
+        assert!(w.wake_one("t"), "the second takes the next wake");
+        assert!(!w.wake_one("t"), "a held wake is not given twice");
+        w.expire(Instant::now() + Duration::from_secs(3600));
+        assert!(taken(&log).is_empty(), "nothing is called before arming");
+        assert_eq!(w.withdraw(first), Some(Wake::Check));
+        w.stop_all();
+        w.arm(second);
+        assert_eq!(taken(&log), [("b", Wake::Stopped)], "stop outranks check");
+        let third = w.reserve(waiter(&log, "c", None, None, 60));
+        assert!(w.arm(third), "armed with nothing held: parked");
+        assert!(w.next_deadline().is_some());
+        assert_eq!(w.len(), 1);
     }
 }

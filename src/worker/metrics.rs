@@ -135,6 +135,10 @@ pub struct Stats {
     pub report_retries: AtomicU64,
     /// Reports dropped because the task was no longer ours (404/409/410).
     pub reports_gone: AtomicU64,
+    /// Batch reports (`POST /tasks/report`) sent and answered.
+    pub report_batches: AtomicU64,
+    /// Outcomes carried by those batches.
+    pub report_batch_outcomes: AtomicU64,
     /// Reports waiting for delivery.
     pub reports_pending: AtomicUsize,
     /// Processor threads given up on because their handler ignored a cancel.
@@ -177,6 +181,8 @@ impl Stats {
             leases_lost: AtomicU64::new(0),
             report_retries: AtomicU64::new(0),
             reports_gone: AtomicU64::new(0),
+            report_batches: AtomicU64::new(0),
+            report_batch_outcomes: AtomicU64::new(0),
             reports_pending: AtomicUsize::new(0),
             stuck_threads: AtomicUsize::new(0),
             last_task_at_ms: AtomicU64::new(0),
@@ -335,6 +341,16 @@ impl Stats {
                 "taskworker_reports_gone_total",
                 "Reports dropped because the task was no longer ours.",
                 &self.reports_gone,
+            ),
+            (
+                "taskworker_report_batches_total",
+                "Batch reports sent and answered (POST /tasks/report).",
+                &self.report_batches,
+            ),
+            (
+                "taskworker_report_batch_outcomes_total",
+                "Outcomes carried by batch reports (divided by the batches: their mean size).",
+                &self.report_batch_outcomes,
             ),
         ];
         for (name, help, n) in counters {

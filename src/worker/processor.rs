@@ -280,7 +280,17 @@ impl Processors {
             ctx.attempt
         );
         let started = Instant::now();
+        let expired = task.expires_at.is_some() && task.is_expired(SystemTime::now());
         let (result, tries) = match settings.registry.get(&task.task_type) {
+            // It waited past its `expires_at` (for a slot of its type, or
+            // on the wire): reported without running.
+            _ if expired => {
+                let msg = format!(
+                    "expired at {} before it could start; not run",
+                    task.expires_at.as_deref().unwrap_or("?")
+                );
+                (Err(TaskError::permanent(msg, error_type::EXPIRED)), 0)
+            }
             Some(handler) => {
                 let policy = settings
                     .registry
@@ -306,7 +316,7 @@ impl Processors {
         shared
             .stats
             .task_retries
-            .fetch_add(u64::from(tries - 1), Relaxed);
+            .fetch_add(u64::from(tries.saturating_sub(1)), Relaxed);
         fault::panic_if_asked("processor-after-handler");
 
         let (outcome, failure) = match result {
@@ -344,6 +354,13 @@ impl Processors {
                     "task {} ({}): finished in {ms} ms: completed",
                     task.id,
                     task.task_type
+                ),
+                Some(err) if expired => log::warn!(
+                    "task {} ({}): {}; reported failed {}, not retryable",
+                    task.id,
+                    task.task_type,
+                    err.message,
+                    error_type::EXPIRED
                 ),
                 Some(err) => log::warn!(
                     "task {} ({}): finished in {ms} ms: failed after {tries} tries: {err}",

@@ -7,17 +7,25 @@
 //! doing them one after another was the ceiling of the whole worker. A thread
 //! whose send failed keeps its outcomes and backs off; it takes no new ones
 //! until they are delivered, so the others carry on.
+//!
+//! When the server has batch reports (`POST /tasks/report`), a thread sends
+//! whatever outcomes are ready when it sends (up to `REPORT_BATCH`) in one
+//! request: no timer, so a lone outcome never waits for company. Each
+//! item's status counts as its single call's; an item without a usable
+//! answer is sent again singly. A 404 or 405 turns batches off for an hour.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{at, bounded, never, select, Receiver, Sender};
+use crossbeam_channel::{after, at, bounded, never, select, Receiver, Sender};
 
 use crate::backoff::Backoff;
-use crate::client::{build_agent, ApiClient, ApiError, Delivery};
+use crate::client::{
+    build_agent, item_delivery, ApiClient, ApiError, BatchAnswer, BatchItem, Delivery, MAX_BATCH,
+};
 use crate::error::Error;
 use crate::worker::liveness::Role;
 use crate::worker::outcome::Outcome;
@@ -43,6 +51,7 @@ impl Reporters {
     ) -> Result<Reporters, Error> {
         let count = threads_for(shared.config.concurrent_tasks);
         let (finish_tx, finish_rx) = bounded(count);
+        let batches = Arc::new(Batches::new(shared.config.report_batch));
         let mut left = Some(left);
         let mut threads = Vec::with_capacity(count);
         for index in 0..count {
@@ -50,6 +59,7 @@ impl Reporters {
             // for one connection pool's lock on every report.
             let client = shared.client.over(build_agent(&shared.config)?);
             let mut reporter = Reporter {
+                index,
                 shared: shared.clone(),
                 client,
                 outcomes: outcomes.clone(),
@@ -58,6 +68,7 @@ impl Reporters {
                 backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(30)),
                 schedule: Schedule::new(Instant::now()),
                 counted_retrying: false,
+                batches: batches.clone(),
             };
             if let Some(left) = left.take().filter(|l| !l.is_empty()) {
                 for outcome in left {
@@ -90,6 +101,9 @@ impl Reporters {
 
 /// One reporter thread: the shared state, plus what only it holds.
 struct Reporter {
+    /// Its number: while batch reports go out, only the first takes new
+    /// outcomes (see [`Reporter::stands_by`]).
+    index: usize,
     shared: Arc<WorkerState>,
     /// Its own connection to the API.
     client: ApiClient,
@@ -104,6 +118,64 @@ struct Reporter {
     schedule: Schedule,
     /// Whether this thread counts in [`Backlog`]'s retrying threads.
     counted_retrying: bool,
+    /// Whether batch reports are on, shared by the threads.
+    batches: Arc<Batches>,
+}
+
+/// How often a thread that stands by (see [`Reporter::stands_by`]) looks
+/// whether it is needed.
+const STANDBY_RECHECK: Duration = Duration::from_secs(1);
+/// How long a server that answered a batch report with 404 or 405 is taken
+/// to lack them before it is asked again.
+const SINGLES_FOR: Duration = Duration::from_secs(3600);
+/// The largest batch body, well under the 1 MiB body a server commonly
+/// takes: an outcome that would make a batch larger goes in the next one.
+const MAX_BATCH_BYTES: usize = 512 << 10;
+
+/// Whether batch reports are sent: up to how many outcomes, and, after a
+/// server answered that it has none, until when single reports go instead.
+#[derive(Debug)]
+struct Batches {
+    /// The most outcomes in one batch (`REPORT_BATCH`); below 2, none.
+    size: usize,
+    singles_until: Mutex<Option<Instant>>,
+}
+
+impl Batches {
+    fn new(size: usize) -> Batches {
+        Batches {
+            size: size.min(MAX_BATCH),
+            singles_until: Mutex::new(None),
+        }
+    }
+
+    /// Up to how many outcomes a batch may carry at `now`; 0: send singles.
+    fn size(&self, now: Instant) -> usize {
+        if self.size < 2 {
+            return 0;
+        }
+        let mut until = self.singles_until.lock().unwrap_or_else(|e| e.into_inner());
+        match *until {
+            Some(t) if now < t => 0,
+            Some(_) => {
+                *until = None;
+                self.size
+            }
+            None => self.size,
+        }
+    }
+
+    /// The server answered `status` to a batch: singles for an hour, said
+    /// once at info (the other threads find batches off already).
+    fn unsupported(&self, status: u16, now: Instant) {
+        let mut until = self.singles_until.lock().unwrap_or_else(|e| e.into_inner());
+        if until.is_none() {
+            log::info!(
+                "the task API has no batch reports (POST /tasks/report answered {status}); sending single reports, asking again in an hour"
+            );
+        }
+        *until = Some(crate::bounded::instant_after(now, SINGLES_FOR));
+    }
 }
 
 impl Drop for Reporter {
@@ -124,8 +196,9 @@ impl Drop for Reporter {
     }
 }
 
-/// How many waiting outcomes one reporter thread takes at a time: a batch
-/// shares one fsync of the spool, and the rest are left to the other threads.
+/// How many waiting outcomes one reporter thread takes at a time without
+/// batch reports: a batch shares one fsync of the spool, and the rest are
+/// left to the other threads.
 const BATCH: usize = 8;
 
 /// When a reporter thread sends and when it stops, apart from its channels
@@ -173,13 +246,13 @@ impl Schedule {
     /// How many queued outcomes to take now: a batch; none while a failed
     /// send waits (the other threads carry on meanwhile); at the end of the
     /// drain, all that is left.
-    fn batch(&self, retrying: bool) -> usize {
+    fn batch(&self, retrying: bool, batches: usize) -> usize {
         if self.deadline.is_some() {
             usize::MAX
         } else if retrying {
             0
         } else {
-            BATCH
+            batches.max(BATCH)
         }
     }
 
@@ -229,6 +302,14 @@ fn stops_the_pass(err: &ApiError) -> bool {
     err.is_outage() || err.retry_after().is_some()
 }
 
+/// Whether a batch report answered `status` refuses the batch itself (too
+/// large, or a form this server does not take) rather than saying "not
+/// now" or "not you": its outcomes then go out singly at once. 401, 403,
+/// 408 and 429 are answered as a single report's are.
+fn refuses_the_batch(status: u16) -> bool {
+    (400..500).contains(&status) && !matches!(status, 401 | 403 | 408 | 429)
+}
+
 /// How long to wait after a pass stopped on `err`: the backoff's next wait,
 /// never shorter than the server's `Retry-After`.
 fn retry_delay(err: &ApiError, backoff: &mut Backoff) -> Duration {
@@ -259,12 +340,15 @@ impl Reporter {
                 self.counted_retrying = retrying;
                 self.shared.reports.set_retrying(retrying);
             }
+            let standby = self.stands_by();
             let timer = if retrying {
                 at(self.schedule.wake())
+            } else if standby {
+                after(STANDBY_RECHECK)
             } else {
                 never()
             };
-            let outcomes = if inputs_open && !retrying {
+            let outcomes = if inputs_open && !retrying && !standby {
                 self.outcomes.clone()
             } else {
                 never()
@@ -292,7 +376,12 @@ impl Reporter {
                     recv(timer) -> _ => {}
                 }
             }
-            let take = self.schedule.batch(retrying);
+            let take = if self.stands_by() {
+                0
+            } else {
+                self.schedule
+                    .batch(retrying, self.batches.size(Instant::now()))
+            };
             let mut taken = 0;
             while taken < take {
                 match self.outcomes.try_recv() {
@@ -316,6 +405,19 @@ impl Reporter {
             let held = self.shared.reports.held();
             self.shared.stats.reports_pending.store(held, Relaxed);
         }
+    }
+
+    /// Whether this thread leaves new outcomes to the first one: while
+    /// batch reports go out and no thread waits to retry a failed send. One
+    /// thread then carries them all, each request as many as piled up
+    /// during the last one, where several threads would split them into
+    /// smaller batches and wake up for each. The others join when a send
+    /// fails, when batches are off, and for the drain's end.
+    fn stands_by(&self) -> bool {
+        self.index > 0
+            && self.schedule.deadline.is_none()
+            && !self.shared.reports.is_retrying()
+            && self.batches.size(Instant::now()) > 0
     }
 
     fn accept(&mut self, outcome: Outcome) {
@@ -343,68 +445,196 @@ impl Reporter {
         }
     }
 
-    /// Sends pending reports in order. An outage stops the pass at once; a
-    /// refusal of one report moves it to the back, so that it does not hold
-    /// up the others. When the pass stops, returns when to try again.
+    /// Sends pending reports: in batches while the server takes them, then
+    /// singly whatever a batch did not settle. When the pass stops, returns
+    /// when to try again.
     fn deliver(&mut self) -> Option<Retry> {
-        let shared = &*self.shared;
-        let pending = &mut self.pending;
-        let mut refused = 0;
-        while let Some(outcome) = pending.front() {
-            if shared
-                .spool
-                .as_ref()
-                .is_some_and(|s| !s.is_current(outcome))
-            {
-                // A redelivery answered from the spool put a newer copy in the queue.
+        self.drop_superseded();
+        let size = self.batches.size(Instant::now());
+        if size >= 2 && self.pending.len() >= 2 {
+            if let Some(retry) = self.deliver_batches(size) {
+                return Some(retry);
+            }
+        }
+        self.deliver_singles()
+    }
+
+    /// Drops the pending reports that a newer copy in the spool supersedes
+    /// (a redelivery answered from the spool put that copy in the queue).
+    fn drop_superseded(&mut self) {
+        let Some(spool) = &self.shared.spool else {
+            return;
+        };
+        let reports = &self.shared.reports;
+        self.pending.retain(|outcome| {
+            let current = spool.is_current(outcome);
+            if !current {
                 log::debug!(
                     "task {} ({}): superseded report skipped",
                     outcome.task_id,
                     outcome.task_type
                 );
-                pending.pop_front();
-                shared.reports.release();
-                continue;
+                reports.release();
             }
+            current
+        });
+    }
+
+    /// Sends the pending reports in batches of up to `size`. What a batch
+    /// settles (2xx, 404, 409, 410 for its id) leaves `pending`; what has
+    /// no usable answer stays at the front, to go out singly. A batch that
+    /// fails as a whole, or an item the server asks to retry, stops the pass.
+    fn deliver_batches(&mut self, size: usize) -> Option<Retry> {
+        let mut unsettled: VecDeque<Outcome> = VecDeque::new();
+        let mut stop = None;
+        while self.pending.len() >= 2 && stop.is_none() {
+            let mut bytes = 0;
+            let count = self
+                .pending
+                .iter()
+                .take(size)
+                .take_while(|o| {
+                    bytes += o.body.len() + o.task_id.len() + 24;
+                    bytes <= MAX_BATCH_BYTES
+                })
+                .count()
+                .max(1);
+            let batch: Vec<Outcome> = self.pending.drain(..count).collect();
+            let items: Vec<BatchItem<'_>> = batch
+                .iter()
+                .map(|o| BatchItem {
+                    task_id: &o.task_id,
+                    kind: o.kind,
+                    body: &o.body,
+                })
+                .collect();
+            let answer = self.client.report_batch(&items);
+            drop(items);
+            let shared = &*self.shared;
+            match answer {
+                Ok(BatchAnswer::Statuses(statuses)) => {
+                    shared.connectivity.success();
+                    shared.stats.report_batches.fetch_add(1, Relaxed);
+                    shared
+                        .stats
+                        .report_batch_outcomes
+                        .fetch_add(batch.len() as u64, Relaxed);
+                    for (outcome, status) in batch.into_iter().zip(statuses) {
+                        match status.map(item_delivery) {
+                            Some(Ok(delivery)) => {
+                                self.backoff.reset();
+                                self.settle(&outcome, delivery);
+                            }
+                            Some(Err(err)) => {
+                                self.failure(&outcome, &err);
+                                if stop.is_none() {
+                                    stop = Some(self.retry(&err));
+                                }
+                                unsettled.push_back(outcome);
+                            }
+                            None => {
+                                log::debug!(
+                                    "task {} ({}): no usable entry in the batch answer; sent again singly",
+                                    outcome.task_id,
+                                    outcome.task_type
+                                );
+                                unsettled.push_back(outcome);
+                            }
+                        }
+                    }
+                }
+                Ok(BatchAnswer::Unsupported(status)) => {
+                    self.batches.unsupported(status, Instant::now());
+                    unsettled.extend(batch);
+                    break;
+                }
+                Err(ApiError::Status { status, .. }) if refuses_the_batch(status) => {
+                    log::debug!("a batch of {count} reports was refused ({status}); sent singly");
+                    unsettled.extend(batch);
+                }
+                Err(err @ (ApiError::Malformed(_) | ApiError::TooLarge { .. })) => {
+                    log::warn!("batch report: {err}; its {count} reports are sent singly");
+                    unsettled.extend(batch);
+                }
+                Err(err) => {
+                    shared.stats.report_retries.fetch_add(1, Relaxed);
+                    let what = format!("batch report of {count} outcomes");
+                    shared.connectivity.failure(&what, &err);
+                    stop = Some(self.retry(&err));
+                    unsettled.extend(batch);
+                }
+            }
+        }
+        // Unsettled first, oldest first, then what no batch carried yet.
+        unsettled.append(&mut self.pending);
+        self.pending = unsettled;
+        stop
+    }
+
+    /// A report settled (delivered, or gone from us): logged when gone,
+    /// marked sent in the spool, released.
+    fn settle(&self, outcome: &Outcome, delivery: Delivery) {
+        let shared = &*self.shared;
+        if let Delivery::Gone(status) = delivery {
+            shared.stats.reports_gone.fetch_add(1, Relaxed);
+            log::warn!(
+                "task {} ({}): report dropped: the server answered {status}, the task is no longer ours",
+                outcome.task_id,
+                outcome.task_type
+            );
+        }
+        if let Some(spool) = &shared.spool {
+            spool.mark_sent(outcome);
+        }
+        shared.reports.release();
+    }
+
+    /// A report of `outcome` failed with `err`: counted and logged (once
+    /// per outage).
+    fn failure(&self, outcome: &Outcome, err: &ApiError) {
+        self.shared.stats.report_retries.fetch_add(1, Relaxed);
+        let what = format!(
+            "report for task {} ({})",
+            outcome.task_id, outcome.task_type
+        );
+        self.shared.connectivity.failure(&what, err);
+    }
+
+    /// When to try again after a pass stopped on `err`.
+    fn retry(&mut self, err: &ApiError) -> Retry {
+        Retry {
+            delay: retry_delay(err, &mut self.backoff),
+            outage: stops_the_pass(err),
+        }
+    }
+
+    /// Sends pending reports singly, in order. An outage stops the pass at
+    /// once; a refusal of one report moves it to the back, so that it does
+    /// not hold up the others.
+    fn deliver_singles(&mut self) -> Option<Retry> {
+        let mut refused = 0;
+        while let Some(outcome) = self.pending.pop_front() {
             match self
                 .client
                 .report(&outcome.task_id, outcome.kind, &outcome.body)
             {
                 Ok(delivery) => {
-                    shared.connectivity.success();
+                    self.shared.connectivity.success();
                     self.backoff.reset();
-                    if let Delivery::Gone(status) = delivery {
-                        shared.stats.reports_gone.fetch_add(1, Relaxed);
-                        log::warn!(
-                            "task {} ({}): report dropped: the server answered {status}, the task is no longer ours",
-                            outcome.task_id,
-                            outcome.task_type
-                        );
-                    }
-                    if let Some(spool) = &shared.spool {
-                        spool.mark_sent(outcome);
-                    }
-                    pending.pop_front();
-                    shared.reports.release();
+                    self.settle(&outcome, delivery);
                 }
                 Err(err) => {
-                    shared.stats.report_retries.fetch_add(1, Relaxed);
-                    let what = format!(
-                        "report for task {} ({})",
-                        outcome.task_id, outcome.task_type
-                    );
-                    shared.connectivity.failure(&what, &err);
-                    let outage = stops_the_pass(&err);
-                    if !outage {
-                        // A refusal of this one report: let the others go first.
-                        refused += 1;
-                        pending.rotate_left(1);
-                        if refused < pending.len() {
-                            continue;
-                        }
+                    self.failure(&outcome, &err);
+                    if stops_the_pass(&err) {
+                        self.pending.push_front(outcome);
+                        return Some(self.retry(&err));
                     }
-                    let delay = retry_delay(&err, &mut self.backoff);
-                    return Some(Retry { delay, outage });
+                    // A refusal of this one report: let the others go first.
+                    self.pending.push_back(outcome);
+                    refused += 1;
+                    if refused >= self.pending.len() {
+                        return Some(self.retry(&err));
+                    }
                 }
             }
         }
@@ -445,10 +675,15 @@ mod tests {
     fn takes_a_batch_none_while_a_send_waits_and_all_at_the_drain() {
         let now = Instant::now();
         let mut schedule = Schedule::new(now);
-        assert_eq!(schedule.batch(false), BATCH);
-        assert_eq!(schedule.batch(true), 0);
+        assert_eq!(schedule.batch(false, 0), BATCH);
+        assert_eq!(
+            schedule.batch(false, 100),
+            100,
+            "as many as a batch report takes"
+        );
+        assert_eq!(schedule.batch(true, 100), 0);
         schedule.deadline = Some(now + 5 * SECOND);
-        assert_eq!(schedule.batch(true), usize::MAX);
+        assert_eq!(schedule.batch(true, 0), usize::MAX);
     }
 
     #[test]
@@ -497,6 +732,16 @@ mod tests {
         assert_eq!(schedule.turn(3, now + 5 * SECOND), Turn::GiveUp);
         assert_eq!(schedule.turn(0, now + SECOND), Turn::Finish);
         assert_eq!(schedule.turn(0, now + 5 * SECOND), Turn::Finish);
+    }
+
+    #[test]
+    fn a_batch_too_large_or_of_a_form_not_taken_goes_singly() {
+        for status in [400, 413, 422] {
+            assert!(refuses_the_batch(status), "{status}");
+        }
+        for status in [401, 403, 408, 429, 500, 503, 302] {
+            assert!(!refuses_the_batch(status), "{status}");
+        }
     }
 
     #[test]

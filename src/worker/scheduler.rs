@@ -126,7 +126,7 @@ impl Board {
             out,
             "taskworker_schedule_misses_total",
             Kind::Counter,
-            "Schedule slots not fired: the enqueue failed until the next slot.",
+            "Schedule slots not fired: the enqueue failed until the next slot, or the slot was past its expires_after.",
             &misses,
         );
         family(
@@ -261,10 +261,9 @@ fn first_firing(s: &Schedule, last: Option<i64>, now: i64, now_ms: i64) -> Optio
 
 /// The firing of `slot`: at the slot plus its jitter.
 fn firing(s: &Schedule, slot: i64) -> Pending {
-    let delay = i64::try_from(s.delay_of(slot).as_millis()).unwrap_or(0);
     Pending {
         slot,
-        at_ms: slot.saturating_mul(1000).saturating_add(delay),
+        at_ms: s.fires_ms(slot),
     }
 }
 
@@ -441,16 +440,29 @@ impl Scheduler {
     }
 
     /// Fires one slot: enqueues it, or runs it here when the server has no
-    /// `POST /tasks`. `Err` says why the enqueue failed.
+    /// `POST /tasks`. A slot past its `expires_after` is a miss instead:
+    /// neither enqueued nor run late. `Err` says why the enqueue failed.
     fn fire(&mut self, s: &Schedule, slot: i64) -> Result<(), String> {
         let id = s.task_id(slot);
-        if self.local_until.is_some_and(|until| now_ms() >= until) {
+        let now = now_ms();
+        if self.local_until.is_some_and(|until| now >= until) {
             self.local_until = None;
+        }
+        if s.expires_ms(slot).is_some_and(|expires| now > expires) {
+            log::warn!(
+                "schedule {}: slot {} missed: it could not start within expires_after ({:?})",
+                s.name,
+                slot_time(slot),
+                s.expires_after.unwrap_or_default()
+            );
+            self.shared.schedules.update(&s.name, |e| e.misses += 1);
+            self.remember(s, slot);
+            return Ok(());
         }
         let result = if self.local_until.is_some() {
             "ran_here"
         } else {
-            match self.shared.client.enqueue(&s.request(slot)) {
+            match self.shared.client.enqueue(&s.request(slot, now)) {
                 Ok(Enqueued::Created) => {
                     log::info!("schedule {}: enqueued {id}", s.name);
                     "enqueued"

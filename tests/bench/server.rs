@@ -3,8 +3,11 @@
 //! memory, `--data`, and `--store redis://` with one server and with two
 //! servers over one Redis (a `redis-server` started here on a free loopback
 //! port, when installed). For Redis it also counts the round trips to Redis
-//! per claim+complete cycle. Run with `cargo bench --bench server`; prints a
-//! Markdown table.
+//! per claim+complete cycle. Then 10,000 concurrent long polls on one
+//! `taskworker serve` child process: its RSS and threads, an enqueue's
+//! answer time and a parked waiter's wake-up under that load. Run with
+//! `cargo bench --bench server` (`cargo bench --bench server -- long-polls`
+//! runs the last part alone); prints Markdown tables.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -194,7 +197,171 @@ fn run(label: &str, config: ServerConfig, servers: usize, redis: Option<&RedisSe
     }
 }
 
+/// Concurrent long polls held open on one `serve` process.
+const LONG_POLLS: usize = 10_000;
+/// Samples of each figure measured under those long polls.
+const UNDER_LOAD: usize = 100;
+
+/// Raises this process's open-file limit as far as allowed; the limit used.
+fn raise_open_files() -> u64 {
+    let limit = taskworker::raise_open_file_limit();
+    eprintln!("open-file limit of the benchmark: {limit}");
+    limit
+}
+
+/// The `Threads:` line of `/proc/PID/status`.
+fn threads_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The `taskworker_server_waiting_claims` gauge, 0 when it cannot be read.
+fn waiting(agent: &ureq::Agent, base: &str) -> usize {
+    agent
+        .get(&format!("{base}/metrics"))
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_to_string().ok())
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("taskworker_server_waiting_claims "))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(samples: &mut [Duration], q: f64) -> Duration {
+    samples.sort();
+    samples[((samples.len() as f64 - 1.0) * q).round() as usize]
+}
+
+/// `LONG_POLLS` long polls (raw sockets, a request each, never read) on a
+/// `serve` child process; then its RSS and threads, and under that load
+/// an enqueue's answer time and a parked waiter's wake-up.
+fn many_long_polls() {
+    let limit = raise_open_files();
+    let mut serve = support::ServeProcess::start(&[]);
+    let base = serve.url.clone();
+    let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().expect("addr");
+    let pid = serve.child.id();
+    let a = agent();
+    let body = json!({"worker_id": "idle", "wait_seconds": 300, "types": ["idle"]}).to_string();
+    let request = format!(
+        "POST /tasks/claim HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let opened = Instant::now();
+    let mut polls = Vec::with_capacity(LONG_POLLS);
+    for _ in 0..LONG_POLLS {
+        use std::io::Write;
+        match std::net::TcpStream::connect(addr) {
+            Ok(s) => {
+                if (&s).write_all(request.as_bytes()).is_ok() {
+                    polls.push(s);
+                }
+            }
+            Err(e) => {
+                eprintln!("connection {} refused: {e}", polls.len());
+                break;
+            }
+        }
+    }
+    // Wait (bounded) until the parked count stops growing.
+    let mut parked = 0;
+    let mut still = Instant::now();
+    while still.elapsed() < Duration::from_secs(5) && opened.elapsed() < Duration::from_secs(120) {
+        let now = waiting(&a, &base);
+        if now != parked {
+            parked = now;
+            still = Instant::now();
+        }
+        if parked >= polls.len() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    let open_time = opened.elapsed();
+    let rss = support::status_kb(&pid.to_string(), "VmRSS");
+    let threads = threads_of(pid);
+    let mut enqueue_times = Vec::new();
+    let mut refused = 0;
+    for _ in 0..UNDER_LOAD {
+        let sent = Instant::now();
+        let status = a
+            .post(&format!("{base}/tasks"))
+            .send_json(json!({"type": "other"}))
+            .map_or(0, |r| r.status().as_u16());
+        enqueue_times.push(sent.elapsed());
+        if status != 201 {
+            refused += 1;
+        }
+    }
+    let mut wakeups = Vec::new();
+    for _ in 0..UNDER_LOAD {
+        let claim_url = format!("{base}/tasks/claim");
+        let poller = thread::spawn(move || {
+            let status = agent()
+                .post(&claim_url)
+                .send_json(json!({"worker_id": "poller", "wait_seconds": 20, "types": ["wake"]}))
+                .map_or(0, |r| r.status().as_u16());
+            (status, Instant::now())
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while waiting(&a, &base) <= parked && Instant::now() < deadline {
+            thread::sleep(Duration::from_micros(500));
+        }
+        let sent = Instant::now();
+        let status = a
+            .post(&format!("{base}/tasks"))
+            .send_json(json!({"type": "wake"}))
+            .map_or(0, |r| r.status().as_u16());
+        let (claimed, answered) = poller.join().expect("poller");
+        if status == 201 && claimed == 200 {
+            wakeups.push(answered.saturating_duration_since(sent));
+        }
+    }
+    drop(polls);
+    serve.stop(Duration::from_secs(30));
+    println!();
+    println!("{LONG_POLLS} long polls opened on one `serve` process (open-file limit {limit}):");
+    println!();
+    println!("| figure | measured | target |");
+    println!("|---|---:|---|");
+    println!(
+        "| long polls parked (of {LONG_POLLS}), time to open them | {parked}, {:.1} s | {LONG_POLLS} |",
+        open_time.as_secs_f64()
+    );
+    println!(
+        "| serve RSS with them parked | {:.1} MB | ≤ 150 MB |",
+        rss as f64 / 1e6
+    );
+    println!("| serve threads with them parked | {threads} | ≤ 64 |");
+    println!(
+        "| enqueue answer time under them, p50 / max ({refused} of {UNDER_LOAD} refused) | {:.2} ms / {:.2} ms | ≤ 50 ms |",
+        percentile(&mut enqueue_times, 0.5).as_secs_f64() * 1000.0,
+        percentile(&mut enqueue_times, 1.0).as_secs_f64() * 1000.0
+    );
+    if wakeups.is_empty() {
+        println!("| parked waiter's wake-up under them | never woken | p50 ≤ 5 ms |");
+    } else {
+        println!(
+            "| parked waiter's wake-up under them, p50 / p99 ({} of {UNDER_LOAD}) | {:.2} ms / {:.2} ms | p50 ≤ 5 ms |",
+            wakeups.len(),
+            percentile(&mut wakeups, 0.5).as_secs_f64() * 1000.0,
+            percentile(&mut wakeups, 0.99).as_secs_f64() * 1000.0
+        );
+    }
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "long-polls") {
+        many_long_polls();
+        return;
+    }
     let dir = std::env::temp_dir().join(format!("taskworker-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut rows = vec![
@@ -242,4 +409,5 @@ fn main() {
             row.p99.as_secs_f64() * 1000.0
         );
     }
+    many_long_polls();
 }

@@ -7,7 +7,9 @@
 //!   4 threads of a minimal keep-alive HTTP/1.1 client; (a') the same through
 //!   the worker's own API client, which shows what its HTTP stack costs.
 //! - (b) throughput of the release binary (`taskworker run`, a child process)
-//!   on 20,000 `echo` tasks at `CONCURRENT_TASKS` 1, 4 and 16.
+//!   on 20,000 `echo` tasks at `CONCURRENT_TASKS` 1, 4 and 16, with single
+//!   reports (`REPORT_BATCH=0`) and with batch reports (the default), and
+//!   the mean size of those batches (from the worker's `/metrics`).
 //! - (c) pickup latency, enqueue to handler start, with and without long poll
 //!   (the library worker in-process, so both instants are on one clock).
 //! - (d) the worker's CPU time (user+sys) per task over the 20,000.
@@ -43,6 +45,16 @@ const CYCLES_PER_CLIENT: usize = 10_000;
 const TASKS: usize = 20_000;
 /// Concurrencies of (b).
 const CONCURRENCIES: [usize; 3] = [1, 4, 16];
+/// Report modes of (b): single reports, then batch reports.
+const MODES: [bool; 2] = [false, true];
+
+fn mode_name(batches: bool) -> &'static str {
+    if batches {
+        "batch"
+    } else {
+        "single"
+    }
+}
 /// Pickup samples with long poll.
 const LONG_POLL_SAMPLES: usize = 200;
 /// Pickup samples without long poll; each costs about one polling interval.
@@ -58,7 +70,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 fn main() {
     let mut capacity = Vec::new();
     let mut through_client = Vec::new();
-    let mut runs: Vec<Vec<Run>> = vec![Vec::new(); CONCURRENCIES.len()];
+    let mut runs: Vec<Vec<Run>> = vec![Vec::new(); CONCURRENCIES.len() * MODES.len()];
     for round in 1..=ROUNDS {
         let rate = server_capacity();
         eprintln!("round {round}: (a) {rate:.0} cycles/s");
@@ -66,15 +78,19 @@ fn main() {
         let rate = client_capacity();
         eprintln!("round {round}: (a') {rate:.0} cycles/s");
         through_client.push(rate);
-        for (i, &c) in CONCURRENCIES.iter().enumerate() {
-            let run = worker_run(c);
-            eprintln!(
-                "round {round}: (b) c={c}: {:.0} tasks/s, {:.1} µs CPU/task, VmHWM {:.1} MB",
-                run.rate,
-                run.cpu_per_task.as_secs_f64() * 1e6,
-                mb(run.hwm)
-            );
-            runs[i].push(run);
+        for (m, &batches) in MODES.iter().enumerate() {
+            for (i, &c) in CONCURRENCIES.iter().enumerate() {
+                let run = worker_run(c, batches);
+                eprintln!(
+                    "round {round}: (b) c={c} {}: {:.0} tasks/s, {:.1} µs CPU/task, VmHWM {:.1} MB, mean batch {:.1}",
+                    mode_name(batches),
+                    run.rate,
+                    run.cpu_per_task.as_secs_f64() * 1e6,
+                    mb(run.hwm),
+                    run.mean_batch
+                );
+                runs[m * CONCURRENCIES.len() + i].push(run);
+            }
         }
     }
     let long_poll = pickup_latency(20, LONG_POLL_SAMPLES, Duration::from_millis(25));
@@ -114,14 +130,29 @@ fn main() {
         "| (a') the same through the worker's own API client (its HTTP stack, not its threads) | {:.0} ({client_share:.0} % of (a)) | |",
         median_f(&through_client)
     );
-    for (i, &c) in CONCURRENCIES.iter().enumerate() {
-        let target = if c == 4 { "≥ 70 % of (a)" } else { "" };
-        println!(
-            "| (b) worker, {TASKS} echo tasks, CONCURRENT_TASKS={c}: tasks/s (% of (a); of (a')) | {:.0} ({:.0} %; {:.0} %) | {target} |",
-            rate(i),
-            ratio(&rates(i), &capacity),
-            ratio(&rates(i), &through_client)
-        );
+    let batch = |i: usize| median_f(&runs[i].iter().map(|r| r.mean_batch).collect::<Vec<_>>());
+    for (m, &batches) in MODES.iter().enumerate() {
+        for (j, &c) in CONCURRENCIES.iter().enumerate() {
+            let i = m * CONCURRENCIES.len() + j;
+            let target = match (c, batches) {
+                (4, false) => "≥ 70 % of (a)",
+                (4, true) => "> 100 % of (a)",
+                _ => "",
+            };
+            let sizes = if batches {
+                format!(", mean batch {:.1}", batch(i))
+            } else {
+                String::new()
+            };
+            println!(
+                "| (b) worker, {TASKS} echo tasks, CONCURRENT_TASKS={c}, {} reports: tasks/s (% of (a); of (a'){}) | {:.0} ({:.0} %; {:.0} %{sizes}) | {target} |",
+                mode_name(batches),
+                if batches { "; outcomes per batch" } else { "" },
+                rate(i),
+                ratio(&rates(i), &capacity),
+                ratio(&rates(i), &through_client)
+            );
+        }
     }
     println!(
         "| (c) pickup latency, long poll (WAIT_SECONDS=20), p50 / p99 | {} / {} | p50 ≤ 5 ms |",
@@ -134,21 +165,25 @@ fn main() {
         ms(short_poll.0),
         ms(short_poll.1)
     );
-    for (i, &c) in CONCURRENCIES.iter().enumerate() {
-        let target = if c == 4 { "≤ 60 µs" } else { "" };
-        println!(
-            "| (d) worker CPU (user+sys) per echo task, CONCURRENT_TASKS={c} | {:.1} µs | {target} |",
-            cpu(i).as_secs_f64() * 1e6
-        );
+    for (m, &batches) in MODES.iter().enumerate() {
+        for (j, &c) in CONCURRENCIES.iter().enumerate() {
+            let i = m * CONCURRENCIES.len() + j;
+            let target = if c == 4 { "≤ 35 µs" } else { "" };
+            println!(
+                "| (d) worker CPU (user+sys) per echo task, CONCURRENT_TASKS={c}, {} reports | {:.1} µs | {target} |",
+                mode_name(batches),
+                cpu(i).as_secs_f64() * 1e6
+            );
+        }
     }
     println!(
         "| (e) idle RSS (CONCURRENT_TASKS=1) | {:.1} MB | ≤ 6 MB |",
         mb(idle_rss)
     );
-    let last = CONCURRENCIES.len() - 1;
+    let last = runs.len() - 1;
     println!(
-        "| (e) peak RSS (VmHWM) under load, CONCURRENT_TASKS={} | {:.1} MB | ≤ 16 MB |",
-        CONCURRENCIES[last],
+        "| (e) peak RSS (VmHWM) under load, CONCURRENT_TASKS={}, batch reports | {:.1} MB | ≤ 16 MB |",
+        CONCURRENCIES[CONCURRENCIES.len() - 1],
         mb(hwm(last))
     );
     println!(
@@ -256,15 +291,30 @@ struct Run {
     rate: f64,
     cpu_per_task: Duration,
     hwm: u64,
+    /// Outcomes per batch report (0 without any).
+    mean_batch: f64,
 }
 
-/// One `taskworker run` child on `TASKS` echo tasks at concurrency `c`.
-fn worker_run(c: usize) -> Run {
+/// One `taskworker run` child on `TASKS` echo tasks at concurrency `c`,
+/// with batch reports or without.
+fn worker_run(c: usize, batches: bool) -> Run {
     let server = start_server();
     let addr = server.addr().to_string();
     enqueue_many(&addr, "echo", TASKS);
+    let health_port = free_port();
     let started = Instant::now();
-    let mut worker = WorkerChild::start(&server.url(), c, "echo");
+    let mut worker = WorkerChild::start_with(
+        &server.url(),
+        c,
+        "echo",
+        &[
+            (
+                "REPORT_BATCH",
+                if batches { "100" } else { "0" }.to_string(),
+            ),
+            ("HEALTH_ADDR", format!("127.0.0.1:{health_port}")),
+        ],
+    );
     let mut health = Conn::open(&addr);
     let deadline = started + LIMIT;
     while completed(&mut health) < TASKS as u64 {
@@ -278,12 +328,31 @@ fn worker_run(c: usize) -> Run {
     let elapsed = started.elapsed();
     let cpu = worker.cpu_time();
     let hwm = worker.status_kb("VmHWM") * 1024;
+    let (_, metrics) = Conn::open(&format!("127.0.0.1:{health_port}")).get("/metrics");
+    let metrics = String::from_utf8_lossy(&metrics);
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let sent = value("taskworker_report_batches_total ");
+    let carried = value("taskworker_report_batch_outcomes_total ");
     worker.stop();
     Run {
         rate: TASKS as f64 / elapsed.as_secs_f64(),
         cpu_per_task: cpu / TASKS as u32,
         hwm,
+        mean_batch: if sent > 0.0 { carried / sent } else { 0.0 },
     }
+}
+
+/// A port free a moment ago on loopback, for the worker's health server.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 fn completed(health: &mut Conn) -> u64 {
@@ -300,6 +369,16 @@ struct WorkerChild {
 
 impl WorkerChild {
     fn start(api_url: &str, concurrency: usize, builtin: &str) -> WorkerChild {
+        WorkerChild::start_with(api_url, concurrency, builtin, &[])
+    }
+
+    /// As [`WorkerChild::start`], with more environment variables.
+    fn start_with(
+        api_url: &str,
+        concurrency: usize,
+        builtin: &str,
+        env: &[(&str, String)],
+    ) -> WorkerChild {
         let dir = std::env::temp_dir().join(format!(
             "taskworker-bench-{}-{}",
             std::process::id(),
@@ -310,7 +389,8 @@ impl WorkerChild {
         let handlers = json!({"handlers": {builtin: {"builtin": builtin}}});
         std::fs::write(&config, handlers.to_string()).expect("config written");
         let log = std::fs::File::create(dir.join("worker.log")).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_taskworker"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_taskworker"));
+        command
             .arg("run")
             .arg("--config")
             .arg(&config)
@@ -324,9 +404,11 @@ impl WorkerChild {
             .env("LOG_LEVEL", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("the worker starts");
+            .stderr(log);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("the worker starts");
         WorkerChild { child, dir }
     }
 

@@ -22,7 +22,8 @@ const MAX_MESSAGE: usize = 16 << 20;
 pub enum Route {
     /// `POST /tasks/claim`.
     Claim,
-    /// `POST /tasks/{id}/complete` or `/fail`.
+    /// `POST /tasks/{id}/complete` or `/fail`, or a batch of them
+    /// (`POST /tasks/report`).
     Report,
     /// `POST /tasks/{id}/heartbeat`.
     Heartbeat,
@@ -36,7 +37,9 @@ impl Route {
     fn matches(self, path: &str) -> bool {
         match self {
             Route::Claim => path == "/tasks/claim",
-            Route::Report => path.ends_with("/complete") || path.ends_with("/fail"),
+            Route::Report => {
+                path.ends_with("/complete") || path.ends_with("/fail") || path == "/tasks/report"
+            }
             Route::Heartbeat => path.ends_with("/heartbeat"),
             Route::Enqueue => path == "/tasks",
             Route::Any => true,

@@ -2,8 +2,8 @@
 //! request to the queue under one short lock, journals what changed (with
 //! `--data`), and returns only once the change is durable; undoes what the
 //! journal could not write and refuses every change after that; parks long
-//! polls; runs the timer that expires leases, releases delayed tasks and
-//! drops finished ones after their retention.
+//! polls; runs the timer that expires leases, releases delayed tasks,
+//! drops finished ones after their retention and ends parked claims' waits.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,13 +11,13 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::journal::Journal;
-use super::{Snapshot, Store, StoreError};
+use super::{Claim, Snapshot, Store, StoreError};
 use crate::server::admin::{ListQuery, Page, Stats, TypeView, WorkerView};
 use crate::server::clock::Clock;
 use crate::server::queue::{Before, Queue, ReportError};
 use crate::server::record::{Status, TaskRecord};
-use crate::server::waiters::Wake;
-use crate::task::{ClaimRequest, CompleteBody, EnqueueRequest, FailBody, Task};
+use crate::server::waiters::Waiter;
+use crate::task::{ClaimRequest, CompleteBody, EnqueueRequest, FailBody};
 
 /// The timer wakes at least this often, whatever is due.
 const TIMER_MAX_SLEEP: Duration = Duration::from_secs(60);
@@ -193,43 +193,30 @@ impl Store for Local {
         })
     }
 
-    fn claim(&self, req: &ClaimRequest, wait: Duration) -> Result<Vec<Task>, StoreError> {
-        let deadline = crate::bounded::instant_after(Instant::now(), wait);
-        let mut last_try = wait.is_zero();
-        loop {
-            let mut q = self.lock();
-            self.refuse_if_failed(&mut q)?;
-            let claimed = q.claim(req, self.clock.now());
-            let done = !claimed.tasks.is_empty()
-                || !claimed.may_wait
-                || last_try
-                || self.stopping.load(Ordering::SeqCst);
-            if !claimed.may_wait {
-                // This claim may have been woken for a task it will not take.
-                q.nudge();
-            }
-            let ticket = self.commit(&mut q);
-            if done {
-                drop(q);
-                self.durable(ticket)?;
-                return Ok(claimed.tasks);
-            }
-            let types = if q.config().extensions {
-                req.types.clone()
-            } else {
-                None
-            };
-            let (ticket, wake) = q.waiters.park(req.claim_id.clone(), types);
-            drop(q);
-            match wake.recv_deadline(deadline) {
-                Ok(Wake::Check) => {}
-                Ok(Wake::Cancelled | Wake::Stopped) => return Ok(Vec::new()),
-                Err(_) => {
-                    self.lock().waiters.unpark(ticket);
-                    last_try = true;
-                }
-            }
+    fn claim(&self, req: &ClaimRequest, waiter: Option<Waiter>) -> Result<Claim, StoreError> {
+        let mut q = self.lock();
+        self.refuse_if_failed(&mut q)?;
+        let claimed = q.claim(req, self.clock.now());
+        if !claimed.may_wait {
+            // This claim may have been woken for a task it will not take.
+            q.nudge();
         }
+        let ticket = self.commit(&mut q);
+        let parks =
+            claimed.tasks.is_empty() && claimed.may_wait && !self.stopping.load(Ordering::SeqCst);
+        if let Some(waiter) = waiter.filter(|_| parks) {
+            // Under the lock that enqueues take: a task that becomes ready
+            // from now on wakes this claim.
+            if q.waiters.park(waiter) {
+                // The nearest deadline now: the timer must wake sooner.
+                self.timer.notify_one();
+            }
+            // Nothing was handed out, so nothing waits for the journal.
+            return Ok(Claim::Parked);
+        }
+        drop(q);
+        self.durable(ticket)?;
+        Ok(Claim::Tasks(claimed.tasks))
     }
 
     fn complete(&self, id: &str, body: CompleteBody) -> Result<(), StoreError> {
@@ -309,7 +296,12 @@ impl Store for Local {
             let now = self.clock.now();
             let next = self.advance(&mut q);
             q.set_timer_wake(next);
-            let sleep = Duration::from_millis(next.saturating_sub(now)).min(TIMER_MAX_SLEEP);
+            let mut sleep = Duration::from_millis(next.saturating_sub(now)).min(TIMER_MAX_SLEEP);
+            let instant = Instant::now();
+            q.waiters.expire(instant);
+            if let Some(at) = q.waiters.next_deadline() {
+                sleep = sleep.min(at.saturating_duration_since(instant));
+            }
             q = self
                 .timer
                 .wait_timeout(q, sleep)
@@ -384,7 +376,7 @@ mod tests {
         assert!(why.contains("refused.jsonl"), "{why}");
         // Every change is refused now, reads still answer.
         assert!(matches!(
-            svc.claim(&claim(), Duration::ZERO),
+            svc.claim(&claim(), None),
             Err(StoreError::NotDurable(_))
         ));
         assert!(svc.enqueue(&enqueue("later")).is_err());
@@ -402,7 +394,7 @@ mod tests {
         let (svc, _) = service("claim.jsonl");
         svc.enqueue(&enqueue("a")).unwrap();
         svc.journal.as_ref().unwrap().fail_next_write();
-        assert!(svc.claim(&claim(), Duration::ZERO).is_err());
+        assert!(svc.claim(&claim(), None).is_err());
         let a = svc.get("a").unwrap().unwrap();
         assert_eq!(
             (a["status"].as_str(), a["attempt"].as_u64()),
@@ -414,7 +406,7 @@ mod tests {
     fn heartbeats_grow_the_journal_only_until_it_is_compacted() {
         let (svc, path) = service("compact.jsonl");
         svc.enqueue(&enqueue("a")).unwrap();
-        assert_eq!(svc.claim(&claim(), Duration::ZERO).unwrap().len(), 1);
+        assert!(matches!(svc.claim(&claim(), None), Ok(Claim::Tasks(t)) if t.len() == 1));
         let mut largest = 0;
         for _ in 0..2000 {
             svc.heartbeat("a", "w").unwrap();

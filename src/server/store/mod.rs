@@ -1,5 +1,6 @@
 //! The store boundary: every route, the long poll, `/health` and `/metrics`
-//! reach the queue through [`Store`] only.
+//! reach the queue through [`Store`] only. A claim never waits inside a
+//! store: one that must wait leaves a [`Waiter`] parked there instead.
 //!
 //! - [`local`]: the queue of this process ([`crate::server::queue`] under one
 //!   lock): the memory store, and the journal store with `--data`.
@@ -22,6 +23,7 @@ use super::admin::{ListQuery, Page, Stats, TypeView, WorkerView};
 use super::clock::{millis, Clock};
 use super::queue::{Queue, QueueConfig, ReportError, Totals};
 use super::record::{Status, TaskRecord};
+use super::waiters::Waiter;
 use super::ServerConfig;
 use crate::error::Error;
 use crate::task::{ClaimRequest, CompleteBody, EnqueueRequest, FailBody, Task};
@@ -58,6 +60,15 @@ impl From<ReportError> for StoreError {
     }
 }
 
+/// What a claim came to.
+#[derive(Debug)]
+pub enum Claim {
+    /// The tasks claimed; none when none was ready, or the claim id was cancelled.
+    Tasks(Vec<Task>),
+    /// None was ready and the claim's [`Waiter`] is parked: it is woken later.
+    Parked,
+}
+
 /// What `/health` and `/metrics` show.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -76,8 +87,10 @@ pub struct Snapshot {
 pub trait Store: Send + Sync {
     /// Adds a task; returns it and whether it is new (an existing `id` is not).
     fn enqueue(&self, req: &EnqueueRequest) -> Result<(TaskRecord, bool), StoreError>;
-    /// Claims tasks, waiting up to `wait` for one to become ready.
-    fn claim(&self, req: &ClaimRequest, wait: Duration) -> Result<Vec<Task>, StoreError>;
+    /// Claims ready tasks, without waiting. With a `waiter`, a claim that
+    /// finds none ready (and may wait) parks it, atomically with the claim,
+    /// so that no task that becomes ready after the claim is missed.
+    fn claim(&self, req: &ClaimRequest, waiter: Option<Waiter>) -> Result<Claim, StoreError>;
     /// Records a result from the lease holder.
     fn complete(&self, id: &str, body: CompleteBody) -> Result<(), StoreError>;
     /// Records a failure from the lease holder; returns the task's status after it.
@@ -114,7 +127,8 @@ pub trait Store: Send + Sync {
     fn snapshot(&self) -> Result<Snapshot, StoreError>;
     /// Why the store cannot serve now, naming it; `None` when it can.
     fn failure(&self) -> Option<String>;
-    /// Expires leases and releases delayed tasks on time, until [`Store::stop`].
+    /// Expires leases, releases delayed tasks and ends the wait of parked
+    /// claims on time, until [`Store::stop`].
     fn run_timer(&self);
     /// Answers every parked claim and stops the timer.
     fn stop(&self);

@@ -1,8 +1,9 @@
 //! The Redis store: the queue in Redis or Valkey, shared by any number of
 //! servers. Every change is one Lua script (one round trip, atomic for all
-//! servers); parked long polls are woken through pub/sub on one dedicated
-//! connection per server; the timer of every server sweeps due leases and
-//! delayed tasks, which is safe since each sweep is a script.
+//! servers); parked long polls (no thread each) are woken through pub/sub on
+//! one dedicated connection per server; the timer of every server sweeps due
+//! leases and delayed tasks, which is safe since each sweep is a script, and
+//! ends its own parked claims' waits.
 //!
 //! Keys, all under the hash tag `{prefix}` (one slot on Redis Cluster):
 //! `{p}:t:<id>` the task (hash), `{p}:h:<id>` its newest attempts (list of
@@ -27,12 +28,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, select, Receiver, Sender};
 use redis::{Script, Value as RedisValue};
 use serde_json::Value;
 
 use self::link::Link;
-use super::{Snapshot, Store, StoreError};
+use super::{Claim, Snapshot, Store, StoreError};
 use crate::error::Error;
 use crate::server::admin::{
     Counts, ListQuery, Minute, Page, Stats, StatusCounts, TypeView, WorkerView,
@@ -40,7 +41,7 @@ use crate::server::admin::{
 use crate::server::clock::parse_ms;
 use crate::server::queue::{QueueConfig, ReportError, Totals};
 use crate::server::record::{Attempt, Failure, Lease, Status, TaskRecord};
-use crate::server::waiters::{Waiters, Wake};
+use crate::server::waiters::{Waiter, Waiters, Wake};
 use crate::task::{ClaimRequest, CompleteBody, EnqueueRequest, FailBody, Priority, Task};
 
 /// The timer sweeps at least this often: a lease or delayed task due on
@@ -86,6 +87,8 @@ pub struct Redis {
     shared: Arc<Shared>,
     stop_tx: Mutex<Option<Sender<()>>>,
     stop_rx: Receiver<()>,
+    /// Wakes the timer when a parked claim's deadline is nearer than its sleep.
+    timer_kicked: Receiver<()>,
     subscriber: Mutex<Option<JoinHandle<()>>>,
     started: Instant,
 }
@@ -96,6 +99,7 @@ struct Shared {
     base: String,
     cfg: QueueConfig,
     waiters: Mutex<Waiters>,
+    timer_kick: Sender<()>,
     stopping: AtomicBool,
 }
 
@@ -144,12 +148,14 @@ impl Redis {
                 format!("{prefix:?}: expected a non-empty name without braces"),
             ));
         }
+        let (timer_kick, timer_kicked) = bounded(1);
         let shared = Arc::new(Shared {
             link: Link::new(client, name),
             scripts: Scripts::new(),
             base: format!("{{{prefix}}}"),
             cfg,
             waiters: Mutex::new(Waiters::default()),
+            timer_kick,
             stopping: AtomicBool::new(false),
         });
         // Not fatal: a server that starts while Redis restarts serves 503s
@@ -170,6 +176,7 @@ impl Redis {
             shared,
             stop_tx: Mutex::new(Some(stop_tx)),
             stop_rx,
+            timer_kicked,
             subscriber: Mutex::new(Some(subscriber)),
             started: Instant::now(),
         })
@@ -254,44 +261,31 @@ impl Store for Redis {
         Ok((rec, created))
     }
 
-    fn claim(&self, req: &ClaimRequest, wait: Duration) -> Result<Vec<Task>, StoreError> {
-        let deadline = crate::bounded::instant_after(Instant::now(), wait);
-        let mut last_try = wait.is_zero();
-        let types = if self.shared.cfg.extensions {
-            req.types.clone()
-        } else {
-            None
+    fn claim(&self, req: &ClaimRequest, waiter: Option<Waiter>) -> Result<Claim, StoreError> {
+        // Reserved before the script runs: a wake published after it ran is
+        // held for this claim, one published before finds its task claimed.
+        let ticket = waiter
+            .filter(|_| !self.shared.stopping.load(Ordering::SeqCst))
+            .map(|waiter| self.shared.waiters().reserve(waiter));
+        let claimed = self.claim_once(req);
+        let Some(ticket) = ticket else {
+            return claimed.map(|(tasks, _)| Claim::Tasks(tasks));
         };
-        loop {
-            // Parked before the script runs: a wake published after it ran
-            // reaches this claim, one published before finds its task claimed.
-            let parked = (!last_try && !self.shared.stopping.load(Ordering::SeqCst)).then(|| {
-                self.shared
-                    .waiters()
-                    .park(req.claim_id.clone(), types.clone())
-            });
-            let claimed = self.claim_once(req);
-            let (ticket, wake) = match (claimed, parked) {
-                (Ok((tasks, true)), Some(parked)) if tasks.is_empty() => parked,
-                (claimed, parked) => {
-                    if let Some((ticket, wake)) = parked {
-                        let mut waiters = self.shared.waiters();
-                        waiters.unpark(ticket);
-                        // A wake this claim no longer needs goes to the next.
-                        if wake.try_recv() == Ok(Wake::Check) {
-                            waiters.wake_oldest();
-                        }
-                    }
-                    return claimed.map(|(tasks, _)| tasks);
+        let mut waiters = self.shared.waiters();
+        match claimed {
+            Ok((tasks, true)) if tasks.is_empty() => {
+                if waiters.arm(ticket) {
+                    // The nearest deadline now: the timer must wake sooner.
+                    let _ = self.shared.timer_kick.try_send(());
                 }
-            };
-            match wake.recv_deadline(deadline) {
-                Ok(Wake::Check) => {}
-                Ok(Wake::Cancelled | Wake::Stopped) => return Ok(Vec::new()),
-                Err(_) => {
-                    self.shared.waiters().unpark(ticket);
-                    last_try = true;
+                Ok(Claim::Parked)
+            }
+            claimed => {
+                // A wake this claim no longer needs goes to the next.
+                if waiters.withdraw(ticket) == Some(Wake::Check) {
+                    waiters.wake_oldest();
                 }
+                claimed.map(|(tasks, _)| Claim::Tasks(tasks))
             }
         }
     }
@@ -517,8 +511,17 @@ impl Store for Redis {
                 }
                 _ => TICK_MAX,
             };
-            if self.stop_rx.recv_timeout(sleep).is_ok() {
-                break;
+            let now = Instant::now();
+            let mut waiters = self.shared.waiters();
+            waiters.expire(now);
+            let sleep = waiters
+                .next_deadline()
+                .map_or(sleep, |at| sleep.min(at.saturating_duration_since(now)));
+            drop(waiters);
+            select! {
+                recv(self.stop_rx) -> _ => break,
+                recv(self.timer_kicked) -> _ => {}
+                default(sleep) => {}
             }
         }
     }
