@@ -51,15 +51,17 @@ fn an_expired_lease_redelivers_then_fails() {
 }
 
 fn heartbeats_keep_a_lease() {
+    // Beats 10 times a lease, 15 of them: the task outlives its lease by
+    // half again, while each beat has 1.8 s to arrive on a busy machine.
     let s = start_server(ServerConfig {
-        lease: Duration::from_millis(300),
+        lease: Duration::from_secs(2),
         ..ServerConfig::default()
     });
     let api = Api::new(s.url());
     let id = api.enqueue("t", json!({}));
     api.claim("w", json!({}));
-    for _ in 0..8 {
-        std::thread::sleep(Duration::from_millis(100));
+    for _ in 0..15 {
+        std::thread::sleep(Duration::from_millis(200));
         let (status, _) = api.post_json(
             &format!("/tasks/{id}/heartbeat"),
             &json!({"worker_id": "w"}),

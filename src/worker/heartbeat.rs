@@ -104,9 +104,13 @@ impl Heartbeats {
                 else {
                     continue;
                 };
+                // Settled before the cancel, so that the outcome is dropped:
+                // the task is no longer ours to report. Cancelled first, the
+                // handler could return and its processor settle (and report
+                // LEASE_LOST) in between.
+                let settled = shared.inflight.settle_with(&entry, || {});
                 entry.ctx.cancel.cancel(CancelReason::LeaseLost);
-                // The outcome is dropped: the task is no longer ours to report.
-                if shared.inflight.settle_with(&entry, || {}) {
+                if settled {
                     shared.stats.leases_lost.fetch_add(1, Relaxed);
                     log::warn!(
                         "task {} ({}): lease lost (heartbeat answered {status}); cancelled, its outcome will not be reported",
