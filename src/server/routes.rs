@@ -268,7 +268,12 @@ impl Responder for Routes {
     /// answered at once.
     fn serve(&self, request: Request, answer: Answer) {
         match self.long_poll(&request) {
-            Some(poll) => poll.attempt(&answer, false),
+            Some(poll) => {
+                // A client that hangs up while parked leaves no waiter behind.
+                let store = Arc::clone(&self.store);
+                answer.watch_hang_up(move || store.forget_gone());
+                poll.attempt(&answer, false);
+            }
             None => answer.send(self.handle(request)),
         }
     }
@@ -291,9 +296,11 @@ impl LongPoll {
         let waiter = (!last && Instant::now() < self.deadline).then(|| {
             let (poll, answer) = (Arc::clone(&self), answer.clone());
             let (claim_id, types) = (self.req.claim_id.clone(), self.req.types.clone());
+            let client = answer.clone();
             Waiter::new(claim_id, types, self.deadline, move |wake| {
                 answer.resume(move |answer| poll.woken(wake, &answer));
             })
+            .until_gone(move || client.client_gone())
         });
         match self.store.claim(&self.req, waiter) {
             Ok(Claim::Parked) => {}
@@ -303,6 +310,13 @@ impl LongPoll {
     }
 
     fn woken(self: Arc<Self>, wake: Wake, answer: &Answer) {
+        if answer.client_gone() {
+            // Hung up after the wake: a task it was for goes to another.
+            if wake == Wake::Check {
+                self.store.pass_on(self.req.types.as_deref());
+            }
+            return;
+        }
         match wake {
             Wake::Check => self.attempt(answer, false),
             Wake::Expired => self.attempt(answer, true),

@@ -290,6 +290,15 @@ impl Store for Redis {
         }
     }
 
+    fn forget_gone(&self) {
+        self.shared.waiters().forget_gone();
+    }
+
+    fn pass_on(&self, types: Option<&[String]>) {
+        // Which types have a ready task is in Redis: over-wake instead.
+        self.shared.waiters().pass_on(types);
+    }
+
     fn complete(&self, id: &str, body: CompleteBody) -> Result<(), StoreError> {
         let args = vec![
             id.to_string(),
