@@ -171,7 +171,38 @@ fn a_typed_claim_gone_leaves_its_type_to_the_next_waiting_for_it() {
     wait_for_waiting(&api, 0);
 }
 
+fn tasks_whose_answer_never_reached_a_client_gone_go_back_at_once() {
+    let s = start_server(ServerConfig::default());
+    let api = Api::new(s.url());
+    // An answer far larger than what the sockets buffer, so that the
+    // server is still writing it when the client goes.
+    let blob = "x".repeat(128 * 1024);
+    let ids: Vec<String> = (0..96)
+        .map(|_| api.enqueue("t", json!({ "blob": blob })))
+        .collect();
+    let client = park(s.addr(), "gone", r#","max_tasks":96"#);
+    // Counted, not listed: the list would hold every blob.
+    let claimed = || api.get("/health").1["counts"]["claimed"].as_u64();
+    assert!(
+        wait_until(WITHIN, || claimed() == Some(96)),
+        "claimed: {:?}",
+        claimed()
+    );
+    // Closed with the answer unread: a reset, and the write fails.
+    drop(client);
+    let queued = || api.get("/health").1["counts"]["queued"].as_u64();
+    assert!(
+        wait_until(WITHIN, || queued() == Some(96)),
+        "put back at once, not left to their lease: {:?} queued",
+        queued()
+    );
+    for id in &ids {
+        assert_eq!(api.task(id)["attempt"], 0, "no attempt counted: {id}");
+    }
+}
+
 per_store!(
+    tasks_whose_answer_never_reached_a_client_gone_go_back_at_once,
     tasks_go_to_the_clients_still_waiting_not_to_those_gone,
     a_half_close_counts_as_a_hang_up_but_pipelined_bytes_do_not,
     a_typed_claim_gone_leaves_its_type_to_the_next_waiting_for_it,

@@ -228,6 +228,10 @@ impl Store for Local {
         self.lock().nudge();
     }
 
+    fn release(&self, worker_id: &str, handed: &[(String, u32)]) -> Result<usize, StoreError> {
+        self.change(|q, now| Ok(q.release(worker_id, handed, now)))
+    }
+
     fn complete(&self, id: &str, body: CompleteBody) -> Result<(), StoreError> {
         let worker = body.worker_id.as_deref();
         self.change(|q, now| q.complete(id, worker, body.result, body.duration_ms, now))

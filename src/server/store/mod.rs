@@ -97,6 +97,10 @@ pub trait Store: Send + Sync {
     /// Passes on a wake that reached a claim whose client had gone, to
     /// claims that may take what it was for (one of `types`, any with `None`).
     fn pass_on(&self, types: Option<&[String]>);
+    /// Puts back tasks a claim of `worker_id` handed out (id and attempt)
+    /// whose answer never reached its client, without counting an attempt;
+    /// returns how many it put back.
+    fn release(&self, worker_id: &str, handed: &[(String, u32)]) -> Result<usize, StoreError>;
     /// Records a result from the lease holder.
     fn complete(&self, id: &str, body: CompleteBody) -> Result<(), StoreError>;
     /// Records a failure from the lease holder; returns the task's status after it.
