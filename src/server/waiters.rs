@@ -208,12 +208,7 @@ impl Waiters {
 
     /// Wakes the oldest claim that would take a task of `task_type`.
     pub fn wake_one(&mut self, task_type: &str) -> bool {
-        self.forget_gone();
-        let found = self
-            .parked
-            .iter()
-            .position(|e| !matches!(e.held, Some(Some(_))) && e.waiter.takes(task_type));
-        match found {
+        match self.oldest(|w| w.takes(task_type)) {
             Some(i) => {
                 self.deliver(i, Wake::Check);
                 true
@@ -225,14 +220,28 @@ impl Waiters {
     /// Wakes the oldest parked claim, whatever types it takes: a wake that
     /// reached a claim which no longer needed it is passed on.
     pub fn wake_oldest(&mut self) {
-        self.forget_gone();
-        if let Some(i) = self
-            .parked
-            .iter()
-            .position(|e| !matches!(e.held, Some(Some(_))))
-        {
+        if let Some(i) = self.oldest(|_| true) {
             self.deliver(i, Wake::Check);
         }
+    }
+
+    /// The oldest claim that `which` picks and that holds no wake yet;
+    /// the armed ones found gone on the way are dropped, so that a wake
+    /// scans only as far as it must (not the whole table).
+    fn oldest(&mut self, which: impl Fn(&Waiter) -> bool) -> Option<usize> {
+        let mut i = 0;
+        while i < self.parked.len() {
+            let entry = &self.parked[i];
+            if entry.held.is_none() && entry.waiter.is_gone() {
+                self.parked.remove(i);
+                continue;
+            }
+            if !matches!(entry.held, Some(Some(_))) && which(&entry.waiter) {
+                return Some(i);
+            }
+            i += 1;
+        }
+        None
     }
 
     /// Wakes every parked claim to look again (wakes may have been missed).
