@@ -7,8 +7,10 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
 use std::time::Instant;
 
+use super::answer::Watch;
 use super::epoll::Interest;
 use super::limits::{Limits, Phase, LINGER_BYTES, LINGER_TIME, READ_CHUNK};
 use super::parse::{parse_head, Chunked, Framing, Head, HeadScanner, ParseError};
@@ -39,6 +41,9 @@ pub struct Conn {
     interest: Interest,
     /// What the loop registered last, so that it changes it only when needed.
     pub registered: Interest,
+    /// The request's watch, from its dispatch until its answer is written
+    /// whole: told if the client hangs up before that.
+    watch: Option<Arc<Watch>>,
 }
 
 enum State {
@@ -121,7 +126,28 @@ impl Conn {
             deadline: Some(Phase::Idle.deadline(limits, now)),
             interest: Interest::Read,
             registered: Interest::Read,
+            watch: None,
         }
+    }
+
+    /// A handler has the request, which `watch` follows.
+    pub fn dispatched(&mut self, watch: Arc<Watch>) {
+        self.watch = Some(watch);
+    }
+
+    /// The request waits (a parked long poll): from now on a hang-up of
+    /// the client ends it. Bytes pipelined behind it are left unread, so
+    /// they are not mistaken for one.
+    pub fn on_watch(&mut self) {
+        if matches!(self.state, State::Busy(_)) {
+            self.interest = Interest::Hangup;
+        }
+    }
+
+    /// The watch of a request whose answer was not written whole, taken
+    /// when the connection closes: its client has gone.
+    pub fn unanswered(&mut self) -> Option<Arc<Watch>> {
+        self.watch.take()
     }
 
     /// When the current phase ends.
@@ -166,6 +192,7 @@ impl Conn {
             return Step::Wait;
         };
         let Some(response) = answer else {
+            self.watch = None;
             return Step::Close;
         };
         let out = response.encode(framed.keep_alive, framed.http10, framed.head_only);
@@ -221,7 +248,8 @@ impl Conn {
                     },
                     Parsed::Closed => return Step::Close,
                 },
-                State::Busy(_) => return self.wait(Interest::Nothing),
+                // Watched or not, as the request asked.
+                State::Busy(_) => return Step::Wait,
                 State::Writing { out, pos, then } => {
                     while *pos < out.len() {
                         match (&self.stream).write(&out[*pos..]) {
@@ -234,6 +262,8 @@ impl Conn {
                             Err(_) => return Step::Close,
                         }
                     }
+                    // Written whole: whatever happens next, the answer went out.
+                    self.watch = None;
                     match *then {
                         Then::Close => return Step::Close,
                         Then::Linger => {

@@ -19,6 +19,9 @@ pub enum Interest {
     Write,
     /// Nothing: a request is with a handler. Errors and hang-ups still come.
     Nothing,
+    /// The peer closing its side too: a request that waits (a parked long
+    /// poll) ends when its client has gone. Bytes it pipelined are left unread.
+    Hangup,
 }
 
 impl Interest {
@@ -27,6 +30,7 @@ impl Interest {
             Interest::Read => epoll::EventFlags::IN,
             Interest::Write => epoll::EventFlags::OUT,
             Interest::Nothing => epoll::EventFlags::empty(),
+            Interest::Hangup => epoll::EventFlags::RDHUP,
         }
     }
 }
@@ -37,7 +41,7 @@ impl Interest {
 pub struct Ready {
     /// The registration key.
     pub key: u64,
-    /// `EPOLLHUP` or `EPOLLERR`.
+    /// `EPOLLHUP`, `EPOLLERR`, or `EPOLLRDHUP` when [`Interest::Hangup`] asked for it.
     pub hung_up: bool,
 }
 
@@ -89,7 +93,7 @@ impl Epoll {
             Err(rustix::io::Errno::INTR) => return Ok(()),
             Err(e) => return Err(e.into()),
         }
-        let failed = epoll::EventFlags::HUP | epoll::EventFlags::ERR;
+        let failed = epoll::EventFlags::HUP | epoll::EventFlags::ERR | epoll::EventFlags::RDHUP;
         out.extend(events.iter().map(|e| {
             // Copied out: the kernel's struct is packed.
             let (flags, data) = (e.flags, e.data);

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
-use super::answer::{Answer, Back};
+use super::answer::{Answer, Back, Event};
 use super::connection::{Conn, Step};
 use super::epoll::{Epoll, Interest, Ready};
 use super::limits::{self, Limits};
@@ -42,7 +42,7 @@ pub struct EventLoop {
     limits: Limits,
     responder: Arc<dyn Responder>,
     back: Arc<Back>,
-    answers: Receiver<(u64, Option<Response>)>,
+    answers: Receiver<(u64, Event)>,
     table: Table<Conn>,
     /// Every connection's current deadline, nearest first.
     deadlines: BTreeSet<(Instant, u64)>,
@@ -65,7 +65,7 @@ impl EventLoop {
         limits: Limits,
         responder: Arc<dyn Responder>,
         back: Arc<Back>,
-        answers: Receiver<(u64, Option<Response>)>,
+        answers: Receiver<(u64, Event)>,
         stopping: Arc<AtomicBool>,
     ) -> io::Result<EventLoop> {
         listener.set_nonblocking(true)?;
@@ -131,7 +131,7 @@ impl EventLoop {
             }
             self.deadlines.pop_first();
             if let Some(conn) = self.table.remove(id) {
-                self.epoll.delete(&conn.stream);
+                self.close(conn);
             }
         }
         if self.accept_paused_until.is_some_and(|at| at <= now) {
@@ -204,10 +204,40 @@ impl EventLoop {
         }
     }
 
+    /// Closes a connection taken out of the table; a request whose answer
+    /// was not written whole learns that its client has gone.
+    fn close(&self, mut conn: Conn) {
+        self.epoll.delete(&conn.stream);
+        if let Some(watch) = conn.unanswered() {
+            watch.hang_up(&self.back.jobs);
+        }
+    }
+
     fn take_answers(&mut self) {
         self.back.waker.reset();
-        while let Ok((id, answer)) = self.answers.try_recv() {
-            self.progress(id, Input::Answer(answer));
+        while let Ok((id, event)) = self.answers.try_recv() {
+            match event {
+                Event::Answer(answer) => self.progress(id, Input::Answer(answer)),
+                Event::Watch => self.watch(id),
+            }
+        }
+    }
+
+    /// Watches the client of a request that waits for a hang-up.
+    fn watch(&mut self, id: u64) {
+        let Some(conn) = self.table.get_mut(id) else {
+            return;
+        };
+        conn.on_watch();
+        let interest = conn.interest();
+        if interest != conn.registered {
+            if self.epoll.modify(&conn.stream, id, interest).is_err() {
+                if let Some(conn) = self.table.remove(id) {
+                    self.close(conn);
+                }
+                return;
+            }
+            conn.registered = interest;
         }
     }
 
@@ -228,14 +258,18 @@ impl EventLoop {
         let request = match step {
             Step::Close => {
                 if let Some(conn) = self.table.remove(id) {
-                    self.epoll.delete(&conn.stream);
+                    self.close(conn);
                 }
                 if let Some(at) = old_deadline {
                     self.deadlines.remove(&(at, id));
                 }
                 return;
             }
-            Step::Request(request) => Some(request),
+            Step::Request(request) => {
+                let answer = Answer::new(id, Arc::clone(&self.back));
+                conn.dispatched(answer.watch());
+                Some((answer, request))
+            }
             Step::Wait => None,
         };
         let (interest, deadline, idle) = (conn.interest(), conn.deadline(), conn.is_idle());
@@ -244,7 +278,9 @@ impl EventLoop {
                 if let Some(at) = old_deadline {
                     self.deadlines.remove(&(at, id));
                 }
-                self.table.remove(id);
+                if let Some(conn) = self.table.remove(id) {
+                    self.close(conn);
+                }
                 return;
             }
             conn.registered = interest;
@@ -264,14 +300,13 @@ impl EventLoop {
             (false, true) => self.table.idle(id, now),
             _ => {}
         }
-        if let Some(request) = request {
-            self.dispatch(id, request);
+        if let Some((answer, request)) = request {
+            self.dispatch(answer, request);
         }
     }
 
     /// Hands a request to the handler threads.
-    fn dispatch(&self, id: u64, request: Request) {
-        let answer = Answer::new(id, Arc::clone(&self.back));
+    fn dispatch(&self, answer: Answer, request: Request) {
         let responder = Arc::clone(&self.responder);
         // Refused only when the listener stops; the answer then closes the connection.
         let _ = self.back.jobs.send(Box::new(move || {

@@ -473,6 +473,34 @@ impl Queue {
         released
     }
 
+    /// Puts back the tasks a claim of `worker_id` handed out (each id with
+    /// the attempt it was handed out as) that its client never got, the
+    /// connection having closed before the answer was written; as a claim
+    /// cancel does, without counting an attempt. Only tasks that worker
+    /// still holds as that attempt: one since reported, expired or handed
+    /// out again is left alone. Returns how many were put back.
+    pub fn release(&mut self, worker_id: &str, handed: &[(String, u32)], now: u64) -> usize {
+        self.advance(now);
+        let mut released = 0;
+        for (id, attempt) in handed {
+            let held = self.tasks.get(id).is_some_and(|r| {
+                r.status == Status::Claimed
+                    && r.attempt == *attempt
+                    && r.lease.as_ref().is_some_and(|l| l.worker_id == worker_id)
+            });
+            if held {
+                self.end_lease(id, now, "released", None, None);
+                if let Some(rec) = self.tasks.get_mut(id) {
+                    rec.attempt = rec.attempt.saturating_sub(1);
+                }
+                self.requeue(id, None, now);
+                released += 1;
+            }
+        }
+        self.totals.released += crate::bounded::count(released);
+        released
+    }
+
     /// `POST /tasks/{id}/cancel`: a scheduled, queued or claimed task
     /// becomes `cancelled`; its worker's next heartbeat or report gets 410.
     pub fn cancel(&mut self, id: &str, now: u64) -> Result<(), ReportError> {
@@ -1682,5 +1710,26 @@ mod tests {
         let a = q.get("a").unwrap();
         assert_eq!(a.history.len(), MAX_HISTORY);
         assert_eq!(a.history.last().unwrap().attempt, a.attempt);
+    }
+
+    #[test]
+    fn tasks_whose_client_hung_up_go_back_without_an_attempt() {
+        let mut q = queue();
+        add(&mut q, "a", "t", Priority::Medium);
+        add(&mut q, "b", "t", Priority::Medium);
+        assert_eq!(claim(&mut q, "w", Some(2), T0), ["a", "b"]);
+        let released = q.release(
+            "w",
+            &[("a".into(), 1), ("b".into(), 2), ("x".into(), 1)],
+            T0 + 1,
+        );
+        assert_eq!(released, 1, "only the one held as that attempt");
+        assert!(q.release("other", &[("b".into(), 1)], T0 + 1) == 0);
+        let a = q.get("a").unwrap();
+        assert_eq!((a.status, a.attempt), (Status::Queued, 0));
+        assert_eq!(q.get("b").unwrap().status, Status::Claimed);
+        assert_eq!(q.totals().released, 1);
+        assert_eq!(claim(&mut q, "w2", None, T0 + 2), ["a"], "in its old place");
+        assert_eq!(q.get("a").unwrap().attempt, 1);
     }
 }

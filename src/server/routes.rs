@@ -1,7 +1,7 @@
 //! HTTP routing: checks the key, decodes each request, calls the store and
 //! turns its answer or refusal into a status and a JSON body.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -207,6 +207,7 @@ impl Routes {
                 req,
                 batch,
                 deadline: crate::bounded::instant_after(Instant::now(), wait),
+                handed: Mutex::default(),
             })
         })
     }
@@ -277,7 +278,13 @@ impl Responder for Routes {
     /// answered at once.
     fn serve(&self, request: Request, answer: Answer) {
         match self.long_poll(&request) {
-            Some(poll) => poll.attempt(&answer, false),
+            Some(poll) => {
+                // A client that hangs up while parked leaves no waiter
+                // behind, nor a task leased to nobody.
+                let gone = Arc::clone(&poll);
+                answer.watch_hang_up(move || gone.client_gone());
+                poll.attempt(&answer, false);
+            }
             None => answer.send(self.handle(request)),
         }
     }
@@ -291,6 +298,9 @@ struct LongPoll {
     req: ClaimRequest,
     batch: bool,
     deadline: Instant,
+    /// The tasks (id, attempt) in the answer on its way, until the client
+    /// has it or they are put back.
+    handed: Mutex<Vec<(String, u32)>>,
 }
 
 impl LongPoll {
@@ -300,18 +310,73 @@ impl LongPoll {
         let waiter = (!last && Instant::now() < self.deadline).then(|| {
             let (poll, answer) = (Arc::clone(&self), answer.clone());
             let (claim_id, types) = (self.req.claim_id.clone(), self.req.types.clone());
+            let client = answer.clone();
             Waiter::new(claim_id, types, self.deadline, move |wake| {
                 answer.resume(move |answer| poll.woken(wake, &answer));
             })
+            .until_gone(move || client.client_gone())
         });
         match self.store.claim(&self.req, waiter) {
             Ok(Claim::Parked) => {}
-            Ok(Claim::Tasks(tasks)) => answer.send(claimed(tasks, self.batch)),
+            Ok(Claim::Tasks(tasks)) => self.hand_out(tasks, answer),
             Err(e) => answer.send(refusal(e)),
         }
     }
 
+    /// Sends the tasks claimed, unless the client has gone: then they go
+    /// back at once instead of waiting, leased to nobody, for their lease.
+    fn hand_out(&self, tasks: Vec<Task>, answer: &Answer) {
+        let handed = tasks
+            .iter()
+            .map(|t| (t.id.clone(), t.attempt.unwrap_or(0)))
+            .collect();
+        *self.handed() = handed;
+        // After `handed` is set: a hang-up noticed from now on finds it.
+        if answer.client_gone() {
+            self.put_back();
+            return;
+        }
+        answer.send(claimed(tasks, self.batch));
+    }
+
+    /// Its client hung up before its answer was written whole: the waiter
+    /// goes, and so do the tasks the answer held.
+    fn client_gone(&self) {
+        self.store.forget_gone();
+        self.put_back();
+    }
+
+    /// Puts back what was handed out, once (whoever comes first takes it).
+    fn put_back(&self) {
+        let handed = std::mem::take(&mut *self.handed());
+        if handed.is_empty() {
+            return;
+        }
+        match self.store.release(&self.req.worker_id, &handed) {
+            Ok(n) => log::debug!(
+                "{n} task(s) for {} put back: its client hung up",
+                self.req.worker_id
+            ),
+            // Their lease puts them back in the end.
+            Err(e) => log::warn!(
+                "tasks for {} not put back after its client hung up: {e}",
+                self.req.worker_id
+            ),
+        }
+    }
+
+    fn handed(&self) -> std::sync::MutexGuard<'_, Vec<(String, u32)>> {
+        self.handed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn woken(self: Arc<Self>, wake: Wake, answer: &Answer) {
+        if answer.client_gone() {
+            // Hung up after the wake: a task it was for goes to another.
+            if wake == Wake::Check {
+                self.store.pass_on(self.req.types.as_deref());
+            }
+            return;
+        }
         match wake {
             Wake::Check => self.attempt(answer, false),
             Wake::Expired => self.attempt(answer, true),

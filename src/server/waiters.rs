@@ -1,6 +1,7 @@
 //! Parked long polls: claims waiting for a task, each held as a [`Waiter`]
 //! (no thread), woken one per task that becomes ready, by a cancel, by
-//! shutdown, or at its deadline, whichever comes first.
+//! shutdown, or at its deadline, whichever comes first. A claim whose
+//! client has hung up is dropped, never woken: its wake goes to the next.
 
 use std::time::Instant;
 
@@ -25,6 +26,7 @@ pub struct Waiter {
     types: Option<Vec<String>>,
     deadline: Instant,
     wake: Box<dyn FnOnce(Wake) + Send>,
+    gone: Option<Box<dyn Fn() -> bool + Send>>,
 }
 
 impl Waiter {
@@ -41,7 +43,20 @@ impl Waiter {
             types,
             deadline,
             wake: Box::new(wake),
+            gone: None,
         }
+    }
+
+    /// The same waiter, which `gone` says has nobody to answer any more
+    /// (its client hung up): it is then dropped instead of woken. Called
+    /// under the store's lock, so it must be quick.
+    pub fn until_gone(mut self, gone: impl Fn() -> bool + Send + 'static) -> Waiter {
+        self.gone = Some(Box::new(gone));
+        self
+    }
+
+    fn is_gone(&self) -> bool {
+        self.gone.as_ref().is_some_and(|gone| gone())
     }
 
     fn takes(&self, task_type: &str) -> bool {
@@ -89,6 +104,13 @@ impl Waiters {
         let Some(i) = self.parked.iter().position(|e| e.ticket == ticket) else {
             return false;
         };
+        if self.parked[i].waiter.is_gone() {
+            let entry = self.parked.remove(i);
+            if entry.held.flatten() == Some(Wake::Check) {
+                self.pass_on(entry.waiter.types.as_deref());
+            }
+            return false;
+        }
         match self.parked[i].held.take().flatten() {
             Some(wake) => {
                 let entry = self.parked.remove(i);
@@ -140,13 +162,53 @@ impl Waiters {
         }
     }
 
+    /// Drops the armed claims whose client has gone; returns how many.
+    /// (One still running is dropped when it arms, passing on what it holds.)
+    pub fn forget_gone(&mut self) -> usize {
+        let before = self.parked.len();
+        self.parked
+            .retain(|e| e.held.is_some() || !e.waiter.is_gone());
+        before - self.parked.len()
+    }
+
+    /// Passes on a wake that reached a claim which could not use it (its
+    /// client had gone): one to the oldest claim of each type the wake may
+    /// have been for, those of `types` (any type with `None`). A wake too
+    /// many costs a claim that finds nothing and parks again; one too few
+    /// would leave a ready task waiting.
+    pub fn pass_on(&mut self, types: Option<&[String]>) {
+        match types {
+            Some(types) => {
+                for t in types {
+                    self.wake_one(t);
+                }
+            }
+            None => {
+                let mut seen: Vec<Option<Vec<String>>> = Vec::new();
+                let mut i = 0;
+                while i < self.parked.len() {
+                    let entry = &self.parked[i];
+                    if matches!(entry.held, Some(Some(_)))
+                        || entry.waiter.is_gone()
+                        || seen.contains(&entry.waiter.types)
+                    {
+                        i += 1;
+                        continue;
+                    }
+                    seen.push(entry.waiter.types.clone());
+                    let held = entry.held.is_some();
+                    self.deliver(i, Wake::Check);
+                    if held {
+                        i += 1;
+                    }
+                }
+            }
+        }
+    }
+
     /// Wakes the oldest claim that would take a task of `task_type`.
     pub fn wake_one(&mut self, task_type: &str) -> bool {
-        let found = self
-            .parked
-            .iter()
-            .position(|e| !matches!(e.held, Some(Some(_))) && e.waiter.takes(task_type));
-        match found {
+        match self.oldest(|w| w.takes(task_type)) {
             Some(i) => {
                 self.deliver(i, Wake::Check);
                 true
@@ -158,13 +220,28 @@ impl Waiters {
     /// Wakes the oldest parked claim, whatever types it takes: a wake that
     /// reached a claim which no longer needed it is passed on.
     pub fn wake_oldest(&mut self) {
-        if let Some(i) = self
-            .parked
-            .iter()
-            .position(|e| !matches!(e.held, Some(Some(_))))
-        {
+        if let Some(i) = self.oldest(|_| true) {
             self.deliver(i, Wake::Check);
         }
+    }
+
+    /// The oldest claim that `which` picks and that holds no wake yet;
+    /// the armed ones found gone on the way are dropped, so that a wake
+    /// scans only as far as it must (not the whole table).
+    fn oldest(&mut self, which: impl Fn(&Waiter) -> bool) -> Option<usize> {
+        let mut i = 0;
+        while i < self.parked.len() {
+            let entry = &self.parked[i];
+            if entry.held.is_none() && entry.waiter.is_gone() {
+                self.parked.remove(i);
+                continue;
+            }
+            if !matches!(entry.held, Some(Some(_))) && which(&entry.waiter) {
+                return Some(i);
+            }
+            i += 1;
+        }
+        None
     }
 
     /// Wakes every parked claim to look again (wakes may have been missed).
@@ -198,6 +275,7 @@ impl Waiters {
     }
 
     fn wake_every(&mut self, which: impl Fn(&Waiter) -> bool, wake: Wake) -> usize {
+        self.forget_gone();
         let mut n = 0;
         let mut i = 0;
         while i < self.parked.len() {
@@ -221,9 +299,9 @@ impl Waiters {
         n
     }
 
-    /// How many claims are parked.
+    /// How many claims are parked for a client still there.
     pub fn len(&self) -> usize {
-        self.parked.len()
+        self.parked.iter().filter(|e| !e.waiter.is_gone()).count()
     }
 
     /// Whether no claim is parked.
@@ -309,5 +387,41 @@ mod tests {
         assert!(w.arm(third), "armed with nothing held: parked");
         assert!(w.next_deadline().is_some());
         assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn a_claim_whose_client_has_gone_is_dropped_and_its_wakes_passed_on() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let log = Log::default();
+        let mut w = Waiters::default();
+        let gone = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&gone);
+        w.park(
+            waiter(&log, "gone", None, None, 60).until_gone(move || flag.load(Ordering::SeqCst)),
+        );
+        w.park(waiter(&log, "b", None, Some(&["b"]), 60));
+        w.park(waiter(&log, "next", None, None, 60));
+        gone.store(true, Ordering::SeqCst);
+        assert_eq!(w.len(), 2, "not counted once gone");
+        assert!(w.wake_one("t"));
+        assert_eq!(taken(&log), [("next", Wake::Check)], "skipped, not woken");
+        assert_eq!(w.forget_gone(), 0, "dropped on the way");
+
+        // A wake held for a claim still running, whose client then went.
+        let gone = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&gone);
+        let running = w.reserve(
+            waiter(&log, "running", None, Some(&["a"]), 60)
+                .until_gone(move || flag.load(Ordering::SeqCst)),
+        );
+        w.park(waiter(&log, "a", None, Some(&["a"]), 60));
+        assert!(w.wake_one("a"));
+        gone.store(true, Ordering::SeqCst);
+        assert_eq!(w.forget_gone(), 0, "kept while its claim runs");
+        assert!(!w.arm(running));
+        assert_eq!(taken(&log), [("a", Wake::Check)], "its wake went on");
+        w.pass_on(None);
+        assert_eq!(taken(&log), [("b", Wake::Check)], "one per kind of claim");
+        assert!(w.is_empty());
     }
 }

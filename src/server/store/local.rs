@@ -219,6 +219,19 @@ impl Store for Local {
         Ok(Claim::Tasks(claimed.tasks))
     }
 
+    fn forget_gone(&self) {
+        self.lock().waiters.forget_gone();
+    }
+
+    fn pass_on(&self, _types: Option<&[String]>) {
+        // The queue knows which types have a ready task: one wake each.
+        self.lock().nudge();
+    }
+
+    fn release(&self, worker_id: &str, handed: &[(String, u32)]) -> Result<usize, StoreError> {
+        self.change(|q, now| Ok(q.release(worker_id, handed, now)))
+    }
+
     fn complete(&self, id: &str, body: CompleteBody) -> Result<(), StoreError> {
         let worker = body.worker_id.as_deref();
         self.change(|q, now| q.complete(id, worker, body.result, body.duration_ms, now))

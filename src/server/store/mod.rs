@@ -91,6 +91,16 @@ pub trait Store: Send + Sync {
     /// finds none ready (and may wait) parks it, atomically with the claim,
     /// so that no task that becomes ready after the claim is missed.
     fn claim(&self, req: &ClaimRequest, waiter: Option<Waiter>) -> Result<Claim, StoreError>;
+    /// Drops the parked claims whose client has hung up, so that no wake
+    /// goes to them and they are not counted.
+    fn forget_gone(&self);
+    /// Passes on a wake that reached a claim whose client had gone, to
+    /// claims that may take what it was for (one of `types`, any with `None`).
+    fn pass_on(&self, types: Option<&[String]>);
+    /// Puts back tasks a claim of `worker_id` handed out (id and attempt)
+    /// whose answer never reached its client, without counting an attempt;
+    /// returns how many it put back.
+    fn release(&self, worker_id: &str, handed: &[(String, u32)]) -> Result<usize, StoreError>;
     /// Records a result from the lease holder.
     fn complete(&self, id: &str, body: CompleteBody) -> Result<(), StoreError>;
     /// Records a failure from the lease holder; returns the task's status after it.

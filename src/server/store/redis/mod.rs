@@ -60,6 +60,7 @@ struct Scripts {
     fail: Script,
     heartbeat: Script,
     cancel: Script,
+    release: Script,
     tick: Script,
     read: Script,
     admin: Script,
@@ -75,6 +76,7 @@ impl Scripts {
             fail: with(include_str!("fail.lua")),
             heartbeat: with(include_str!("heartbeat.lua")),
             cancel: with(include_str!("cancel.lua")),
+            release: with(include_str!("release.lua")),
             tick: with(include_str!("tick.lua")),
             read: with(include_str!("read.lua")),
             admin: with(include_str!("admin.lua")),
@@ -288,6 +290,25 @@ impl Store for Redis {
                 claimed.map(|(tasks, _)| Claim::Tasks(tasks))
             }
         }
+    }
+
+    fn forget_gone(&self) {
+        self.shared.waiters().forget_gone();
+    }
+
+    fn pass_on(&self, types: Option<&[String]>) {
+        // Which types have a ready task is in Redis: over-wake instead.
+        self.shared.waiters().pass_on(types);
+    }
+
+    fn release(&self, worker_id: &str, handed: &[(String, u32)]) -> Result<usize, StoreError> {
+        let mut args = vec![worker_id.to_string()];
+        for (id, attempt) in handed {
+            args.push(id.clone());
+            args.push(attempt.to_string());
+        }
+        let answer = self.shared.call(&self.shared.scripts.release, &args)?;
+        Ok(usize::try_from(int(&answer)).unwrap_or(0))
     }
 
     fn complete(&self, id: &str, body: CompleteBody) -> Result<(), StoreError> {
