@@ -33,6 +33,13 @@ const ACCEPT_BATCH: usize = 64;
 /// After accept fails (out of descriptors), how long the loop stops accepting
 /// instead of spinning on a socket that stays readable.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
+/// Connections the kernel queues before the loop accepts them. std's
+/// `TcpListener::bind` asks for 128, which a burst of connections fills
+/// while the loop waits for a core on a busy machine; past it the kernel
+/// drops new SYNs, and a client's connect then waits a second or more for
+/// its retransmit even though the loop is not stuck. The kernel caps this
+/// at `net.core.somaxconn` (4096 by default since Linux 5.4).
+const LISTEN_BACKLOG: i32 = 4096;
 
 /// The loop's state; [`EventLoop::run`] owns it on its thread.
 pub struct EventLoop {
@@ -69,6 +76,8 @@ impl EventLoop {
         stopping: Arc<AtomicBool>,
     ) -> io::Result<EventLoop> {
         listener.set_nonblocking(true)?;
+        // Listening again on a listening socket only changes its backlog.
+        rustix::net::listen(&listener, LISTEN_BACKLOG)?;
         let epoll = Epoll::new(BATCH)?;
         epoll.add(&listener, LISTENER, Interest::Read)?;
         epoll.add(back.waker.fd(), WAKER, Interest::Read)?;

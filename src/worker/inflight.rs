@@ -65,13 +65,21 @@ impl InFlightTask {
 #[derive(Debug, Default)]
 struct Table {
     entries: BTreeMap<u64, Arc<InFlightTask>>,
-    /// Tasks handed to the processors but not yet started.
-    reserved: usize,
+    /// The ids of tasks handed to the processors but not yet started: kept,
+    /// not just counted, so that a copy delivered again before its
+    /// processor thread starts it is known as a duplicate too.
+    reserved: Vec<String>,
 }
 
 impl Table {
     fn all_settled(&self) -> bool {
-        self.reserved == 0 && self.entries.values().all(|r| r.is_handed_off())
+        self.reserved.is_empty() && self.entries.values().all(|r| r.is_handed_off())
+    }
+
+    fn take_reservation(&mut self, task_id: &str) {
+        if let Some(i) = self.reserved.iter().position(|r| r == task_id) {
+            self.reserved.swap_remove(i);
+        }
     }
 }
 
@@ -112,16 +120,16 @@ impl Default for InFlight {
 }
 
 impl InFlight {
-    /// Counts a task handed to the processors, so that a drain waits for it.
-    pub fn reserve(&self) {
-        self.lock().reserved += 1;
+    /// Notes a task handed to the processors, so that a drain waits for it.
+    pub fn reserve(&self, task_id: &str) {
+        self.lock().reserved.push(task_id.to_string());
     }
 
     /// Drops the reservation of a task that will never start here (its
     /// processor died first, and its outcome is already handed off).
-    pub fn unreserve(&self) {
+    pub fn unreserve(&self, task_id: &str) {
         let mut table = self.lock();
-        table.reserved = table.reserved.saturating_sub(1);
+        table.take_reservation(task_id);
         drop(table);
         self.changed.notify_all();
     }
@@ -147,7 +155,7 @@ impl InFlight {
             abandoned: AtomicBool::new(false),
         });
         let mut table = self.lock();
-        table.reserved = table.reserved.saturating_sub(1);
+        table.take_reservation(&entry.task.id);
         table.entries.insert(entry.id, entry.clone());
         drop(table);
         if self.ms_since_epoch(entry.ctx.deadline) < self.planned_wake_ms.load(Ordering::Relaxed) {
@@ -200,12 +208,15 @@ impl InFlight {
         self.lock().entries.values().cloned().collect()
     }
 
-    /// Whether a task with this id runs here now (a duplicate delivery).
+    /// Whether a task with this id runs here now, or is on its way to a
+    /// processor thread (a duplicate delivery).
     pub fn is_running(&self, task_id: &str) -> bool {
-        self.lock()
-            .entries
-            .values()
-            .any(|r| !r.is_settled() && r.task.id == task_id)
+        let table = self.lock();
+        table.reserved.iter().any(|r| r == task_id)
+            || table
+                .entries
+                .values()
+                .any(|r| !r.is_settled() && r.task.id == task_id)
     }
 
     /// Entries not yet settled.
@@ -253,10 +264,14 @@ mod tests {
     fn settles_once_and_reports_empty() {
         let inflight = Arc::new(InFlight::default());
         let ctx = Context::new(Duration::from_secs(5), 1, "w".into());
-        inflight.reserve();
+        inflight.reserve("t");
         assert!(
             !inflight.wait_settled(Duration::from_millis(10)),
             "a reserved task is waited for"
+        );
+        assert!(
+            inflight.is_running("t"),
+            "a task on its way to a processor is not run again"
         );
         inflight.plan_wake(Instant::now() + Duration::from_secs(3600));
         let r = inflight.start(Task::new("t", "echo", json!({})), ctx, 0, None);

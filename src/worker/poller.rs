@@ -457,7 +457,7 @@ impl Poller {
 
     /// Sends a task with its slot and token taken to the processors.
     fn hand_on(&self, task: Task) {
-        self.shared.inflight.reserve();
+        self.shared.inflight.reserve(&task.id);
         // Sent even when stopping: a claimed task is ours to run.
         let _ = self.tasks.send(task);
         fault::panic_if_asked("poller");

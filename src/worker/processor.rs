@@ -200,7 +200,7 @@ impl Processors {
                 reported(&id, &task_type);
                 // After the hand-off, so that a drain never finds every
                 // task settled while this outcome is still on its way.
-                shared.inflight.unreserve();
+                shared.inflight.unreserve(&id);
                 shared.limiter.free(&task_type);
                 true
             }

@@ -150,6 +150,21 @@ impl FakeApi {
         seen.sort_by_key(|s| s.at);
         seen
     }
+
+    /// How many requests are recorded so far: a mark for [`FakeApi::recorded_since`].
+    pub fn recorded(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    /// The requests recorded after `mark`, in the order they were recorded.
+    /// Not sorted by arrival as [`FakeApi::seen`] is: each request is
+    /// recorded by its own thread, so one that arrived before a mark can be
+    /// recorded after it, and the arrival-sorted list split at the mark then
+    /// holds the last request from before the mark instead.
+    pub fn recorded_since(&self, mark: usize) -> Vec<Seen> {
+        let seen = self.seen.lock().unwrap();
+        seen.get(mark..).unwrap_or_default().to_vec()
+    }
 }
 
 impl Drop for FakeApi {

@@ -185,12 +185,16 @@ impl HostileApi {
 
     /// How many requests so far: a mark for [`HostileApi::reports_since`].
     pub fn mark(&self) -> usize {
-        self.fake.seen("").len()
+        self.fake.recorded()
     }
 
-    /// Every request since `mark`.
+    /// Every request recorded since `mark`. By the order of recording: a
+    /// split of the list sorted by arrival would, whenever a request that
+    /// arrived before the mark is recorded after it, count the newest request
+    /// before the mark (a report of the previous case's task, say) as one
+    /// since.
     pub fn seen_since(&self, mark: usize) -> Vec<Seen> {
-        self.fake.seen("").split_off(mark)
+        self.fake.recorded_since(mark)
     }
 
     /// Every report since `mark`.
