@@ -65,8 +65,9 @@ impl Heartbeats {
 
     /// The heartbeat loop; returns when `done` disconnects. It sleeps until
     /// the next beat or `/health` check is due, and wakes early only when a
-    /// leased task starts or begins to wait, or an outage ends: an idle
-    /// worker's heartbeat thread does not wake at all.
+    /// leased task starts whose first beat is due sooner, a leased task
+    /// begins to wait, or an outage ends: an idle worker's heartbeat thread
+    /// does not wake at all, and a busy one not once per task.
     fn run(self) {
         let shared = &*self.shared;
         let mut next_beat: HashMap<Leased, Instant> = HashMap::new();
@@ -78,6 +79,8 @@ impl Heartbeats {
                 self.check_health(&mut health_checks, now);
                 wake = health_checks.next();
             }
+            // Before the look: a leased task that starts after it wakes us.
+            shared.inflight.planning_beats();
             let running: Vec<_> = shared
                 .inflight
                 .unsettled()
@@ -134,6 +137,9 @@ impl Heartbeats {
                     );
                 }
             }
+            // A leased task that starts from now on wakes us only if its
+            // first beat is due before this.
+            shared.inflight.plan_beats(wake);
             let timer = wake.map_or_else(never, |at| {
                 after(
                     at.saturating_duration_since(Instant::now())

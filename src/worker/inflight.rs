@@ -69,6 +69,9 @@ struct Table {
     /// not just counted, so that a copy delivered again before its
     /// processor thread starts it is known as a duplicate too.
     reserved: Vec<String>,
+    /// Threads in [`InFlight::wait_settled`]: only for them is a change
+    /// notified (a notify is a system call even when nobody waits).
+    waiters: usize,
 }
 
 impl Table {
@@ -95,6 +98,11 @@ pub struct InFlight {
     /// A task with a lease started: the heartbeat thread plans its beats.
     leased_tx: Sender<()>,
     leased_rx: Receiver<()>,
+    /// When the heartbeat thread means to wake next, in ms since `epoch`
+    /// (`u64::MAX`: it is planning, or has nothing planned; any leased
+    /// start wakes it): a leased task whose first beat comes earlier wakes
+    /// it, others do not (no wake per task).
+    planned_beat_ms: AtomicU64,
     /// When the supervisor means to wake next, in ms since `epoch`: a task
     /// with an earlier deadline wakes it, others do not (no wake per task).
     planned_wake_ms: AtomicU64,
@@ -114,6 +122,7 @@ impl Default for InFlight {
             leased_tx,
             leased_rx,
             planned_wake_ms: AtomicU64::new(0),
+            planned_beat_ms: AtomicU64::new(u64::MAX),
             epoch: Instant::now(),
         }
     }
@@ -130,13 +139,13 @@ impl InFlight {
     pub fn unreserve(&self, task_id: &str) {
         let mut table = self.lock();
         table.take_reservation(task_id);
-        drop(table);
-        self.changed.notify_all();
+        self.notify(table);
     }
 
     /// Registers a new execution (turning a reservation into an entry); wakes
     /// the supervisor if its deadline comes before the supervisor's next
-    /// check, and the heartbeat thread if it has a lease.
+    /// check, and the heartbeat thread if it has a lease whose first beat
+    /// comes before the heartbeat thread's next wake.
     pub fn start(
         &self,
         task: Task,
@@ -161,10 +170,27 @@ impl InFlight {
         if self.ms_since_epoch(entry.ctx.deadline) < self.planned_wake_ms.load(Ordering::Relaxed) {
             let _ = self.wake_tx.try_send(());
         }
-        if entry.lease.is_some() {
-            let _ = self.leased_tx.try_send(());
+        if let Some(lease) = entry.lease {
+            let first_beat = crate::bounded::instant_after(entry.started, lease / 3);
+            if self.ms_since_epoch(first_beat) < self.planned_beat_ms.load(Ordering::Relaxed) {
+                let _ = self.leased_tx.try_send(());
+            }
         }
         entry
+    }
+
+    /// The heartbeat thread is about to look at the entries: until it says
+    /// when it wakes next ([`InFlight::plan_beats`]), every leased start
+    /// wakes it, so that none started after its look is missed.
+    pub fn planning_beats(&self) {
+        self.planned_beat_ms.store(u64::MAX, Ordering::Relaxed);
+    }
+
+    /// The heartbeat thread says when it wakes next (`None`: not before a
+    /// leased task starts).
+    pub fn plan_beats(&self, at: Option<Instant>) {
+        let ms = at.map_or(u64::MAX, |at| self.ms_since_epoch(at));
+        self.planned_beat_ms.store(ms, Ordering::Relaxed);
     }
 
     /// The supervisor says when it will check next.
@@ -191,16 +217,24 @@ impl InFlight {
             hand_off();
             entry.state.store(SETTLED, Ordering::Release);
             // Under the lock, so a waiter between its check and its wait still wakes.
-            let _table = self.lock();
-            self.changed.notify_all();
+            self.notify(self.lock());
         }
         won
     }
 
     /// Removes an execution whose processor thread has returned.
     pub fn finish(&self, id: u64) {
-        self.lock().entries.remove(&id);
-        self.changed.notify_all();
+        let mut table = self.lock();
+        table.entries.remove(&id);
+        self.notify(table);
+    }
+
+    /// Wakes the threads in [`InFlight::wait_settled`], if any: `table`,
+    /// locked, is where they count themselves, so none is missed.
+    fn notify(&self, table: std::sync::MutexGuard<'_, Table>) {
+        if table.waiters > 0 {
+            self.changed.notify_all();
+        }
     }
 
     /// Every entry: running, or settled with its thread still busy.
@@ -231,11 +265,13 @@ impl InFlight {
 
     /// Waits until every task handed out is settled; false when `timeout` passed first.
     pub fn wait_settled(&self, timeout: Duration) -> bool {
-        let table = self.lock();
-        let (table, _) = self
+        let mut table = self.lock();
+        table.waiters += 1;
+        let (mut table, _) = self
             .changed
             .wait_timeout_while(table, timeout, |t| !t.all_settled())
             .unwrap_or_else(|e| e.into_inner());
+        table.waiters -= 1;
         table.all_settled()
     }
 
@@ -296,5 +332,53 @@ mod tests {
         inflight.finish(r.id);
         assert!(inflight.snapshot().is_empty());
         assert!(r.abandon() && !r.abandon());
+    }
+
+    #[test]
+    fn a_leased_start_wakes_the_heartbeat_thread_only_before_its_planned_wake() {
+        let inflight = InFlight::default();
+        let ctx = || Context::new(Duration::from_secs(5), 1, "w".into());
+        let lease = Some(Duration::from_secs(30));
+        let start = |id: &str| {
+            inflight.reserve();
+            inflight.start(Task::new(id, "echo", json!({})), ctx(), 0, lease)
+        };
+        start("t1");
+        assert!(
+            inflight.leased_started().try_recv().is_ok(),
+            "before any plan, a leased start wakes it"
+        );
+        inflight.plan_beats(Some(Instant::now() + Duration::from_secs(5)));
+        start("t2");
+        assert!(
+            inflight.leased_started().try_recv().is_err(),
+            "a first beat in 10 s waits for the wake in 5 s"
+        );
+        inflight.plan_beats(Some(Instant::now() + Duration::from_secs(60)));
+        start("t3");
+        assert!(
+            inflight.leased_started().try_recv().is_ok(),
+            "a first beat before the planned wake wakes it"
+        );
+        inflight.plan_beats(None);
+        start("t4");
+        assert!(
+            inflight.leased_started().try_recv().is_ok(),
+            "nothing planned"
+        );
+        inflight.plan_beats(Some(Instant::now() + Duration::from_secs(60)));
+        inflight.planning_beats();
+        start("t5");
+        assert!(
+            inflight.leased_started().try_recv().is_ok(),
+            "while it plans, any leased start wakes it"
+        );
+        start("t6");
+        inflight.start(Task::new("t7", "echo", json!({})), ctx(), 0, None);
+        assert!(inflight.leased_started().try_recv().is_ok());
+        assert!(
+            inflight.leased_started().try_recv().is_err(),
+            "an unleased start does not wake it"
+        );
     }
 }

@@ -234,16 +234,20 @@ impl Limits {
         true
     }
 
-    /// Frees the slot of a task of `task_type` that has returned.
-    pub fn free(&mut self, task_type: &str) {
-        if let Some(state) = self.types.get_mut(task_type) {
-            state.running = state.running.saturating_sub(1);
-            // Kept only while it limits or counts something: a server that
-            // hands out any type cannot grow the table.
-            if state.running == 0 && !state.limit.is_limited() {
-                self.types.remove(task_type);
-            }
+    /// Frees the slot of a task of `task_type` that has returned; true
+    /// when its type is limited (the slot may let a task of it start).
+    pub fn free(&mut self, task_type: &str) -> bool {
+        let Some(state) = self.types.get_mut(task_type) else {
+            return false;
+        };
+        state.running = state.running.saturating_sub(1);
+        let limited = state.limit.is_limited();
+        // Kept only while it limits or counts something: a server that
+        // hands out any type cannot grow the table.
+        if state.running == 0 && !limited {
+            self.types.remove(task_type);
         }
+        limited
     }
 
     /// Applies `limits` (a reload): each type keeps the slots its running
@@ -409,10 +413,18 @@ impl Limiter {
     }
 
     /// Frees the slot of a task of `task_type` whose handler returned, and
-    /// tells the poller.
+    /// tells the poller when that may change what it does: the type is
+    /// limited, or tasks wait. A slot of an unlimited type with none
+    /// waiting changes nothing, and its processor's idle message wakes the
+    /// poller anyway: no second wake-up per task.
     pub(crate) fn free(&self, task_type: &str) {
-        self.lock().limits.free(task_type);
-        let _ = self.freed_tx.try_send(());
+        let mut state = self.lock();
+        let limited = state.limits.free(task_type);
+        let waiting = !state.waiting.is_empty();
+        drop(state);
+        if limited || waiting {
+            let _ = self.freed_tx.try_send(());
+        }
     }
 
     /// Receives a message when a slot comes free.
@@ -654,6 +666,34 @@ mod tests {
 
     fn task(id: &str, task_type: &str) -> Task {
         Task::new(id, task_type, json!({}))
+    }
+
+    #[test]
+    fn only_a_slot_that_may_start_a_task_wakes_the_poller() {
+        let one = Limit {
+            concurrency: Some(1),
+            rate: None,
+        };
+        let map = [("a".to_string(), one)].into_iter().collect();
+        let t0 = Instant::now();
+        let limiter = Limiter::new(&map, t0);
+        assert!(limiter.admit(task("1", "b"), None, t0).is_some());
+        limiter.free("b");
+        assert!(
+            limiter.freed().try_recv().is_err(),
+            "an unlimited type with nothing waiting: its idle processor says enough"
+        );
+        assert!(limiter.admit(task("2", "a"), None, t0).is_some());
+        limiter.free("a");
+        assert!(limiter.freed().try_recv().is_ok(), "a limited type's slot");
+        assert!(limiter.admit(task("3", "a"), None, t0).is_some());
+        assert!(limiter.admit(task("4", "a"), None, t0).is_none());
+        assert!(limiter.admit(task("5", "b"), None, t0).is_some());
+        limiter.free("b");
+        assert!(
+            limiter.freed().try_recv().is_ok(),
+            "with tasks waiting, any slot may let one start"
+        );
     }
 
     #[test]
