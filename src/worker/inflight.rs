@@ -340,7 +340,7 @@ mod tests {
         let ctx = || Context::new(Duration::from_secs(5), 1, "w".into());
         let lease = Some(Duration::from_secs(30));
         let start = |id: &str| {
-            inflight.reserve();
+            inflight.reserve(id);
             inflight.start(Task::new(id, "echo", json!({})), ctx(), 0, lease)
         };
         start("t1");
