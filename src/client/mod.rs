@@ -531,8 +531,10 @@ impl ApiClient {
         }
     }
 
-    /// `POST /tasks/claim/cancel`: ends our own long poll. A core server's 404 is fine.
-    pub fn cancel_claim(&self, claim_id: &str, timeout: Duration) -> Result<(), ApiError> {
+    /// `POST /tasks/claim/cancel`: ends our own long poll. `Ok(true)` when
+    /// the server took back what the claim handed out (2xx); `Ok(false)` for
+    /// a core server's 404 (it holds no claim open, so takes nothing back).
+    pub fn cancel_claim(&self, claim_id: &str, timeout: Duration) -> Result<bool, ApiError> {
         let body = serde_json::to_vec(&CancelClaimRequest {
             worker_id: self.worker_id.to_string(),
             claim_id: claim_id.to_string(),
@@ -541,7 +543,8 @@ impl ApiClient {
         let (status, answer, retry_after) =
             self.post("/tasks/claim/cancel", &body, timeout, MAX_SMALL_BODY)?;
         match status {
-            200..=299 | 404 | 405 | 501 => Ok(()),
+            200..=299 => Ok(true),
+            404 | 405 | 501 => Ok(false),
             _ => Err(status_error(status, retry_after, &answer)),
         }
     }

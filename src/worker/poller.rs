@@ -6,7 +6,7 @@
 //! lowered `CONCURRENT_TASKS` leaves surplus, as they become idle.
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -217,18 +217,92 @@ fn after_claim(
     }
 }
 
-/// The claim in flight, so that shutdown can cancel a long poll from another thread.
+/// The claim in flight, so that shutdown can cancel a long poll from another
+/// thread, and the poller learn whether that cancel gave the claim's tasks
+/// back to the server.
 #[derive(Debug, Default)]
-struct ClaimInFlight(Mutex<Option<String>>);
+struct ClaimInFlight {
+    slot: Mutex<ClaimSlot>,
+    /// Signalled when a cancel's answer comes.
+    cancelled: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct ClaimSlot {
+    /// The claim id of the request on the wire, if any.
+    id: Option<String>,
+    cancel: CancelState,
+}
+
+/// Where a cancel of the claim on the wire stands.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum CancelState {
+    #[default]
+    None,
+    Sending,
+    /// The server answered 2xx: it put back whatever the claim handed out.
+    Released,
+    /// A core server's 404, or no answer: what the claim brings is ours.
+    NotReleased,
+}
+
+/// How long the poller waits for a cancel under way to be answered: the
+/// cancel's own timeout, and a margin.
+const CANCEL_ANSWER_WAIT: Duration = Duration::from_secs(5);
 
 impl ClaimInFlight {
-    /// The claim id of the request on the wire, if any.
-    fn current(&self) -> Option<String> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    fn lock(&self) -> MutexGuard<'_, ClaimSlot> {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn set(&self, id: Option<String>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = id;
+    /// A claim goes on the wire with `id`.
+    fn begin(&self, id: String) {
+        *self.lock() = ClaimSlot {
+            id: Some(id),
+            cancel: CancelState::None,
+        };
+    }
+
+    /// The claim came back: true when a cancel gave its tasks back to the
+    /// server, so that running them here could run them twice. Waits for a
+    /// cancel under way to be answered (bounded).
+    fn end(&self) -> bool {
+        let mut slot = self.lock();
+        let deadline = instant_after(Instant::now(), CANCEL_ANSWER_WAIT);
+        while slot.cancel == CancelState::Sending {
+            let Some(wait) = deadline.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            slot = match self.cancelled.wait_timeout(slot, wait) {
+                Ok((guard, _)) => guard,
+                Err(e) => e.into_inner().0,
+            };
+        }
+        let released = slot.cancel == CancelState::Released;
+        *slot = ClaimSlot::default();
+        released
+    }
+
+    /// The id of the claim on the wire, now marked as being cancelled; `None`
+    /// when no claim is on the wire (its answer is in: its tasks are ours).
+    fn start_cancel(&self) -> Option<String> {
+        let mut slot = self.lock();
+        let id = slot
+            .id
+            .clone()
+            .filter(|_| slot.cancel == CancelState::None)?;
+        slot.cancel = CancelState::Sending;
+        Some(id)
+    }
+
+    /// The cancel's answer: `released` when the server took the claim's tasks back.
+    fn cancel_answered(&self, released: bool) {
+        self.lock().cancel = if released {
+            CancelState::Released
+        } else {
+            CancelState::NotReleased
+        };
+        self.cancelled.notify_all();
     }
 }
 
@@ -263,10 +337,14 @@ impl PollerThread {
     /// for the thread, but no longer than [`JOIN_LIMIT`].
     pub(crate) fn stop(self, client: &ApiClient) {
         if still_running(&self.done, Duration::from_millis(2)) {
-            if let Some(claim_id) = self.claim.current() {
-                if let Err(e) = client.cancel_claim(&claim_id, Duration::from_secs(2)) {
-                    log::debug!("claim cancel failed: {e}");
-                }
+            if let Some(claim_id) = self.claim.start_cancel() {
+                let released = client
+                    .cancel_claim(&claim_id, Duration::from_secs(2))
+                    .unwrap_or_else(|e| {
+                        log::debug!("claim cancel failed: {e}");
+                        false
+                    });
+                self.claim.cancel_answered(released);
             }
         }
         if still_running(&self.done, JOIN_LIMIT) {
@@ -403,10 +481,20 @@ impl Poller {
                 long_poll_seconds(settings.config.wait_seconds, plan.long_poll),
                 claim_id.clone(),
             );
-            self.claim.set(Some(claim_id.clone()));
+            self.claim.begin(claim_id.clone());
             let began = Instant::now();
-            let answer = shared.client.claim(&request);
-            self.claim.set(None);
+            let mut answer = shared.client.claim(&request);
+            if self.claim.end() {
+                // Shutting down, and the server put back what this claim
+                // handed out: another worker runs it.
+                if let Ok(Claimed::Tasks(objects)) = &answer {
+                    log::info!(
+                        "the claim cancelled at shutdown handed {} task(s) back to the server; not running them here",
+                        objects.len()
+                    );
+                }
+                answer = Ok(Claimed::Nothing);
+            }
             let took = began.elapsed();
             shared.stats.claim_latency.observe(took);
             let next = after_claim(
