@@ -8,9 +8,7 @@ local released = 0
 for _, id in ipairs(redis.call('LRANGE', B .. ':c:' .. cid, 0, -1)) do
   local f = redis.call('HMGET', tk(id), 'status', 'cid', 'attempt')
   if f[1] == 'claimed' and f[2] == cid then
-    end_lease(id, 'released', nil, nil)
-    redis.call('HSET', tk(id), 'attempt', math.max(tonumber(f[3]) - 1, 0))
-    requeue(id, nil)
+    put_back(id, f[3])
     released = released + 1
   end
 end

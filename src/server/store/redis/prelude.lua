@@ -143,6 +143,14 @@ local function requeue(id, at)
   queue_at(id, at, at == nil)
 end
 
+-- Puts a claimed task back as if it had never been handed out (a claim
+-- cancel, an answer its client never read): no attempt counted.
+local function put_back(id, attempt)
+  end_lease(id, 'released', nil, nil)
+  redis.call('HSET', tk(id), 'attempt', math.max(tonumber(attempt) - 1, 0))
+  requeue(id, nil)
+end
+
 -- A waiting task (out of the claim indexes) whose expires_at has come.
 local function expire_waiting(id)
   redis.call('HSET', tk(id), 'error', cjson.encode({

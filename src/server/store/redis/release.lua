@@ -10,9 +10,7 @@ for i = 6, #ARGV - 1, 2 do
   local id, attempt = ARGV[i], ARGV[i + 1]
   local f = redis.call('HMGET', tk(id), 'status', 'worker', 'attempt')
   if f[1] == 'claimed' and f[2] == worker and f[3] == attempt then
-    end_lease(id, 'released', nil, nil)
-    redis.call('HSET', tk(id), 'attempt', math.max(tonumber(f[3]) - 1, 0))
-    requeue(id, nil)
+    put_back(id, f[3])
     released = released + 1
   end
 end
