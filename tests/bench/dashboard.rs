@@ -10,86 +10,12 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-use std::thread;
-use std::time::{Duration, Instant};
+#[path = "hundred_thousand.rs"]
+mod hundred_thousand;
 
-use serde_json::{json, Value};
-use support::redis::RedisServer;
-use taskworker::{Server, ServerConfig};
+use hundred_thousand::{agent, median_and_p99, ms, on_each_store, TARGET};
 
-const TASKS: usize = 100_000;
-const LOADERS: usize = 4;
-const SAMPLES: usize = 200;
-const PRIORITIES: [&str; 3] = ["high", "medium", "low"];
-/// The budget of one page.
-const TARGET: Duration = Duration::from_millis(20);
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
-}
-
-fn post(agent: &ureq::Agent, url: &str, body: &Value) -> Value {
-    let mut resp = agent.post(url).send_json(body).expect("request");
-    resp.body_mut().read_json().unwrap_or(Value::Null)
-}
-
-/// 100,000 tasks of 10 types and 3 priorities, each with a few parameters;
-/// then 10 workers claim 1,000 each and complete or fail most of them, so
-/// that every list has tasks and the overview a throughput.
-fn load(base: &str) {
-    let per = TASKS / LOADERS;
-    let loaders: Vec<_> = (0..LOADERS)
-        .map(|l| {
-            let url = format!("{base}/tasks");
-            thread::spawn(move || {
-                let a = agent();
-                for n in l * per..(l + 1) * per {
-                    let body = json!({
-                        "id": format!("t{n}"),
-                        "type": format!("type{}", n % 10),
-                        "priority": PRIORITIES[n % 3],
-                        "parameters": {"n": n, "to": "ada@example.com", "subject": "Invoice"},
-                    });
-                    assert!(post(&a, &url, &body)["task"].is_object(), "enqueue {n}");
-                }
-            })
-        })
-        .collect();
-    for loader in loaders {
-        loader.join().expect("load");
-    }
-    let a = agent();
-    for round in 0..10 {
-        let worker = format!("worker-{round}");
-        let claim = json!({"worker_id": worker, "max_tasks": 1000});
-        let claimed = post(&a, &format!("{base}/tasks/claim"), &claim);
-        for (i, task) in claimed["tasks"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            let id = task["id"].as_str().unwrap_or_default();
-            let (what, body) = match i % 4 {
-                0 | 1 => (
-                    "complete",
-                    json!({"worker_id": worker, "result": {"ok": true}}),
-                ),
-                2 => (
-                    "fail",
-                    json!({"worker_id": worker, "error": "bench", "traceback": "line 1\nline 2", "retryable": false}),
-                ),
-                _ => continue,
-            };
-            post(&a, &format!("{base}/tasks/{id}/{what}"), &body);
-        }
-    }
-}
+use std::time::Duration;
 
 /// GETs `url` with `cookie`; the status and the body's length.
 fn get(agent: &ureq::Agent, url: &str, cookie: &str) -> (u16, String) {
@@ -103,25 +29,15 @@ fn get(agent: &ureq::Agent, url: &str, cookie: &str) -> (u16, String) {
     (status, body)
 }
 
-/// The median and the 99th percentile of `SAMPLES` GETs of `path`, and
-/// the page's size.
+/// The median and the 99th percentile of GETs of `path`, and the page's size.
 fn time(agent: &ureq::Agent, base: &str, cookie: &str, path: &str) -> (Duration, Duration, usize) {
     let url = format!("{base}{path}");
     let (status, page) = get(agent, &url, cookie);
     assert_eq!(status, 200, "{path}: {page}");
-    let mut samples: Vec<Duration> = (0..SAMPLES)
-        .map(|_| {
-            let started = Instant::now();
-            get(agent, &url, cookie);
-            started.elapsed()
-        })
-        .collect();
-    samples.sort();
-    (
-        samples[SAMPLES / 2],
-        samples[SAMPLES * 99 / 100],
-        page.len(),
-    )
+    let (median, p99) = median_and_p99(|| {
+        get(agent, &url, cookie);
+    });
+    (median, p99, page.len())
 }
 
 /// The `rel="next"` link of a list page, as a path.
@@ -135,17 +51,10 @@ fn next_page(page: &str) -> String {
         .replace("&amp;", "&")
 }
 
-type Row = (String, String, Duration, Duration, usize);
+/// Each page's path, median, 99th percentile and size.
+type Row = (String, Duration, Duration, usize);
 
-fn run(label: &str, config: ServerConfig) -> Vec<Row> {
-    let server = Server::start(config).expect("server starts");
-    let base = server.url();
-    let loading = Instant::now();
-    load(&base);
-    eprintln!(
-        "{label}: loaded {TASKS} tasks in {:.1} s",
-        loading.elapsed().as_secs_f64()
-    );
+fn measure(base: &str) -> Vec<Row> {
     let a = agent();
     let first = a.get(format!("{base}/ui")).call().expect("the overview");
     let cookie = first
@@ -171,32 +80,20 @@ fn run(label: &str, config: ServerConfig) -> Vec<Row> {
     paths
         .iter()
         .map(|p| {
-            let (median, p99, size) = time(&a, &base, &cookie, p);
-            (label.to_string(), p.clone(), median, p99, size)
+            let (median, p99, size) = time(&a, base, &cookie, p);
+            (p.clone(), median, p99, size)
         })
         .collect()
 }
 
 fn main() {
-    let mut rows = run("memory", ServerConfig::default());
-    if support::redis::redis_installed() {
-        let redis = RedisServer::start(&[]);
-        let config = ServerConfig {
-            store: Some(redis.url()),
-            store_prefix: "bench-dashboard".into(),
-            ..ServerConfig::default()
-        };
-        rows.extend(run("redis", config));
-    } else {
-        eprintln!("redis-server is not installed: no Redis rows");
-    }
+    let rows = on_each_store("dashboard", measure);
     println!(
         "| store | page | median ms | p99 ms | KiB | within {} ms |",
         TARGET.as_millis()
     );
     println!("|---|---|---:|---:|---:|---|");
-    for (store, path, median, p99, size) in rows {
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    for (store, (path, median, p99, size)) in rows {
         let ok = if p99 <= TARGET { "yes" } else { "no" };
         println!(
             "| {store} | `{path}` | {:.2} | {:.2} | {:.1} | {ok} |",
