@@ -185,6 +185,16 @@ if [ "$want_musl" = yes ] && target_installed "$musl" && cc=$(musl_cc); then
     if musl_has_relr "$musl"; then
         export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C link-arg=-z -C link-arg=pack-relative-relocs"
     fi
+    # A native build links with the Rust toolchain's own LLD (through the
+    # gcc-ld directory rustc keeps for it) rather than the system's ld, and
+    # has it fold functions whose code is identical (--icf=all; Rust gives
+    # functions no significant address): about 32 KB less. Only when no
+    # linker was chosen by hand and the toolchain has that directory.
+    linker_var="CARGO_TARGET_$(env_name "$musl")_LINKER"
+    gcc_ld="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/gcc-ld"
+    if [ "$native" = yes ] && [ -z "${!linker_var:-}" ] && [ -x "$gcc_ld/ld.lld" ]; then
+        export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C link-arg=-B$gcc_ld -C link-arg=-fuse-ld=lld -C link-arg=-Wl,--icf=all"
+    fi
 else
     target=$gnu
     if [ "$want_musl" = yes ]; then
