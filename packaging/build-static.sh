@@ -141,6 +141,17 @@ musl_cc() {
     return 1
 }
 
+# Does the musl C runtime of target $1's standard library (1.2.4 or later)
+# apply packed relative relocations? Its version is a string in its libc.a.
+musl_has_relr() {
+    local libc v
+    libc="$(rustc --print sysroot)/lib/rustlib/$1/lib/self-contained/libc.a"
+    [ -f "$libc" ] || return 1
+    v=$(LC_ALL=C tr -c '[:print:]' '\n' <"$libc" | grep -xE '1\.[0-9]+\.[0-9]+') || return 1
+    v=${v%%$'\n'*}
+    printf '%s\n' 1.2.4 "$v" | sort -C -V
+}
+
 # The target's name as the cc crate and cargo spell it in variable names.
 env_name() { tr 'a-z-' 'A-Z_' <<<"$1"; }
 
@@ -165,6 +176,24 @@ if [ "$want_musl" = yes ] && target_installed "$musl" && cc=$(musl_cc); then
         # A cross musl build: rust-lld with the target's own C runtime.
         linker_var="CARGO_TARGET_$(env_name "$musl")_LINKER"
         export "$linker_var=${!linker_var:-rust-lld}"
+    fi
+    # Pack the relative relocations (DT_RELR) when the C runtime that the
+    # target's standard library carries applies them at start-up, as musl
+    # does from 1.2.4 on (recent Rust toolchains carry 1.2.5): their table of
+    # about 110 KB shrinks to 1-2 KB, and the binary stays position
+    # independent. With an older musl the binary keeps the usual table.
+    if musl_has_relr "$musl"; then
+        export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C link-arg=-z -C link-arg=pack-relative-relocs"
+    fi
+    # A native build links with the Rust toolchain's own LLD (through the
+    # gcc-ld directory rustc keeps for it) rather than the system's ld, and
+    # has it fold functions whose code is identical (--icf=all; Rust gives
+    # functions no significant address): about 32 KB less. Only when no
+    # linker was chosen by hand and the toolchain has that directory.
+    linker_var="CARGO_TARGET_$(env_name "$musl")_LINKER"
+    gcc_ld="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/gcc-ld"
+    if [ "$native" = yes ] && [ -z "${!linker_var:-}" ] && [ -x "$gcc_ld/ld.lld" ]; then
+        export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C link-arg=-B$gcc_ld -C link-arg=-fuse-ld=lld -C link-arg=-Wl,--icf=all"
     fi
 else
     target=$gnu
@@ -221,6 +250,12 @@ elif grep -qE 'statically linked|static-pie linked|not a dynamic executable' <<<
 else
     echo "error: $bin is dynamically linked:" >&2
     echo "$verdicts" >&2
+    exit 1
+fi
+
+# Does it start? (It can only be run here when it is for this machine.)
+if [ "$native" = yes ] && ! "$bin" --version >/dev/null; then
+    echo "error: $bin does not start" >&2
     exit 1
 fi
 
