@@ -668,15 +668,19 @@ mod tests {
         Task::new(id, task_type, json!({}))
     }
 
-    #[test]
-    fn only_a_slot_that_may_start_a_task_wakes_the_poller() {
+    /// A limiter where type `a` runs one task at a time and others are free.
+    fn one_slot_for_a(t0: Instant) -> Limiter {
         let one = Limit {
             concurrency: Some(1),
             rate: None,
         };
-        let map = [("a".to_string(), one)].into_iter().collect();
+        Limiter::new(&[("a".to_string(), one)].into_iter().collect(), t0)
+    }
+
+    #[test]
+    fn only_a_slot_that_may_start_a_task_wakes_the_poller() {
         let t0 = Instant::now();
-        let limiter = Limiter::new(&map, t0);
+        let limiter = one_slot_for_a(t0);
         assert!(limiter.admit(task("1", "b"), None, t0).is_some());
         limiter.free("b");
         assert!(
@@ -698,13 +702,8 @@ mod tests {
 
     #[test]
     fn tasks_of_a_full_type_wait_in_order_and_start_when_it_has_headroom() {
-        let one = Limit {
-            concurrency: Some(1),
-            rate: None,
-        };
-        let map = [("a".to_string(), one)].into_iter().collect();
         let t0 = Instant::now();
-        let limiter = Limiter::new(&map, t0);
+        let limiter = one_slot_for_a(t0);
         assert!(limiter.admit(task("1", "a"), None, t0).is_some());
         assert!(limiter.admit(task("2", "a"), None, t0).is_none());
         assert!(
