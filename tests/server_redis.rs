@@ -131,3 +131,80 @@ fn ureq_post(base: &str, path: &str, body: &str) -> (u16, Option<String>, String
     let text = resp.body_mut().read_to_string().unwrap_or_default();
     (resp.status().as_u16(), retry, text)
 }
+
+/// A server over `redis` with `n` tasks claimed by worker `w`; their ids.
+fn claimed_over(redis: &RedisServer, n: usize) -> (Server, Api, Vec<String>) {
+    let server = serve(&redis.url());
+    let api = Api::new(server.url());
+    let ids: Vec<String> = (0..n).map(|_| api.enqueue("t", json!({}))).collect();
+    let (status, body) = api.claim("w", json!({"types": ["t"], "max_tasks": n}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tasks"].as_array().map(Vec::len), Some(n), "{body}");
+    (server, api, ids)
+}
+
+/// `POST /tasks/report` completing every one of `ids` as worker `w`;
+/// asserts each got 200.
+fn report_all(api: &Api, ids: &[String]) {
+    send_report(api, ids);
+    for id in ids {
+        assert_eq!(api.task(id)["status"], "completed", "task {id}");
+    }
+}
+
+/// The request of [`report_all`], without reading the tasks back.
+fn send_report(api: &Api, ids: &[String]) {
+    let outcomes: Vec<_> = ids
+        .iter()
+        .map(|id| json!({"id": id, "complete": {"result": {"id": id}}}))
+        .collect();
+    let (status, body) = api.post_json(
+        "/tasks/report",
+        &json!({"worker_id": "w", "outcomes": outcomes}),
+    );
+    assert_eq!(status, 200, "{body}");
+    for result in body["results"].as_array().expect("results") {
+        assert_eq!(result["status"], 200, "{body}");
+    }
+}
+
+#[test]
+fn a_batch_report_goes_to_redis_in_one_round_trip() {
+    if skip() {
+        return;
+    }
+    let redis = RedisServer::start(&[]);
+    let (_server, api, ids) = claimed_over(&redis, 51);
+    // The first report loads the script into Redis.
+    report_all(&api, &ids[..1]);
+    let ids = &ids[1..];
+    let before = redis.reads_processed();
+    send_report(&api, ids);
+    // 50 single calls take 50 reads; the batch takes one for the pipeline
+    // (or a few, split by the socket), besides this check's own and the
+    // lease sweep's (a few a second).
+    let reads = redis.reads_processed() - before;
+    eprintln!("{reads} Redis reads for one batch report of 50");
+    assert!(reads < 25, "{reads} reads for one batch of 50");
+}
+
+#[test]
+fn a_batch_report_to_a_redis_that_lost_its_scripts_is_applied_whole() {
+    if skip() {
+        return;
+    }
+    let redis = RedisServer::start(&[]);
+    let (_server, api, ids) = claimed_over(&redis, 50);
+    report_all(&api, &ids[..1]);
+    // As after a restart of Redis, which keeps no scripts.
+    redis.command(&["SCRIPT", "FLUSH"]);
+    let before = redis.reads_processed();
+    send_report(&api, &ids[1..]);
+    // The batch, the script loaded once, the batch again.
+    let reads = redis.reads_processed() - before;
+    eprintln!("{reads} Redis reads for one batch report of 49 after SCRIPT FLUSH");
+    assert!(reads < 25, "{reads} reads for one batch of 49");
+    for id in &ids {
+        assert_eq!(api.task(id)["status"], "completed", "task {id}");
+    }
+}

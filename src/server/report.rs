@@ -1,12 +1,13 @@
 //! `POST /tasks/report` (extension): many outcomes in one request. Each
-//! item is checked and applied as its single call (`complete` or `fail`)
-//! would be, through the same [`Store`] calls, so every store has it; the
-//! answer gives each item the status that single call would have given.
+//! item is checked as its single call (`complete` or `fail`) would be, and
+//! the valid ones go to the store together ([`Store::report_many`]: one
+//! journal sync, one Redis round trip); the answer gives each item the
+//! status that single call would have given.
 
 use serde_json::{json, Value};
 
 use super::decode::{self, Fields};
-use super::store::{Store, StoreError};
+use super::store::{Report, Store, StoreError};
 use crate::listener::Response;
 
 /// The most outcomes one batch may carry; a larger batch is refused whole
@@ -35,14 +36,36 @@ pub fn report(
             ),
         ));
     }
+    // The valid items go to the store together; the others keep their reason.
+    let mut reports = Vec::with_capacity(outcomes.len());
+    let problems: Vec<Option<String>> = outcomes
+        .iter()
+        .map(|item| match check(item, &worker_id) {
+            Ok(report) => {
+                reports.push(report);
+                None
+            }
+            Err(why) => Some(why),
+        })
+        .collect();
+    let mut applied = store.report_many(reports).into_iter();
     let results: Vec<Value> = outcomes
         .iter()
-        .map(|item| {
+        .zip(problems)
+        .map(|(item, problem)| {
             let id = item.get("id").cloned().unwrap_or(Value::Null);
-            match apply(store, item, &worker_id) {
+            if let Some(why) = problem {
+                return json!({ "id": id, "status": 400, "error": why });
+            }
+            // One result per valid item, in order.
+            let result = applied.next().unwrap_or_else(|| {
+                Err(StoreError::NotDurable(
+                    "the store answered fewer outcomes than it was given".into(),
+                ))
+            });
+            match result {
                 Ok(()) => json!({ "id": id, "status": 200 }),
-                Err(Refused::Malformed(why)) => json!({ "id": id, "status": 400, "error": why }),
-                Err(Refused::Store(e)) => {
+                Err(e) => {
                     let why = e.to_string();
                     json!({ "id": id, "status": refusal(e).status, "error": why })
                 }
@@ -52,48 +75,31 @@ pub fn report(
     Ok(Response::json(200, &json!({ "results": results })))
 }
 
-/// Why one item was not applied.
-enum Refused {
-    /// The item is not `{"id", "complete"}` or `{"id", "fail"}` with a
-    /// valid body (400).
-    Malformed(String),
-    /// The store refused it as it would the single call.
-    Store(StoreError),
-}
-
-/// Applies one item. Its body's `worker_id` is the batch's when it names
-/// none, so the lease holder is checked as in a single report.
-fn apply(store: &dyn Store, item: &Value, worker_id: &str) -> Result<(), Refused> {
-    let malformed = |why: String| Refused::Malformed(why);
+/// Checks one item as its single call's body would be checked (400 with the
+/// reason when it fails). Its body's `worker_id` is the batch's when it
+/// names none, so the lease holder is checked as in a single report.
+fn check(item: &Value, worker_id: &str) -> Result<Report, String> {
     let Some(obj) = item.as_object() else {
-        return Err(malformed("an outcome must be an object".into()));
+        return Err("an outcome must be an object".into());
     };
     let id = match obj.get("id") {
-        Some(Value::String(id)) if !id.is_empty() => id,
-        _ => return Err(malformed("field `id`: expected a non-empty string".into())),
+        Some(Value::String(id)) if !id.is_empty() => id.clone(),
+        _ => return Err("field `id`: expected a non-empty string".into()),
     };
-    let body = |key: &str| -> Result<Fields, Refused> {
+    let body = |key: &str| -> Result<Fields, String> {
         let mut body = obj.get(key).cloned().unwrap_or(Value::Null);
         let Some(fields) = body.as_object_mut() else {
-            return Err(malformed(format!("field `{key}`: expected an object")));
+            return Err(format!("field `{key}`: expected an object"));
         };
         fields
             .entry("worker_id")
             .or_insert_with(|| Value::String(worker_id.to_string()));
-        let bytes = serde_json::to_vec(&body).map_err(|e| malformed(e.to_string()))?;
-        Fields::parse(&bytes).map_err(malformed)
+        let bytes = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
+        Fields::parse(&bytes)
     };
     match (obj.contains_key("complete"), obj.contains_key("fail")) {
-        (true, false) => {
-            let complete = decode::complete(&body("complete")?).map_err(malformed)?;
-            store.complete(id, complete).map_err(Refused::Store)
-        }
-        (false, true) => {
-            let fail = decode::fail(&body("fail")?).map_err(malformed)?;
-            store.fail(id, &fail).map(|_| ()).map_err(Refused::Store)
-        }
-        _ => Err(malformed(
-            "an outcome carries exactly one of `complete` and `fail`".into(),
-        )),
+        (true, false) => Ok(Report::Complete(id, decode::complete(&body("complete")?)?)),
+        (false, true) => Ok(Report::Fail(id, decode::fail(&body("fail")?)?)),
+        _ => Err("an outcome carries exactly one of `complete` and `fail`".into()),
     }
 }

@@ -146,9 +146,7 @@ impl RedisServer {
     /// are counted by Redis too, under their own names; they are left out,
     /// and so is `INFO` itself.
     pub fn round_trips(&self) -> u64 {
-        let mut con = ::redis::Client::open(self.url())
-            .and_then(|c| c.get_connection())
-            .expect("a connection to redis-server");
+        let mut con = self.connection();
         let text: String = ::redis::cmd("INFO")
             .arg("commandstats")
             .query(&mut con)
@@ -163,6 +161,38 @@ impl RedisServer {
             .filter(|(name, _)| sent_by_clients(name))
             .map(|(_, calls)| calls)
             .sum()
+    }
+
+    /// Reads from client sockets Redis has made (`total_reads_processed`
+    /// of `INFO stats`): commands sent one at a time, each after the
+    /// answer to the last, take a read each; a pipeline takes one for as
+    /// many as fit in its read buffer.
+    pub fn reads_processed(&self) -> u64 {
+        let mut con = self.connection();
+        let text: String = ::redis::cmd("INFO")
+            .arg("stats")
+            .query(&mut con)
+            .expect("INFO stats");
+        text.lines()
+            .find_map(|l| l.strip_prefix("total_reads_processed:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("total_reads_processed in INFO stats")
+    }
+
+    /// Runs one command (`SCRIPT FLUSH`, ...) as a client of its own.
+    pub fn command(&self, words: &[&str]) {
+        let mut cmd = ::redis::cmd(words[0]);
+        for word in &words[1..] {
+            cmd.arg(*word);
+        }
+        cmd.query::<::redis::Value>(&mut self.connection())
+            .unwrap_or_else(|e| panic!("{words:?}: {e}"));
+    }
+
+    fn connection(&self) -> ::redis::Connection {
+        ::redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .expect("a connection to redis-server")
     }
 
     fn wait_ready(&self) {

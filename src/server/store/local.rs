@@ -11,7 +11,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::journal::Journal;
-use super::{Claim, Snapshot, Store, StoreError};
+use super::{Claim, Report, Snapshot, Store, StoreError};
 use crate::server::admin::{ListQuery, Page, Stats, TypeView, WorkerView};
 use crate::server::clock::Clock;
 use crate::server::queue::{Before, Queue, ReportError};
@@ -242,6 +242,35 @@ impl Store for Local {
             q.fail(id, body, now)?;
             Ok(q.get(id).map_or(Status::Failed, |r| r.status))
         })
+    }
+
+    /// Every outcome under one lock, made durable by one journal sync.
+    fn report_many(&self, reports: Vec<Report>) -> Vec<Result<(), StoreError>> {
+        let mut q = self.lock();
+        if let Err(refused) = self.refuse_if_failed(&mut q) {
+            return reports.iter().map(|_| Err(refused.clone())).collect();
+        }
+        let now = self.clock.now();
+        let applied: Vec<Result<(), ReportError>> = reports
+            .into_iter()
+            .map(|report| match report {
+                Report::Complete(id, body) => {
+                    let worker = body.worker_id.as_deref();
+                    q.complete(&id, worker, body.result, body.duration_ms, now)
+                }
+                Report::Fail(id, body) => q.fail(&id, &body, now),
+            })
+            .collect();
+        let ticket = self.commit(&mut q);
+        drop(q);
+        let durable = self.durable(ticket);
+        applied
+            .into_iter()
+            .map(|result| {
+                result?;
+                durable.clone()
+            })
+            .collect()
     }
 
     fn heartbeat(&self, id: &str, worker_id: &str) -> Result<u64, StoreError> {

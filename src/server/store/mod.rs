@@ -29,7 +29,7 @@ use crate::error::Error;
 use crate::task::{ClaimRequest, CompleteBody, EnqueueRequest, FailBody, Task};
 
 /// Why a request could not be applied.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum StoreError {
     /// The queue refused it (404 or 409).
     Report(ReportError),
@@ -69,6 +69,16 @@ pub enum Claim {
     Parked,
 }
 
+/// One outcome of a batch report (`POST /tasks/report`), checked: what a
+/// single `complete` or `fail` call would carry.
+#[derive(Debug)]
+pub enum Report {
+    /// `POST /tasks/{id}/complete`.
+    Complete(String, CompleteBody),
+    /// `POST /tasks/{id}/fail`.
+    Fail(String, FailBody),
+}
+
 /// What `/health` and `/metrics` show.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -105,6 +115,18 @@ pub trait Store: Send + Sync {
     fn complete(&self, id: &str, body: CompleteBody) -> Result<(), StoreError>;
     /// Records a failure from the lease holder; returns the task's status after it.
     fn fail(&self, id: &str, body: &FailBody) -> Result<Status, StoreError>;
+    /// Records the outcomes of a batch report, each as its single call
+    /// would; returns each one's result, in order. Stores that can apply
+    /// them in one step (one journal sync, one Redis round trip) do.
+    fn report_many(&self, reports: Vec<Report>) -> Vec<Result<(), StoreError>> {
+        reports
+            .into_iter()
+            .map(|report| match report {
+                Report::Complete(id, body) => self.complete(&id, body),
+                Report::Fail(id, body) => self.fail(&id, &body).map(|_| ()),
+            })
+            .collect()
+    }
     /// Extends a lease; returns its new end (clock ms).
     fn heartbeat(&self, id: &str, worker_id: &str) -> Result<u64, StoreError>;
     /// Ends a claim; returns how many tasks it put back.

@@ -29,11 +29,11 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, select, Receiver, Sender};
-use redis::{Script, Value as RedisValue};
+use redis::{ConnectionLike, Script, Value as RedisValue};
 use serde_json::Value;
 
 use self::link::Link;
-use super::{Claim, Snapshot, Store, StoreError};
+use super::{Claim, Report, Snapshot, Store, StoreError};
 use crate::error::Error;
 use crate::server::admin::{
     Counts, ListQuery, Minute, Page, Stats, StatusCounts, TypeView, WorkerView,
@@ -110,19 +110,77 @@ impl Shared {
         self.waiters.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// `script` with the queue's key, its rules and `args`.
+    fn invocation<'a>(&self, script: &'a Script, args: &[String]) -> redis::ScriptInvocation<'a> {
+        let mut inv = script.key(&self.base);
+        inv.arg(self.cfg.lease_ms)
+            .arg(self.cfg.backoff_base_ms)
+            .arg(self.cfg.backoff_max_ms)
+            .arg(self.cfg.retain_ms);
+        for a in args {
+            inv.arg(a);
+        }
+        inv
+    }
+
     /// Runs `script` with the queue's rules and `args`.
     fn call(&self, script: &Script, args: &[String]) -> Result<RedisValue, StoreError> {
+        self.link
+            .run(|con| self.invocation(script, args).invoke::<RedisValue>(con))
+    }
+
+    /// Runs every script of `calls` in one round trip (a pipeline, not a
+    /// transaction: each is atomic, as its single call is); returns each
+    /// one's answer, a script's own error as [`RedisValue::ServerError`].
+    fn call_many(&self, calls: &[(&Script, Vec<String>)]) -> Result<Vec<RedisValue>, StoreError> {
         self.link.run(|con| {
-            let mut inv = script.key(&self.base);
-            inv.arg(self.cfg.lease_ms)
+            let mut answers = self.pipeline(con, calls.iter())?;
+            // Redis ran none of the calls whose script it does not have
+            // (restarted, SCRIPT FLUSH, or this server's first use of it):
+            // each such script is loaded once, and those calls sent again.
+            let lost: Vec<usize> = (0..answers.len())
+                .filter(|&i| matches!(&answers[i], RedisValue::ServerError(e) if e.code() == "NOSCRIPT"))
+                .collect();
+            if lost.is_empty() {
+                return Ok(answers);
+            }
+            let mut loaded = Vec::new();
+            for &i in &lost {
+                let script = calls[i].0;
+                if !loaded.contains(&script.get_hash()) {
+                    script.load(con)?;
+                    loaded.push(script.get_hash());
+                }
+            }
+            let again = self.pipeline(con, lost.iter().map(|&i| &calls[i]))?;
+            for (i, answer) in lost.into_iter().zip(again) {
+                answers[i] = answer;
+            }
+            Ok(answers)
+        })
+    }
+
+    /// Sends `calls` as one pipeline of `EVALSHA`s (what `invoke` sends,
+    /// without its reload) and reads every answer.
+    fn pipeline<'a>(
+        &self,
+        con: &mut redis::Connection,
+        calls: impl ExactSizeIterator<Item = &'a (&'a Script, Vec<String>)>,
+    ) -> redis::RedisResult<Vec<RedisValue>> {
+        let count = calls.len();
+        let mut pipe = redis::pipe();
+        for (script, args) in calls {
+            pipe.cmd("EVALSHA")
+                .arg(script.get_hash())
+                .arg(1)
+                .arg(&self.base)
+                .arg(self.cfg.lease_ms)
                 .arg(self.cfg.backoff_base_ms)
                 .arg(self.cfg.backoff_max_ms)
-                .arg(self.cfg.retain_ms);
-            for a in args {
-                inv.arg(a);
-            }
-            inv.invoke::<RedisValue>(con)
-        })
+                .arg(self.cfg.retain_ms)
+                .arg(args);
+        }
+        con.req_packed_commands(&pipe.get_packed_pipeline(), 0, count)
     }
 }
 
@@ -312,39 +370,66 @@ impl Store for Redis {
     }
 
     fn complete(&self, id: &str, body: CompleteBody) -> Result<(), StoreError> {
-        let args = vec![
-            id.to_string(),
-            body.worker_id.unwrap_or_default(),
-            body.result.to_string(),
-            body.duration_ms.map(|d| d.to_string()).unwrap_or_default(),
-        ];
-        let answer = self.shared.call(&self.shared.scripts.complete, &args)?;
+        let answer = self
+            .shared
+            .call(&self.shared.scripts.complete, &complete_args(id, body))?;
         report(id, &answer).map(|_| ())
     }
 
     fn fail(&self, id: &str, body: &FailBody) -> Result<Status, StoreError> {
-        let failure = Failure {
-            error: body.error.clone(),
-            error_type: body.error_type.clone(),
-            retryable: body.retryable,
-            traceback: body.traceback.clone(),
-        };
-        let failure = serde_json::to_string(&failure).map_err(|e| malformed_because(&e))?;
-        let args = vec![
-            id.to_string(),
-            body.worker_id.clone().unwrap_or_default(),
-            failure,
-            if body.retryable == Some(true) {
-                "1"
-            } else {
-                ""
-            }
-            .to_string(),
-            body.duration_ms.map(|d| d.to_string()).unwrap_or_default(),
-        ];
-        let answer = self.shared.call(&self.shared.scripts.fail, &args)?;
+        let answer = self
+            .shared
+            .call(&self.shared.scripts.fail, &fail_args(id, body)?)?;
         let status = report(id, &answer)?;
         Ok(Status::parse(&status).unwrap_or(Status::Failed))
+    }
+
+    /// Every outcome in one round trip; Redis then syncs its append-only
+    /// file once for all of them, where single reports wait for one sync each.
+    fn report_many(&self, reports: Vec<Report>) -> Vec<Result<(), StoreError>> {
+        let scripts = &self.shared.scripts;
+        let mut ids = Vec::with_capacity(reports.len());
+        let mut calls = Vec::with_capacity(reports.len());
+        let mut results: Vec<Option<Result<(), StoreError>>> = Vec::with_capacity(reports.len());
+        for report in reports {
+            let (id, call) = match report {
+                Report::Complete(id, body) => {
+                    let args = complete_args(&id, body);
+                    (id, Ok((&scripts.complete, args)))
+                }
+                Report::Fail(id, body) => {
+                    let args = fail_args(&id, &body);
+                    (id, args.map(|args| (&scripts.fail, args)))
+                }
+            };
+            match call {
+                Ok(call) => {
+                    calls.push(call);
+                    results.push(None);
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+            ids.push(id);
+        }
+        let mut answers = match self.shared.call_many(&calls) {
+            Ok(answers) => answers.into_iter(),
+            Err(e) => return ids.iter().map(|_| Err(e.clone())).collect(),
+        };
+        results
+            .into_iter()
+            .zip(&ids)
+            .map(|(result, id)| {
+                result.unwrap_or_else(|| match answers.next() {
+                    Some(RedisValue::ServerError(e)) => Err(StoreError::NotDurable(format!(
+                        "redis store {}: {}",
+                        self.shared.link.name,
+                        redis::RedisError::from(e)
+                    ))),
+                    Some(answer) => report(id, &answer).map(|_| ()),
+                    None => Err(malformed()),
+                })
+            })
+            .collect()
     }
 
     fn heartbeat(&self, id: &str, worker_id: &str) -> Result<u64, StoreError> {
@@ -659,6 +744,39 @@ fn ms_arg(time: Option<&str>) -> String {
 fn count(n: &str) -> u64 {
     n.parse::<i64>()
         .map_or(0, |v| u64::try_from(v).unwrap_or(0))
+}
+
+/// The arguments of `complete.lua` for a complete of task `id`.
+fn complete_args(id: &str, body: CompleteBody) -> Vec<String> {
+    vec![
+        id.to_string(),
+        body.worker_id.unwrap_or_default(),
+        body.result.to_string(),
+        body.duration_ms.map(|d| d.to_string()).unwrap_or_default(),
+    ]
+}
+
+/// The arguments of `fail.lua` for a fail of task `id`.
+fn fail_args(id: &str, body: &FailBody) -> Result<Vec<String>, StoreError> {
+    let failure = Failure {
+        error: body.error.clone(),
+        error_type: body.error_type.clone(),
+        retryable: body.retryable,
+        traceback: body.traceback.clone(),
+    };
+    let failure = serde_json::to_string(&failure).map_err(|e| malformed_because(&e))?;
+    Ok(vec![
+        id.to_string(),
+        body.worker_id.clone().unwrap_or_default(),
+        failure,
+        if body.retryable == Some(true) {
+            "1"
+        } else {
+            ""
+        }
+        .to_string(),
+        body.duration_ms.map(|d| d.to_string()).unwrap_or_default(),
+    ])
 }
 
 /// A report script's answer: `{'ok', value}`, `{'not_found'}`, `{'gone'}`
