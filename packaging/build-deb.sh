@@ -11,16 +11,18 @@
 # VERSION being Cargo.toml's. What it installs where, and what removing it
 # leaves: INSTALL.md. In short:
 #
-#   /usr/bin/taskworker                       the static binary
-#   /lib/systemd/system/taskworker.service    the unit, not enabled
-#   /etc/taskworker/env                       commented settings (a conffile)
-#   /usr/share/doc/taskworker/                README, INSTALL, OPERATIONS,
-#                                             examples/ (configuration, handlers)
+#   /usr/bin/taskworker                             the static binary
+#   /lib/systemd/system/taskworker.service          the worker's unit, not enabled
+#   /lib/systemd/system/taskworker-serve.service    the server's unit, not enabled
+#   /etc/taskworker/env                             commented settings (a conffile)
+#   /usr/share/doc/taskworker/                      README, INSTALL, OPERATIONS,
+#                                                   examples/ (configuration, handlers)
 #
 # The maintainer scripts reload systemd after install and removal, restart
-# the worker after an upgrade if it was running, and stop it on removal; they
-# enable and start nothing. A purge also deletes the result spool in
-# /var/lib/taskworker.
+# the worker and the server after an upgrade if they were running, and stop
+# them on removal; they enable and start nothing. A purge also deletes the
+# worker's result spool in /var/lib/taskworker and the server's journal (the
+# queue's tasks) in /var/lib/taskworker-serve.
 #
 # lintian errors fail the build. Set DEB_MAINTAINER ("Name <address>") for
 # the Maintainer field.
@@ -56,11 +58,14 @@ umask 022
 mkdir -p "$root/DEBIAN" "$root/usr/bin" "$root/lib/systemd/system" "$root/etc/taskworker" \
     "$doc/examples/handlers"
 
-# The binary and the unit, which runs it from /usr/bin.
+# The binary and the units of the worker and the server, which run it from
+# /usr/bin.
 install -m 0755 "$bin" "$root/usr/bin/taskworker"
-sed 's|/usr/local/bin/taskworker|/usr/bin/taskworker|g' packaging/systemd/taskworker.service \
-    >"$root/lib/systemd/system/taskworker.service"
-chmod 0644 "$root/lib/systemd/system/taskworker.service"
+for unit in taskworker.service taskworker-serve.service; do
+    sed 's|/usr/local/bin/taskworker|/usr/bin/taskworker|g' "packaging/systemd/$unit" \
+        >"$root/lib/systemd/system/$unit"
+    chmod 0644 "$root/lib/systemd/system/$unit"
+done
 
 # The examples, as they are in the repository (handlers keep their modes).
 install -m 0644 packaging/examples/config.json packaging/examples/env.example \
@@ -149,13 +154,14 @@ EOF
 
 cat >"$root/DEBIAN/postinst" <<'EOF'
 #!/bin/sh
-# Makes systemd see the unit. Enables and starts nothing; after an upgrade,
-# restarts the worker if it was running, so that the new binary runs.
+# Makes systemd see the units. Enables and starts nothing; after an upgrade,
+# restarts the worker and the server if they were running, so that the new
+# binary runs.
 set -e
 if [ "$1" = configure ] && [ -d /run/systemd/system ]; then
     systemctl daemon-reload >/dev/null || true
     if [ -n "$2" ]; then
-        systemctl try-restart taskworker.service >/dev/null || true
+        systemctl try-restart taskworker.service taskworker-serve.service >/dev/null || true
     fi
 fi
 exit 0
@@ -163,18 +169,20 @@ EOF
 
 cat >"$root/DEBIAN/prerm" <<'EOF'
 #!/bin/sh
-# On removal, stops the worker (it drains first), whose binary is going away.
+# On removal, stops the worker (it drains first) and the server (it syncs its
+# journal first), whose binary is going away.
 set -e
 if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
-    systemctl stop taskworker.service >/dev/null 2>&1 || true
+    systemctl stop taskworker.service taskworker-serve.service >/dev/null 2>&1 || true
 fi
 exit 0
 EOF
 
 cat >"$root/DEBIAN/postrm" <<'EOF'
 #!/bin/sh
-# Makes systemd forget the unit. A purge also deletes the worker's result
-# spool (its state directory) and the link that `systemctl enable` made.
+# Makes systemd forget the units. A purge also deletes their state
+# directories, the worker's result spool and the server's journal (the
+# queue's tasks), and the links that `systemctl enable` made.
 set -e
 case "$1" in
     remove | purge)
@@ -184,8 +192,10 @@ case "$1" in
         ;;
 esac
 if [ "$1" = purge ]; then
-    rm -f /etc/systemd/system/multi-user.target.wants/taskworker.service
-    rm -rf /var/lib/taskworker /var/lib/private/taskworker
+    rm -f /etc/systemd/system/multi-user.target.wants/taskworker.service \
+        /etc/systemd/system/multi-user.target.wants/taskworker-serve.service
+    rm -rf /var/lib/taskworker /var/lib/private/taskworker \
+        /var/lib/taskworker-serve /var/lib/private/taskworker-serve
 fi
 exit 0
 EOF
@@ -220,9 +230,9 @@ Description: background worker for HTTP task queues
  durable result spool, retries, a health server and systemd integration
  (notify, watchdog, credentials). One static binary with no dependencies.
  .
- The package installs the binary, a hardened systemd unit that it does not
- enable, a commented /etc/taskworker/env and examples of configuration and
- handlers.
+ The package installs the binary, hardened systemd units for the worker and
+ for its reference task-queue server that it does not enable, a commented
+ /etc/taskworker/env and examples of configuration and handlers.
 EOF
 
 find "$root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
