@@ -175,3 +175,65 @@ fn a_core_only_server_has_no_batch_report() {
     let (status, body) = api.post_json("/tasks/report", &json!({"worker_id": "w", "outcomes": []}));
     assert_eq!(status, 404, "{body}");
 }
+
+/// `taskworker_server_journal_syncs_total` from `/metrics`.
+fn journal_syncs(api: &Api) -> u64 {
+    let (_, text) = api.get_text("/metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix("taskworker_server_journal_syncs_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no journal syncs in /metrics:\n{text}"))
+}
+
+#[test]
+fn with_a_journal_a_batch_report_takes_one_sync_where_single_reports_take_one_each() {
+    let dir = support::temp_dir("batch-journal");
+    let server = start_server(ServerConfig {
+        data: Some(dir.join("journal.jsonl")),
+        ..ServerConfig::default()
+    });
+    let api = Api::new(server.url());
+    let singles = claimed(&api, "w", 10);
+    let before = journal_syncs(&api);
+    for id in &singles {
+        let (status, body) = api.post_json(
+            &format!("/tasks/{id}/complete"),
+            &json!({"worker_id": "w", "result": {}}),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    let single_syncs = journal_syncs(&api) - before;
+    assert!(
+        single_syncs >= 10,
+        "{single_syncs} syncs for 10 single reports"
+    );
+
+    let batch = claimed(&api, "w", 10);
+    let before = journal_syncs(&api);
+    let outcomes: Vec<Value> = batch
+        .iter()
+        .map(|id| json!({"id": id, "complete": {"result": {}}}))
+        .collect();
+    let (status, body) = api.post_json(
+        "/tasks/report",
+        &json!({"worker_id": "w", "outcomes": outcomes}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(statuses(&body).iter().all(|(_, s)| *s == 200), "{body}");
+    let batch_syncs = journal_syncs(&api) - before;
+    eprintln!(
+        "journal syncs: {single_syncs} for 10 single reports, {batch_syncs} for a batch of 10"
+    );
+    // One for the batch; a second would be the journal's own upkeep.
+    assert!(batch_syncs <= 2, "{batch_syncs} syncs for a batch of 10");
+    // Durable: a server started on the same journal has them completed.
+    drop(server);
+    let again = start_server(ServerConfig {
+        data: Some(dir.join("journal.jsonl")),
+        ..ServerConfig::default()
+    });
+    let api = Api::new(again.url());
+    for id in singles.iter().chain(&batch) {
+        assert_eq!(api.task(id)["status"], "completed", "task {id}");
+    }
+}

@@ -180,7 +180,7 @@ fn a_batch_report_goes_to_redis_in_one_round_trip() {
     let ids = &ids[1..];
     let before = redis.reads_processed();
     send_report(&api, ids);
-    // 50 single calls take 50 reads; the batch takes one for the pipeline
+    // 50 single calls take 50 reads; the batch takes one for its script
     // (or a few, split by the socket), besides this check's own and the
     // lease sweep's (a few a second).
     let reads = redis.reads_processed() - before;
@@ -200,7 +200,7 @@ fn a_batch_report_to_a_redis_that_lost_its_scripts_is_applied_whole() {
     redis.command(&["SCRIPT", "FLUSH"]);
     let before = redis.reads_processed();
     send_report(&api, &ids[1..]);
-    // The batch, the script loaded once, the batch again.
+    // The batch, its script loaded, the batch again.
     let reads = redis.reads_processed() - before;
     eprintln!("{reads} Redis reads for one batch report of 49 after SCRIPT FLUSH");
     assert!(reads < 25, "{reads} reads for one batch of 49");

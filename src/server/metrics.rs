@@ -85,6 +85,15 @@ pub fn prometheus(s: &Snapshot) -> String {
     for (name, help, value) in counters {
         single(&mut out, name, Kind::Counter, help, value);
     }
+    if let Some(syncs) = s.journal_syncs {
+        single(
+            &mut out,
+            "taskworker_server_journal_syncs_total",
+            Kind::Counter,
+            "Syncs of the journal to disk (--data); changes that arrive together share one.",
+            syncs,
+        );
+    }
     single(
         &mut out,
         "taskworker_server_waiting_claims",

@@ -1,7 +1,7 @@
 //! `POST /tasks/report` (extension): many outcomes in one request. Each
 //! item is checked as its single call (`complete` or `fail`) would be, and
 //! the valid ones go to the store together ([`Store::report_many`]: one
-//! journal sync, one Redis round trip); the answer gives each item the
+//! journal sync, one Redis script); the answer gives each item the
 //! status that single call would have given.
 
 use serde_json::{json, Value};
@@ -48,27 +48,35 @@ pub fn report(
             Err(why) => Some(why),
         })
         .collect();
-    let mut applied = store.report_many(reports).into_iter();
+    // Each valid item's result in order, or the one reason the store took none.
+    let applied = store.report_many(reports).map_err(|e| {
+        let why = e.to_string();
+        (refusal(e).status, why)
+    });
+    let mut applied = applied.as_ref().map(|results| results.iter());
     let results: Vec<Value> = outcomes
         .iter()
         .zip(problems)
         .map(|(item, problem)| {
             let id = item.get("id").cloned().unwrap_or(Value::Null);
-            if let Some(why) = problem {
-                return json!({ "id": id, "status": 400, "error": why });
-            }
-            // One result per valid item, in order.
-            let result = applied.next().unwrap_or_else(|| {
-                Err(StoreError::NotDurable(
-                    "the store answered fewer outcomes than it was given".into(),
-                ))
-            });
-            match result {
-                Ok(()) => json!({ "id": id, "status": 200 }),
-                Err(e) => {
-                    let why = e.to_string();
-                    json!({ "id": id, "status": refusal(e).status, "error": why })
-                }
+            let refused = match (problem, &mut applied) {
+                (Some(why), _) => Some((400, why)),
+                (None, Ok(results)) => match results.next() {
+                    Some(Ok(_)) => None,
+                    Some(Err(e)) => {
+                        let why = e.to_string();
+                        Some((refusal(e.clone().into()).status, why))
+                    }
+                    None => Some((
+                        503,
+                        "the store answered fewer outcomes than it was given".into(),
+                    )),
+                },
+                (None, Err((status, why))) => Some((*status, why.clone())),
+            };
+            match refused {
+                None => json!({ "id": id, "status": 200 }),
+                Some((status, why)) => json!({ "id": id, "status": status, "error": why }),
             }
         })
         .collect();

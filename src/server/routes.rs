@@ -11,7 +11,7 @@ use super::clock::rfc3339;
 use super::decode::{self, Fields};
 use super::metrics;
 use super::queue::ReportError;
-use super::store::{Claim, Store, StoreError};
+use super::store::{Claim, Report, Store, StoreError};
 use super::ui::Ui;
 use super::waiters::{Waiter, Wake};
 use crate::listener::{Answer, Head, Request, Responder, Response};
@@ -222,18 +222,20 @@ impl Routes {
 
     fn complete(&self, id: &str, f: &Fields) -> Result<Response, String> {
         let body = decode::complete(f)?;
-        Ok(match self.store.complete(id, body) {
-            Ok(()) => Response::json(200, &json!({ "id": id, "status": "completed" })),
-            Err(e) => refusal(e),
-        })
+        Ok(self.answer_report(id, Report::Complete(id.to_string(), body)))
     }
 
     fn fail(&self, id: &str, f: &Fields) -> Result<Response, String> {
         let body = decode::fail(f)?;
-        Ok(match self.store.fail(id, &body) {
+        Ok(self.answer_report(id, Report::Fail(id.to_string(), body)))
+    }
+
+    /// The answer to a single complete or fail: the task's status after it.
+    fn answer_report(&self, id: &str, report: Report) -> Response {
+        match self.store.report(report) {
             Ok(status) => Response::json(200, &json!({ "id": id, "status": status.as_str() })),
             Err(e) => refusal(e),
-        })
+        }
     }
 
     fn heartbeat(&self, id: &str, f: &Fields) -> Result<Response, String> {

@@ -110,6 +110,11 @@ struct Pending {
     rewrite: Option<Vec<u8>>,
     appended: u64,
     synced: u64,
+    /// Writes made durable so far (each one sync of the file).
+    syncs: u64,
+    /// Holds of [`Journal::hold`] not yet released: the writer waits for
+    /// the lines of one change to be complete before it syncs them.
+    held: usize,
     error: Option<String>,
     stop: bool,
     size: Size,
@@ -239,6 +244,20 @@ impl Journal {
         p.appended
     }
 
+    /// Keeps the writer from syncing until the returned guard is dropped,
+    /// so that the lines appended meanwhile (one change of many tasks, as
+    /// a batch report makes) go to disk with one sync.
+    pub fn hold(&self) -> Hold<'_> {
+        self.shared.lock().held += 1;
+        Hold(&self.shared)
+    }
+
+    /// How many times the writer has synced the file: a change waits for
+    /// one, and changes that arrive together share it.
+    pub fn syncs(&self) -> u64 {
+        self.shared.lock().syncs
+    }
+
     /// Blocks until everything up to `ticket` is on disk.
     pub fn wait(&self, ticket: u64) -> Result<(), JournalError> {
         let mut p = self.shared.lock();
@@ -324,6 +343,16 @@ impl Journal {
     }
 }
 
+/// A hold on the journal's writer; see [`Journal::hold`].
+pub struct Hold<'a>(&'a Shared);
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        self.0.lock().held -= 1;
+        self.0.work.notify_one();
+    }
+}
+
 impl Drop for Journal {
     fn drop(&mut self) {
         self.close();
@@ -337,7 +366,7 @@ fn write_loop(shared: &Shared, mut file: File, path: &Path) {
     loop {
         let (snapshot, mut buf, target) = {
             let mut p = shared.lock();
-            while p.buf.is_empty() && p.rewrite.is_none() && !p.stop {
+            while (p.buf.is_empty() || p.held > 0) && p.rewrite.is_none() && !p.stop {
                 p = shared.work.wait(p).unwrap_or_else(|e| e.into_inner());
             }
             if p.buf.is_empty() && p.rewrite.is_none() {
@@ -377,7 +406,10 @@ fn write_loop(shared: &Shared, mut file: File, path: &Path) {
         }
         let mut p = shared.lock();
         match res {
-            Ok(()) => p.synced = target,
+            Ok(()) => {
+                p.synced = target;
+                p.syncs += 1;
+            }
             Err(e) => p.error = Some(format!("write to {} failed: {e}", path.display())),
         }
         shared.synced.notify_all();

@@ -17,7 +17,7 @@ use crate::server::clock::Clock;
 use crate::server::queue::{Before, Queue, ReportError};
 use crate::server::record::{Status, TaskRecord};
 use crate::server::waiters::Waiter;
-use crate::task::{ClaimRequest, CompleteBody, EnqueueRequest, FailBody};
+use crate::task::{ClaimRequest, EnqueueRequest};
 
 /// The timer wakes at least this often, whatever is due.
 const TIMER_MAX_SLEEP: Duration = Duration::from_secs(60);
@@ -75,6 +75,8 @@ impl Local {
         let Some(journal) = &self.journal else {
             return 0;
         };
+        // The lines of this change are synced together.
+        let _hold = journal.hold();
         let mut ticket = 0;
         for id in &changes.tasks {
             ticket = match q.get(id) {
@@ -232,45 +234,26 @@ impl Store for Local {
         self.change(|q, now| Ok(q.release(worker_id, handed, now)))
     }
 
-    fn complete(&self, id: &str, body: CompleteBody) -> Result<(), StoreError> {
-        let worker = body.worker_id.as_deref();
-        self.change(|q, now| q.complete(id, worker, body.result, body.duration_ms, now))
-    }
-
-    fn fail(&self, id: &str, body: &FailBody) -> Result<Status, StoreError> {
-        self.change(|q, now| {
-            q.fail(id, body, now)?;
-            Ok(q.get(id).map_or(Status::Failed, |r| r.status))
-        })
-    }
-
     /// Every outcome under one lock, made durable by one journal sync.
-    fn report_many(&self, reports: Vec<Report>) -> Vec<Result<(), StoreError>> {
-        let mut q = self.lock();
-        if let Err(refused) = self.refuse_if_failed(&mut q) {
-            return reports.iter().map(|_| Err(refused.clone())).collect();
-        }
-        let now = self.clock.now();
-        let applied: Vec<Result<(), ReportError>> = reports
-            .into_iter()
-            .map(|report| match report {
-                Report::Complete(id, body) => {
-                    let worker = body.worker_id.as_deref();
-                    q.complete(&id, worker, body.result, body.duration_ms, now)
-                }
-                Report::Fail(id, body) => q.fail(&id, &body, now),
-            })
-            .collect();
-        let ticket = self.commit(&mut q);
-        drop(q);
-        let durable = self.durable(ticket);
-        applied
-            .into_iter()
-            .map(|result| {
-                result?;
-                durable.clone()
-            })
-            .collect()
+    fn report_many(
+        &self,
+        reports: Vec<Report>,
+    ) -> Result<Vec<Result<Status, ReportError>>, StoreError> {
+        self.change(|q, now| {
+            Ok(reports
+                .into_iter()
+                .map(|report| match report {
+                    Report::Complete(id, body) => {
+                        let worker = body.worker_id.as_deref();
+                        q.complete(&id, worker, body.result, body.duration_ms, now)
+                            .map(|()| Status::Completed)
+                    }
+                    Report::Fail(id, body) => q
+                        .fail(&id, &body, now)
+                        .map(|()| q.get(&id).map_or(Status::Failed, |r| r.status)),
+                })
+                .collect())
+        })
     }
 
     fn heartbeat(&self, id: &str, worker_id: &str) -> Result<u64, StoreError> {
@@ -324,6 +307,7 @@ impl Store for Local {
             counts: q.counts(),
             totals: q.totals().clone(),
             waiting: q.waiters.len(),
+            journal_syncs: self.journal.as_ref().map(Journal::syncs),
             uptime_seconds: self.started.elapsed().as_secs_f64(),
         })
     }

@@ -29,7 +29,7 @@ use crate::error::Error;
 use crate::task::{ClaimRequest, CompleteBody, EnqueueRequest, FailBody, Task};
 
 /// Why a request could not be applied.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum StoreError {
     /// The queue refused it (404 or 409).
     Report(ReportError),
@@ -88,6 +88,8 @@ pub struct Snapshot {
     pub totals: Totals,
     /// Claims parked in a long poll on this server.
     pub waiting: usize,
+    /// Syncs of the journal to disk, with `--data`.
+    pub journal_syncs: Option<u64>,
     /// Seconds since start.
     pub uptime_seconds: f64,
 }
@@ -111,21 +113,22 @@ pub trait Store: Send + Sync {
     /// whose answer never reached its client, without counting an attempt;
     /// returns how many it put back.
     fn release(&self, worker_id: &str, handed: &[(String, u32)]) -> Result<usize, StoreError>;
-    /// Records a result from the lease holder.
-    fn complete(&self, id: &str, body: CompleteBody) -> Result<(), StoreError>;
-    /// Records a failure from the lease holder; returns the task's status after it.
-    fn fail(&self, id: &str, body: &FailBody) -> Result<Status, StoreError>;
-    /// Records the outcomes of a batch report, each as its single call
-    /// would; returns each one's result, in order. Stores that can apply
-    /// them in one step (one journal sync, one Redis round trip) do.
-    fn report_many(&self, reports: Vec<Report>) -> Vec<Result<(), StoreError>> {
-        reports
-            .into_iter()
-            .map(|report| match report {
-                Report::Complete(id, body) => self.complete(&id, body),
-                Report::Fail(id, body) => self.fail(&id, &body).map(|_| ()),
-            })
-            .collect()
+    /// Records outcomes from their lease holders (a complete or a fail
+    /// each), in one step: one journal sync, one Redis script. Returns for
+    /// each, in order, its task's status after it, or why the queue refused
+    /// it (one refused leaves the others applied); an error when the store
+    /// could take none.
+    fn report_many(
+        &self,
+        reports: Vec<Report>,
+    ) -> Result<Vec<Result<Status, ReportError>>, StoreError>;
+    /// [`Store::report_many`] for one outcome (`POST /tasks/{id}/complete`
+    /// and `/fail`).
+    fn report(&self, report: Report) -> Result<Status, StoreError> {
+        match self.report_many(vec![report])?.pop() {
+            Some(result) => Ok(result?),
+            None => Err(StoreError::NotDurable("the store gave no answer".into())),
+        }
     }
     /// Extends a lease; returns its new end (clock ms).
     fn heartbeat(&self, id: &str, worker_id: &str) -> Result<u64, StoreError>;

@@ -29,7 +29,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, select, Receiver, Sender};
-use redis::{ConnectionLike, Script, Value as RedisValue};
+use redis::{Script, Value as RedisValue};
 use serde_json::Value;
 
 use self::link::Link;
@@ -56,8 +56,7 @@ const MAX_DELAY: Duration = crate::bounded::FOREVER;
 struct Scripts {
     enqueue: Script,
     claim: Script,
-    complete: Script,
-    fail: Script,
+    report: Script,
     heartbeat: Script,
     cancel: Script,
     release: Script,
@@ -72,8 +71,7 @@ impl Scripts {
         Scripts {
             enqueue: with(include_str!("enqueue.lua")),
             claim: with(include_str!("claim.lua")),
-            complete: with(include_str!("complete.lua")),
-            fail: with(include_str!("fail.lua")),
+            report: with(include_str!("report.lua")),
             heartbeat: with(include_str!("heartbeat.lua")),
             cancel: with(include_str!("cancel.lua")),
             release: with(include_str!("release.lua")),
@@ -127,60 +125,6 @@ impl Shared {
     fn call(&self, script: &Script, args: &[String]) -> Result<RedisValue, StoreError> {
         self.link
             .run(|con| self.invocation(script, args).invoke::<RedisValue>(con))
-    }
-
-    /// Runs every script of `calls` in one round trip (a pipeline, not a
-    /// transaction: each is atomic, as its single call is); returns each
-    /// one's answer, a script's own error as [`RedisValue::ServerError`].
-    fn call_many(&self, calls: &[(&Script, Vec<String>)]) -> Result<Vec<RedisValue>, StoreError> {
-        self.link.run(|con| {
-            let mut answers = self.pipeline(con, calls.iter())?;
-            // Redis ran none of the calls whose script it does not have
-            // (restarted, SCRIPT FLUSH, or this server's first use of it):
-            // each such script is loaded once, and those calls sent again.
-            let lost: Vec<usize> = (0..answers.len())
-                .filter(|&i| matches!(&answers[i], RedisValue::ServerError(e) if e.code() == "NOSCRIPT"))
-                .collect();
-            if lost.is_empty() {
-                return Ok(answers);
-            }
-            let mut loaded = Vec::new();
-            for &i in &lost {
-                let script = calls[i].0;
-                if !loaded.contains(&script.get_hash()) {
-                    script.load(con)?;
-                    loaded.push(script.get_hash());
-                }
-            }
-            let again = self.pipeline(con, lost.iter().map(|&i| &calls[i]))?;
-            for (i, answer) in lost.into_iter().zip(again) {
-                answers[i] = answer;
-            }
-            Ok(answers)
-        })
-    }
-
-    /// Sends `calls` as one pipeline of `EVALSHA`s (what `invoke` sends,
-    /// without its reload) and reads every answer.
-    fn pipeline<'a>(
-        &self,
-        con: &mut redis::Connection,
-        calls: impl ExactSizeIterator<Item = &'a (&'a Script, Vec<String>)>,
-    ) -> redis::RedisResult<Vec<RedisValue>> {
-        let count = calls.len();
-        let mut pipe = redis::pipe();
-        for (script, args) in calls {
-            pipe.cmd("EVALSHA")
-                .arg(script.get_hash())
-                .arg(1)
-                .arg(&self.base)
-                .arg(self.cfg.lease_ms)
-                .arg(self.cfg.backoff_base_ms)
-                .arg(self.cfg.backoff_max_ms)
-                .arg(self.cfg.retain_ms)
-                .arg(args);
-        }
-        con.req_packed_commands(&pipe.get_packed_pipeline(), 0, count)
     }
 }
 
@@ -369,67 +313,39 @@ impl Store for Redis {
         Ok(usize::try_from(int(&answer)).unwrap_or(0))
     }
 
-    fn complete(&self, id: &str, body: CompleteBody) -> Result<(), StoreError> {
-        let answer = self
-            .shared
-            .call(&self.shared.scripts.complete, &complete_args(id, body))?;
-        report(id, &answer).map(|_| ())
-    }
-
-    fn fail(&self, id: &str, body: &FailBody) -> Result<Status, StoreError> {
-        let answer = self
-            .shared
-            .call(&self.shared.scripts.fail, &fail_args(id, body)?)?;
-        let status = report(id, &answer)?;
-        Ok(Status::parse(&status).unwrap_or(Status::Failed))
-    }
-
-    /// Every outcome in one round trip; Redis then syncs its append-only
-    /// file once for all of them, where single reports wait for one sync each.
-    fn report_many(&self, reports: Vec<Report>) -> Vec<Result<(), StoreError>> {
-        let scripts = &self.shared.scripts;
-        let mut ids = Vec::with_capacity(reports.len());
-        let mut calls = Vec::with_capacity(reports.len());
-        let mut results: Vec<Option<Result<(), StoreError>>> = Vec::with_capacity(reports.len());
-        for report in reports {
-            let (id, call) = match report {
-                Report::Complete(id, body) => {
-                    let args = complete_args(&id, body);
-                    (id, Ok((&scripts.complete, args)))
-                }
-                Report::Fail(id, body) => {
-                    let args = fail_args(&id, &body);
-                    (id, args.map(|args| (&scripts.fail, args)))
-                }
-            };
-            match call {
-                Ok(call) => {
-                    calls.push(call);
-                    results.push(None);
-                }
-                Err(e) => results.push(Some(Err(e))),
-            }
-            ids.push(id);
+    /// Every outcome in one script (`report.lua`): one round trip, and one
+    /// sync of Redis's append-only file for a batch, where single reports
+    /// wait for one each.
+    fn report_many(
+        &self,
+        reports: Vec<Report>,
+    ) -> Result<Vec<Result<Status, ReportError>>, StoreError> {
+        if reports.is_empty() {
+            return Ok(Vec::new());
         }
-        let mut answers = match self.shared.call_many(&calls) {
-            Ok(answers) => answers.into_iter(),
-            Err(e) => return ids.iter().map(|_| Err(e.clone())).collect(),
-        };
-        results
+        let mut args = Vec::with_capacity(reports.len() * 6);
+        let ids: Vec<String> = reports
             .into_iter()
-            .zip(&ids)
-            .map(|(result, id)| {
-                result.unwrap_or_else(|| match answers.next() {
-                    Some(RedisValue::ServerError(e)) => Err(StoreError::NotDurable(format!(
-                        "redis store {}: {}",
-                        self.shared.link.name,
-                        redis::RedisError::from(e)
-                    ))),
-                    Some(answer) => report(id, &answer).map(|_| ()),
-                    None => Err(malformed()),
-                })
+            .map(|report| {
+                let (kind, item, id) = match report {
+                    Report::Complete(id, body) => ("complete", complete_args(&id, &body), id),
+                    Report::Fail(id, body) => ("fail", fail_args(&id, &body), id),
+                };
+                args.push(kind.to_string());
+                args.extend(item);
+                id
             })
-            .collect()
+            .collect();
+        let answers = array(&self.shared.call(&self.shared.scripts.report, &args)?);
+        let mut results = Vec::with_capacity(ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            results.push(match report(id, answers.get(i).ok_or_else(malformed)?) {
+                Ok(status) => Ok(Status::parse(&status).unwrap_or(Status::Failed)),
+                Err(StoreError::Report(refused)) => Err(refused),
+                Err(e) => return Err(e),
+            });
+        }
+        Ok(results)
     }
 
     fn heartbeat(&self, id: &str, worker_id: &str) -> Result<u64, StoreError> {
@@ -601,6 +517,7 @@ impl Store for Redis {
                 heartbeats: n(&totals, "heartbeats"),
             },
             waiting: self.shared.waiters().len(),
+            journal_syncs: None,
             uptime_seconds: self.started.elapsed().as_secs_f64(),
         })
     }
@@ -729,10 +646,6 @@ fn malformed() -> StoreError {
     StoreError::NotDurable("redis store: malformed answer from a script".into())
 }
 
-fn malformed_because(e: &dyn std::fmt::Display) -> StoreError {
-    StoreError::NotDurable(format!("redis store: {e}"))
-}
-
 /// A time argument: clock ms of an RFC 3339 time already checked, `''` for none.
 fn ms_arg(time: Option<&str>) -> String {
     time.and_then(parse_ms)
@@ -746,29 +659,36 @@ fn count(n: &str) -> u64 {
         .map_or(0, |v| u64::try_from(v).unwrap_or(0))
 }
 
-/// The arguments of `complete.lua` for a complete of task `id`.
-fn complete_args(id: &str, body: CompleteBody) -> Vec<String> {
-    vec![
+/// The five arguments of `report.lua` for a complete of task `id` (as a
+/// fail's, the fourth empty).
+fn complete_args(id: &str, body: &CompleteBody) -> [String; 5] {
+    [
         id.to_string(),
-        body.worker_id.unwrap_or_default(),
+        body.worker_id.clone().unwrap_or_default(),
         body.result.to_string(),
+        String::new(),
         body.duration_ms.map(|d| d.to_string()).unwrap_or_default(),
     ]
 }
 
-/// The arguments of `fail.lua` for a fail of task `id`.
-fn fail_args(id: &str, body: &FailBody) -> Result<Vec<String>, StoreError> {
-    let failure = Failure {
-        error: body.error.clone(),
-        error_type: body.error_type.clone(),
-        retryable: body.retryable,
-        traceback: body.traceback.clone(),
-    };
-    let failure = serde_json::to_string(&failure).map_err(|e| malformed_because(&e))?;
-    Ok(vec![
+/// The five arguments of `report.lua` for a fail of task `id`; the failure
+/// as a task's history keeps it (a [`Failure`] in JSON).
+fn fail_args(id: &str, body: &FailBody) -> [String; 5] {
+    let mut failure = serde_json::Map::new();
+    failure.insert("error".into(), body.error.clone().into());
+    if let Some(error_type) = &body.error_type {
+        failure.insert("error_type".into(), error_type.clone().into());
+    }
+    if let Some(retryable) = body.retryable {
+        failure.insert("retryable".into(), retryable.into());
+    }
+    if let Some(traceback) = &body.traceback {
+        failure.insert("traceback".into(), traceback.clone().into());
+    }
+    [
         id.to_string(),
         body.worker_id.clone().unwrap_or_default(),
-        failure,
+        Value::Object(failure).to_string(),
         if body.retryable == Some(true) {
             "1"
         } else {
@@ -776,7 +696,7 @@ fn fail_args(id: &str, body: &FailBody) -> Result<Vec<String>, StoreError> {
         }
         .to_string(),
         body.duration_ms.map(|d| d.to_string()).unwrap_or_default(),
-    ])
+    ]
 }
 
 /// A report script's answer: `{'ok', value}`, `{'not_found'}`, `{'gone'}`

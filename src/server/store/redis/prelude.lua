@@ -228,6 +228,41 @@ local function check_holder(id, worker)
   return nil
 end
 
+-- {'ok', 'completed'} or the refusal; `result` is JSON, `duration` ms or nil.
+local function complete(id, worker, result, duration)
+  local refused = check_holder(id, worker)
+  if refused then return refused end
+  seen(redis.call('HGET', tk(id), 'worker'), 'completed', 1)
+  end_lease(id, 'completed', nil, duration)
+  finish(id, 'completed')
+  redis.call('HSET', tk(id), 'result', result)
+  redis.call('HDEL', tk(id), 'error')
+  total('completed')
+  return {'ok', 'completed'}
+end
+
+-- Queued again when `retryable` is '1' and attempts are left: {'ok', status}
+-- or the refusal.
+local function fail(id, worker, failure, retryable, duration)
+  local refused = check_holder(id, worker)
+  if refused then return refused end
+  seen(redis.call('HGET', tk(id), 'worker'), 'failed', 1)
+  failure = cjson.decode(failure)
+  local f = redis.call('HMGET', tk(id), 'attempt', 'max')
+  local attempt = tonumber(f[1])
+  if retryable == '1' and attempt < tonumber(f[2]) then
+    end_lease(id, 'retry', failure, duration)
+    local wait = math.min(BACKOFF_BASE * 2 ^ math.min(attempt - 1, 32), BACKOFF_MAX)
+    requeue(id, NOW + wait)
+    total('retried')
+    return {'ok', 'queued'}
+  end
+  end_lease(id, 'failed', failure, duration)
+  finish(id, 'failed')
+  total('failed')
+  return {'ok', 'failed'}
+end
+
 local function view(id)
   return {redis.call('HGETALL', tk(id)), redis.call('LRANGE', hk(id), 0, -1)}
 end
