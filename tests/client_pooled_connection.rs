@@ -125,29 +125,25 @@ fn two_reports(after: AfterAnswer) -> (Vec<Delivery>, usize) {
     (answers, connections.try_iter().count())
 }
 
+/// Two reports with `after` between them: both delivered, the second on a
+/// new connection.
+fn second_report_on_a_new_connection(after: AfterAnswer) {
+    let (answers, connections) = two_reports(after);
+    assert_eq!(answers, [Delivery::Delivered, Delivery::Delivered]);
+    assert_eq!(connections, 2, "the first connection was used again");
+}
+
 #[test]
 fn an_answer_sent_with_no_request_in_the_same_write_is_never_taken_for_the_next() {
-    let (answers, connections) = two_reports(AfterAnswer::StrayAtOnce);
-    assert_eq!(answers, [Delivery::Delivered, Delivery::Delivered]);
-    assert_eq!(
-        connections, 2,
-        "the connection with stray bytes was used again"
-    );
+    second_report_on_a_new_connection(AfterAnswer::StrayAtOnce);
 }
 
 #[test]
 fn an_answer_sent_with_no_request_after_the_real_one_is_never_taken_for_the_next() {
-    let (answers, connections) = two_reports(AfterAnswer::StrayLater);
-    assert_eq!(answers, [Delivery::Delivered, Delivery::Delivered]);
-    assert_eq!(
-        connections, 2,
-        "the connection with stray bytes was used again"
-    );
+    second_report_on_a_new_connection(AfterAnswer::StrayLater);
 }
 
 #[test]
 fn a_connection_the_server_closed_while_pooled_is_not_used_again() {
-    let (answers, connections) = two_reports(AfterAnswer::Close);
-    assert_eq!(answers, [Delivery::Delivered, Delivery::Delivered]);
-    assert_eq!(connections, 2);
+    second_report_on_a_new_connection(AfterAnswer::Close);
 }

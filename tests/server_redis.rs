@@ -168,6 +168,14 @@ fn send_report(api: &Api, ids: &[String]) {
     }
 }
 
+/// Reads of its clients' sockets Redis makes while one batch report
+/// completes `ids`.
+fn reads_for_batch(redis: &RedisServer, api: &Api, ids: &[String]) -> u64 {
+    let before = redis.reads_processed();
+    send_report(api, ids);
+    redis.reads_processed() - before
+}
+
 #[test]
 fn a_batch_report_goes_to_redis_in_one_round_trip() {
     if skip() {
@@ -177,13 +185,10 @@ fn a_batch_report_goes_to_redis_in_one_round_trip() {
     let (_server, api, ids) = claimed_over(&redis, 51);
     // The first report loads the script into Redis.
     report_all(&api, &ids[..1]);
-    let ids = &ids[1..];
-    let before = redis.reads_processed();
-    send_report(&api, ids);
     // 50 single calls take 50 reads; the batch takes one for its script
     // (or a few, split by the socket), besides this check's own and the
     // lease sweep's (a few a second).
-    let reads = redis.reads_processed() - before;
+    let reads = reads_for_batch(&redis, &api, &ids[1..]);
     eprintln!("{reads} Redis reads for one batch report of 50");
     assert!(reads < 25, "{reads} reads for one batch of 50");
 }
@@ -198,10 +203,8 @@ fn a_batch_report_to_a_redis_that_lost_its_scripts_is_applied_whole() {
     report_all(&api, &ids[..1]);
     // As after a restart of Redis, which keeps no scripts.
     redis.command(&["SCRIPT", "FLUSH"]);
-    let before = redis.reads_processed();
-    send_report(&api, &ids[1..]);
     // The batch, its script loaded, the batch again.
-    let reads = redis.reads_processed() - before;
+    let reads = reads_for_batch(&redis, &api, &ids[1..]);
     eprintln!("{reads} Redis reads for one batch report of 49 after SCRIPT FLUSH");
     assert!(reads < 25, "{reads} reads for one batch of 49");
     for id in &ids {

@@ -8,8 +8,9 @@
 //!   the worker's own API client, which shows what its HTTP stack costs.
 //! - (b) throughput of the release binary (`taskworker run`, a child process)
 //!   on 20,000 `echo` tasks at `CONCURRENT_TASKS` 1, 4 and 16, with single
-//!   reports (`REPORT_BATCH=0`) and with batch reports (the default), and
-//!   the mean size of those batches (from the worker's `/metrics`).
+//!   reports (`REPORT_BATCH=0`) and with batch reports (the default), the
+//!   tasks per claim and the mean size of those batches (from the worker's
+//!   `/metrics`).
 //! - (c) pickup latency, enqueue to handler start, with and without long poll
 //!   (the library worker in-process, so both instants are on one clock).
 //! - (d) the worker's CPU time (user+sys) per task over the 20,000.
@@ -82,11 +83,12 @@ fn main() {
             for (i, &c) in CONCURRENCIES.iter().enumerate() {
                 let run = worker_run(c, batches);
                 eprintln!(
-                    "round {round}: (b) c={c} {}: {:.0} tasks/s, {:.1} µs CPU/task, VmHWM {:.1} MB, mean batch {:.1}",
+                    "round {round}: (b) c={c} {}: {:.0} tasks/s, {:.1} µs CPU/task, VmHWM {:.1} MB, {:.1} tasks per claim, mean batch {:.1}",
                     mode_name(batches),
                     run.rate,
                     run.cpu_per_task.as_secs_f64() * 1e6,
                     mb(run.hwm),
+                    run.per_claim,
                     run.mean_batch
                 );
                 runs[m * CONCURRENCIES.len() + i].push(run);
@@ -131,6 +133,7 @@ fn main() {
         median_f(&through_client)
     );
     let batch = |i: usize| median_f(&runs[i].iter().map(|r| r.mean_batch).collect::<Vec<_>>());
+    let per_claim = |i: usize| median_f(&runs[i].iter().map(|r| r.per_claim).collect::<Vec<_>>());
     for (m, &batches) in MODES.iter().enumerate() {
         for (j, &c) in CONCURRENCIES.iter().enumerate() {
             let i = m * CONCURRENCIES.len() + j;
@@ -139,13 +142,12 @@ fn main() {
                 (4, true) => "> 100 % of (a)",
                 _ => "",
             };
-            let sizes = if batches {
-                format!(", mean batch {:.1}", batch(i))
-            } else {
-                String::new()
-            };
+            let mut sizes = format!("; {:.1}", per_claim(i));
+            if batches {
+                sizes += &format!("; {:.1}", batch(i));
+            }
             println!(
-                "| (b) worker, {TASKS} echo tasks, CONCURRENT_TASKS={c}, {} reports: tasks/s (% of (a); of (a'){}) | {:.0} ({:.0} %; {:.0} %{sizes}) | {target} |",
+                "| (b) worker, {TASKS} echo tasks, CONCURRENT_TASKS={c}, {} reports: tasks/s (% of (a); of (a'); tasks per claim{}) | {:.0} ({:.0} %; {:.0} %{sizes}) | {target} |",
                 mode_name(batches),
                 if batches { "; outcomes per batch" } else { "" },
                 rate(i),
@@ -293,6 +295,8 @@ struct Run {
     hwm: u64,
     /// Outcomes per batch report (0 without any).
     mean_batch: f64,
+    /// Tasks per claim that brought any.
+    per_claim: f64,
 }
 
 /// One `taskworker run` child on `TASKS` echo tasks at concurrency `c`,
@@ -337,6 +341,7 @@ fn worker_run(c: usize, batches: bool) -> Run {
             .unwrap_or(0.0)
     };
     let sent = value("taskworker_report_batches_total ");
+    let claims = value("taskworker_claims_total{result=\"tasks\"} ");
     let carried = value("taskworker_report_batch_outcomes_total ");
     worker.stop();
     Run {
@@ -344,6 +349,11 @@ fn worker_run(c: usize, batches: bool) -> Run {
         cpu_per_task: cpu / TASKS as u32,
         hwm,
         mean_batch: if sent > 0.0 { carried / sent } else { 0.0 },
+        per_claim: if claims > 0.0 {
+            TASKS as f64 / claims
+        } else {
+            0.0
+        },
     }
 }
 

@@ -146,12 +146,8 @@ impl RedisServer {
     /// are counted by Redis too, under their own names; they are left out,
     /// and so is `INFO` itself.
     pub fn round_trips(&self) -> u64 {
-        let mut con = self.connection();
-        let text: String = ::redis::cmd("INFO")
-            .arg("commandstats")
-            .query(&mut con)
-            .expect("INFO commandstats");
-        text.lines()
+        self.info("commandstats")
+            .lines()
             .filter_map(|l| l.strip_prefix("cmdstat_"))
             .filter_map(|l| {
                 let (name, rest) = l.split_once(':')?;
@@ -168,12 +164,8 @@ impl RedisServer {
     /// answer to the last, take a read each; a pipeline takes one for as
     /// many as fit in its read buffer.
     pub fn reads_processed(&self) -> u64 {
-        let mut con = self.connection();
-        let text: String = ::redis::cmd("INFO")
-            .arg("stats")
-            .query(&mut con)
-            .expect("INFO stats");
-        text.lines()
+        self.info("stats")
+            .lines()
             .find_map(|l| l.strip_prefix("total_reads_processed:"))
             .and_then(|n| n.trim().parse().ok())
             .expect("total_reads_processed in INFO stats")
@@ -187,6 +179,14 @@ impl RedisServer {
         }
         cmd.query::<::redis::Value>(&mut self.connection())
             .unwrap_or_else(|e| panic!("{words:?}: {e}"));
+    }
+
+    /// One section of `INFO`.
+    fn info(&self, section: &str) -> String {
+        ::redis::cmd("INFO")
+            .arg(section)
+            .query(&mut self.connection())
+            .unwrap_or_else(|e| panic!("INFO {section}: {e}"))
     }
 
     fn connection(&self) -> ::redis::Connection {

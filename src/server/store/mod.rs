@@ -69,8 +69,9 @@ pub enum Claim {
     Parked,
 }
 
-/// One outcome of a batch report (`POST /tasks/report`), checked: what a
-/// single `complete` or `fail` call would carry.
+/// One outcome from a lease holder, checked: the body of
+/// `POST /tasks/{id}/complete` or `/fail`, alone or as an item of a batch
+/// report.
 #[derive(Debug)]
 pub enum Report {
     /// `POST /tasks/{id}/complete`.
