@@ -75,8 +75,9 @@ impl Local {
         let Some(journal) = &self.journal else {
             return 0;
         };
-        // The lines of this change are synced together.
-        let _hold = journal.hold();
+        // The lines of this change are synced together (and a compaction
+        // after them does not hold back the sync of earlier changes).
+        let hold = journal.hold();
         let mut ticket = 0;
         for id in &changes.tasks {
             ticket = match q.get(id) {
@@ -92,6 +93,7 @@ impl Local {
         for task_type in &changes.paused {
             ticket = journal.append_pause(task_type, q.is_paused(task_type));
         }
+        drop(hold);
         if journal.needs_compaction() {
             journal.compact(&q.records(), &q.paused());
         }
