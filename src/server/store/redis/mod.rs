@@ -108,23 +108,19 @@ impl Shared {
         self.waiters.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// `script` with the queue's key, its rules and `args`.
-    fn invocation<'a>(&self, script: &'a Script, args: &[String]) -> redis::ScriptInvocation<'a> {
-        let mut inv = script.key(&self.base);
-        inv.arg(self.cfg.lease_ms)
-            .arg(self.cfg.backoff_base_ms)
-            .arg(self.cfg.backoff_max_ms)
-            .arg(self.cfg.retain_ms);
-        for a in args {
-            inv.arg(a);
-        }
-        inv
-    }
-
     /// Runs `script` with the queue's rules and `args`.
     fn call(&self, script: &Script, args: &[String]) -> Result<RedisValue, StoreError> {
-        self.link
-            .run(|con| self.invocation(script, args).invoke::<RedisValue>(con))
+        self.link.run(|con| {
+            let mut inv = script.key(&self.base);
+            inv.arg(self.cfg.lease_ms)
+                .arg(self.cfg.backoff_base_ms)
+                .arg(self.cfg.backoff_max_ms)
+                .arg(self.cfg.retain_ms);
+            for a in args {
+                inv.arg(a);
+            }
+            inv.invoke::<RedisValue>(con)
+        })
     }
 }
 
