@@ -33,6 +33,42 @@ const PAUSE_RECHECK: Duration = Duration::from_millis(100);
 /// should ask for the type soon after.
 const REOPEN_POLL: Duration = Duration::from_secs(1);
 
+/// The longest the poller waits for the processors running the last
+/// claim's tasks before it claims again (see [`Gather`]).
+const GATHER_LIMIT: Duration = Duration::from_millis(20);
+
+/// The processors still running the last claim's tasks, and until when the
+/// poller waits for them so that one claim asks for them all: with quick
+/// tasks, processors free one by one, and claiming for each as it frees
+/// sends a claim for one or two tasks where one for all would do. The wait
+/// lasts no longer than the claim's own round trip (the extra claim it
+/// saves would take as long), nor [`GATHER_LIMIT`]; it ends when they have
+/// all freed, and never delays a claim for tasks that run longer.
+#[derive(Debug, Default)]
+struct Gather {
+    /// Tasks of the last claim whose processors have not freed yet.
+    outstanding: usize,
+    until: Option<Instant>,
+}
+
+impl Gather {
+    /// `count` tasks of a claim that took `took` were handed on at `now`.
+    fn handed(&mut self, count: usize, took: Duration, now: Instant) {
+        self.outstanding = count;
+        self.until = Some(instant_after(now, took.min(GATHER_LIMIT)));
+    }
+
+    /// A processor freed.
+    fn freed(&mut self) {
+        self.outstanding = self.outstanding.saturating_sub(1);
+    }
+
+    /// Until when to wait before claiming, while some are still running.
+    fn until(&self) -> Option<Instant> {
+        self.until.filter(|_| self.outstanding > 0)
+    }
+}
+
 /// What the poller knows when it decides.
 #[derive(Debug, Clone, Copy)]
 struct Situation<'a> {
@@ -48,6 +84,9 @@ struct Situation<'a> {
     /// The types of the last claim, when it answered "nothing": a claim
     /// for a type it left out is due at once, its polling interval is not.
     last_empty: Option<&'a [String]>,
+    /// Until when to wait for the processors still running the last
+    /// claim's tasks ([`Gather`]).
+    gather_until: Option<Instant>,
     now: Instant,
 }
 
@@ -79,7 +118,9 @@ struct Plan {
 /// for the idle processors that no waiting task will take, and only types
 /// with headroom (free slots and tokens); never more tasks than the type
 /// with the least headroom has, since any of them may be of that type, so
-/// that no claimed task waits while its lease runs.
+/// that no claimed task waits while its lease runs. Shortly after a claim,
+/// it waits for the processors still running that claim's tasks, so that
+/// the next claim asks for them too.
 fn next_step(s: &Situation, limits: &Limits, handled: &[String]) -> Step {
     if s.stopping {
         return Step::Stop;
@@ -113,6 +154,9 @@ fn next_step(s: &Situation, limits: &Limits, handled: &[String]) -> Step {
             Some(_) => reopens.map_or(s.claim_due, |r| r.min(s.claim_due)),
             None => s.claim_due,
         };
+        return Step::Wait(Some(until));
+    }
+    if let Some(until) = s.gather_until.filter(|until| s.now < *until) {
         return Step::Wait(Some(until));
     }
     let least_room = open.iter().map(|(_, room)| *room).min().unwrap_or(0);
@@ -406,9 +450,11 @@ impl Poller {
         let mut wake_on_change = true;
         let mut last_empty: Option<Vec<String>> = None;
         let mut seen = shared.live.get();
+        let mut gather = Gather::default();
         loop {
             while self.idle.try_recv().is_ok() {
                 idle += 1;
+                gather.freed();
             }
             self.processors.retire_surplus(&mut idle);
             let settings = shared.live.get();
@@ -435,6 +481,7 @@ impl Poller {
                     waiting,
                     claim_due,
                     last_empty: last_empty.as_deref(),
+                    gather_until: gather.until(),
                     now: Instant::now(),
                 };
                 next_step(&situation, limits, &settings.types)
@@ -458,7 +505,10 @@ impl Poller {
                     let timer = until.map_or_else(never, at);
                     // A reload wakes it too, also while it backs off.
                     select! {
-                        recv(self.idle) -> msg => if msg.is_ok() { idle += 1 },
+                        recv(self.idle) -> msg => if msg.is_ok() {
+                            idle += 1;
+                            gather.freed();
+                        },
                         recv(shared.shutdown.stopped()) -> _ => return,
                         recv(shared.shutdown.woken()) -> _ => if wake_on_change {
                             claim_due = Instant::now()
@@ -508,6 +558,7 @@ impl Poller {
                 Ok(Claimed::Tasks(objects)) => {
                     shared.connectivity.success();
                     shared.stats.claims_tasks.fetch_add(1, Relaxed);
+                    let mut handed = 0;
                     for object in objects {
                         let Some(task) = self.accept(object) else {
                             continue;
@@ -518,8 +569,10 @@ impl Poller {
                         if let Some(task) = shared.limiter.admit(task, lease, Instant::now()) {
                             idle = idle.saturating_sub(1);
                             self.hand_on(task);
+                            handed += 1;
                         }
                     }
+                    gather.handed(handed, took, Instant::now());
                 }
                 Ok(Claimed::Nothing) => {
                     shared.connectivity.success();
@@ -683,6 +736,7 @@ mod tests {
             waiting: 0,
             claim_due: now,
             last_empty: None,
+            gather_until: None,
             now,
         }
     }
@@ -727,6 +781,62 @@ mod tests {
             };
             assert_eq!(next_step(&s, &none, &all), want, "{s:?}");
         }
+    }
+
+    #[test]
+    fn shortly_after_a_claim_it_waits_for_that_claims_processors_then_claims_for_all() {
+        let now = Instant::now();
+        let (none, all) = (limits(&[], now), types(&["echo"]));
+        let mut gather = Gather::default();
+        assert_eq!(gather.until(), None, "no claim yet: nothing to wait for");
+        // A claim that took 300 µs handed 4 tasks on; one processor freed.
+        gather.handed(4, Duration::from_micros(300), now);
+        gather.freed();
+        let until = now + Duration::from_micros(300);
+        assert_eq!(gather.until(), Some(until));
+        let s = Situation {
+            gather_until: gather.until(),
+            ..situation(1, now)
+        };
+        assert_eq!(next_step(&s, &none, &all), Step::Wait(Some(until)));
+        // The wait is over at its instant, with some still running...
+        let later = Situation {
+            gather_until: gather.until(),
+            ..situation(2, until)
+        };
+        assert_eq!(next_step(&later, &none, &all), claim(&["echo"], 2, None));
+        // ...or before it, once all of them have freed.
+        gather.freed();
+        gather.freed();
+        gather.freed();
+        assert_eq!(gather.until(), None);
+        let s = Situation {
+            gather_until: gather.until(),
+            ..situation(4, now)
+        };
+        assert_eq!(next_step(&s, &none, &all), claim(&["echo"], 4, None));
+        // A stop or no idle processor wins over the wait, as ever.
+        gather.handed(4, Duration::from_millis(1), now);
+        let stopping = Situation {
+            stopping: true,
+            gather_until: gather.until(),
+            ..situation(1, now)
+        };
+        assert_eq!(next_step(&stopping, &none, &all), Step::Stop);
+    }
+
+    #[test]
+    fn the_wait_for_a_claims_processors_is_its_round_trip_at_most_and_never_long() {
+        let now = Instant::now();
+        let mut gather = Gather::default();
+        gather.handed(2, Duration::from_micros(250), now);
+        assert_eq!(gather.until(), Some(now + Duration::from_micros(250)));
+        // A long poll that waited 20 s for its tasks is no round trip.
+        gather.handed(2, Duration::from_secs(20), now);
+        assert_eq!(gather.until(), Some(now + GATHER_LIMIT));
+        // A claim whose tasks all waited locally (or were refused) handed none on.
+        gather.handed(0, Duration::from_millis(1), now);
+        assert_eq!(gather.until(), None);
     }
 
     #[test]
