@@ -46,15 +46,50 @@ const CYCLES_PER_CLIENT: usize = 10_000;
 const TASKS: usize = 20_000;
 /// Concurrencies of (b).
 const CONCURRENCIES: [usize; 3] = [1, 4, 16];
-/// Report modes of (b): single reports, then batch reports.
-const MODES: [bool; 2] = [false, true];
+/// How the worker of (b) runs: with batch reports or single ones, and
+/// under the `SCHED_BATCH` scheduling policy, as the shipped unit runs it
+/// (`CPUSchedulingPolicy=batch`), or the default one.
+#[derive(Debug, Clone, Copy)]
+struct Mode {
+    batches: bool,
+    sched_batch: bool,
+}
 
-fn mode_name(batches: bool) -> &'static str {
-    if batches {
-        "batch"
-    } else {
-        "single"
+/// The modes of (b): single reports, batch reports, and batch reports
+/// under `SCHED_BATCH` (through `chrt`, left out where it is missing).
+const MODES: [Mode; 3] = [
+    Mode {
+        batches: false,
+        sched_batch: false,
+    },
+    Mode {
+        batches: true,
+        sched_batch: false,
+    },
+    Mode {
+        batches: true,
+        sched_batch: true,
+    },
+];
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match (self.batches, self.sched_batch) {
+            (false, _) => "single reports",
+            (true, false) => "batch reports",
+            (true, true) => "batch reports, SCHED_BATCH",
+        }
     }
+}
+
+/// Whether `chrt` can run the worker under `SCHED_BATCH` here.
+fn sched_batch_available() -> bool {
+    Command::new("chrt")
+        .args(["--batch", "0", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 /// Pickup samples with long poll.
 const LONG_POLL_SAMPLES: usize = 200;
@@ -72,6 +107,16 @@ fn main() {
     let mut capacity = Vec::new();
     let mut through_client = Vec::new();
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); CONCURRENCIES.len() * MODES.len()];
+    let modes: Vec<(usize, Mode)> = if sched_batch_available() {
+        MODES.into_iter().enumerate().collect()
+    } else {
+        eprintln!("chrt cannot set SCHED_BATCH here: those runs are left out");
+        MODES
+            .into_iter()
+            .enumerate()
+            .filter(|(_, m)| !m.sched_batch)
+            .collect()
+    };
     for round in 1..=ROUNDS {
         let rate = server_capacity();
         eprintln!("round {round}: (a) {rate:.0} cycles/s");
@@ -79,12 +124,12 @@ fn main() {
         let rate = client_capacity();
         eprintln!("round {round}: (a') {rate:.0} cycles/s");
         through_client.push(rate);
-        for (m, &batches) in MODES.iter().enumerate() {
+        for &(m, mode) in &modes {
             for (i, &c) in CONCURRENCIES.iter().enumerate() {
-                let run = worker_run(c, batches);
+                let run = worker_run(c, mode);
                 eprintln!(
                     "round {round}: (b) c={c} {}: {:.0} tasks/s, {:.1} µs CPU/task, VmHWM {:.1} MB, {:.1} tasks per claim, mean batch {:.1}",
-                    mode_name(batches),
+                    mode.name(),
                     run.rate,
                     run.cpu_per_task.as_secs_f64() * 1e6,
                     mb(run.hwm),
@@ -134,22 +179,22 @@ fn main() {
     );
     let batch = |i: usize| median_f(&runs[i].iter().map(|r| r.mean_batch).collect::<Vec<_>>());
     let per_claim = |i: usize| median_f(&runs[i].iter().map(|r| r.per_claim).collect::<Vec<_>>());
-    for (m, &batches) in MODES.iter().enumerate() {
+    for &(m, mode) in &modes {
         for (j, &c) in CONCURRENCIES.iter().enumerate() {
             let i = m * CONCURRENCIES.len() + j;
-            let target = match (c, batches) {
+            let target = match (c, mode.batches) {
                 (4, false) => "≥ 70 % of (a)",
                 (4, true) => "> 100 % of (a)",
                 _ => "",
             };
             let mut sizes = format!("; {:.1}", per_claim(i));
-            if batches {
+            if mode.batches {
                 sizes += &format!("; {:.1}", batch(i));
             }
             println!(
-                "| (b) worker, {TASKS} echo tasks, CONCURRENT_TASKS={c}, {} reports: tasks/s (% of (a); of (a'); tasks per claim{}) | {:.0} ({:.0} %; {:.0} %{sizes}) | {target} |",
-                mode_name(batches),
-                if batches { "; outcomes per batch" } else { "" },
+                "| (b) worker, {TASKS} echo tasks, CONCURRENT_TASKS={c}, {}: tasks/s (% of (a); of (a'); tasks per claim{}) | {:.0} ({:.0} %; {:.0} %{sizes}) | {target} |",
+                mode.name(),
+                if mode.batches { "; outcomes per batch" } else { "" },
                 rate(i),
                 ratio(&rates(i), &capacity),
                 ratio(&rates(i), &through_client)
@@ -167,13 +212,13 @@ fn main() {
         ms(short_poll.0),
         ms(short_poll.1)
     );
-    for (m, &batches) in MODES.iter().enumerate() {
+    for &(m, mode) in &modes {
         for (j, &c) in CONCURRENCIES.iter().enumerate() {
             let i = m * CONCURRENCIES.len() + j;
             let target = if c == 4 { "≤ 35 µs" } else { "" };
             println!(
-                "| (d) worker CPU (user+sys) per echo task, CONCURRENT_TASKS={c}, {} reports | {:.1} µs | {target} |",
-                mode_name(batches),
+                "| (d) worker CPU (user+sys) per echo task, CONCURRENT_TASKS={c}, {} | {:.1} µs | {target} |",
+                mode.name(),
                 cpu(i).as_secs_f64() * 1e6
             );
         }
@@ -182,7 +227,8 @@ fn main() {
         "| (e) idle RSS (CONCURRENT_TASKS=1) | {:.1} MB | ≤ 6 MB |",
         mb(idle_rss)
     );
-    let last = runs.len() - 1;
+    // Batch reports under the default policy, at the largest concurrency.
+    let last = 2 * CONCURRENCIES.len() - 1;
     println!(
         "| (e) peak RSS (VmHWM) under load, CONCURRENT_TASKS={}, batch reports | {:.1} MB | ≤ 16 MB |",
         CONCURRENCIES[CONCURRENCIES.len() - 1],
@@ -299,9 +345,8 @@ struct Run {
     per_claim: f64,
 }
 
-/// One `taskworker run` child on `TASKS` echo tasks at concurrency `c`,
-/// with batch reports or without.
-fn worker_run(c: usize, batches: bool) -> Run {
+/// One `taskworker run` child on `TASKS` echo tasks at concurrency `c`, in `mode`.
+fn worker_run(c: usize, mode: Mode) -> Run {
     let server = start_server();
     let addr = server.addr().to_string();
     enqueue_many(&addr, "echo", TASKS);
@@ -311,10 +356,11 @@ fn worker_run(c: usize, batches: bool) -> Run {
         &server.url(),
         c,
         "echo",
+        mode.sched_batch,
         &[
             (
                 "REPORT_BATCH",
-                if batches { "100" } else { "0" }.to_string(),
+                if mode.batches { "100" } else { "0" }.to_string(),
             ),
             ("HEALTH_ADDR", format!("127.0.0.1:{health_port}")),
         ],
@@ -379,14 +425,17 @@ struct WorkerChild {
 
 impl WorkerChild {
     fn start(api_url: &str, concurrency: usize, builtin: &str) -> WorkerChild {
-        WorkerChild::start_with(api_url, concurrency, builtin, &[])
+        WorkerChild::start_with(api_url, concurrency, builtin, false, &[])
     }
 
-    /// As [`WorkerChild::start`], with more environment variables.
+    /// As [`WorkerChild::start`], with more environment variables, and
+    /// under `SCHED_BATCH` when `sched_batch` (`chrt` execs the worker, so
+    /// the child's pid is the worker's).
     fn start_with(
         api_url: &str,
         concurrency: usize,
         builtin: &str,
+        sched_batch: bool,
         env: &[(&str, String)],
     ) -> WorkerChild {
         let dir = std::env::temp_dir().join(format!(
@@ -399,7 +448,14 @@ impl WorkerChild {
         let handlers = json!({"handlers": {builtin: {"builtin": builtin}}});
         std::fs::write(&config, handlers.to_string()).expect("config written");
         let log = std::fs::File::create(dir.join("worker.log")).expect("log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_taskworker"));
+        let worker = env!("CARGO_BIN_EXE_taskworker");
+        let mut command = if sched_batch {
+            let mut chrt = Command::new("chrt");
+            chrt.args(["--batch", "0", worker]);
+            chrt
+        } else {
+            Command::new(worker)
+        };
         command
             .arg("run")
             .arg("--config")
