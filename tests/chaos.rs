@@ -16,7 +16,10 @@
 //! these are few, so the total is held to a generous
 //! `2 × (kills + server restarts) × CONCURRENT_TASKS`. The server's history
 //! is checked too: attempts beyond one per task come only from leases that
-//! ran out.
+//! ran out, or from a claim whose answer the server could not write because
+//! a kill had just closed the worker's connection (the server puts those
+//! tasks back at once: `released`, at most `CONCURRENT_TASKS` per kill, each
+//! within a few seconds of one).
 
 #![cfg(feature = "server")]
 
@@ -127,10 +130,12 @@ fn every_task_completes_through_kills_and_a_server_restart() {
     let mut logs = Vec::new();
     let mut worker = start_worker(&url, &state, 0);
     let mut kill_times = Vec::new();
+    let mut kill_clock = Vec::new();
     for step in STEPS {
         match step {
             Step::KillWorker(at) => {
                 wait_completed(&api, at, &logs);
+                kill_clock.push(SystemTime::now());
                 logs.push(kill(&mut worker));
                 kill_times.push(began.elapsed());
                 worker = start_worker(&url, &state, logs.len());
@@ -156,7 +161,23 @@ fn every_task_completes_through_kills_and_a_server_restart() {
     // What the server says: each task completed with its own result.
     let mut lost = Vec::new();
     let mut expired_attempts = 0;
+    let mut released_attempts = 0;
     let mut other_attempts = Vec::new();
+    // A released attempt's end is its claim's answer failing on a connection
+    // a kill closed: shortly after that kill.
+    let after_a_kill = |attempt: &serde_json::Value| {
+        let ended = attempt["ended_at"]
+            .as_str()
+            .and_then(taskworker::parse_timestamp);
+        ended.is_some_and(|ended| {
+            kill_clock.iter().any(|kill| {
+                let since = ended.duration_since(*kill);
+                let before = kill.duration_since(ended);
+                since.is_ok_and(|d| d < Duration::from_secs(5))
+                    || before.is_ok_and(|d| d < Duration::from_secs(1))
+            })
+        })
+    };
     for (i, id) in ids.iter().enumerate() {
         let task = api.task(id);
         if task["status"] != "completed" || task["result"] != json!({"slept_ms": ms[i]}) {
@@ -166,6 +187,7 @@ fn every_task_completes_through_kills_and_a_server_restart() {
         for attempt in &history[..history.len().saturating_sub(1)] {
             match attempt["outcome"].as_str() {
                 Some("lease_expired") => expired_attempts += 1,
+                Some("released") if after_a_kill(attempt) => released_attempts += 1,
                 _ => other_attempts.push(attempt.clone()),
             }
         }
@@ -200,7 +222,7 @@ fn every_task_completes_through_kills_and_a_server_restart() {
     eprintln!(
         "chaos: {TASKS} tasks (sleep seed {seed}), concurrency {CONCURRENCY}, {kills} worker kills at {kill_times:?}, 1 server restart; \
          {executions} executions, {reexecutions} re-executions ({cut} cut short by a kill, {redone} finished but their result not delivered), \
-         {expired_attempts} leases ran out, {} lost; enqueued in {enqueued:?}, total {:?}",
+         {expired_attempts} leases ran out, {released_attempts} released by a kill, {} lost; enqueued in {enqueued:?}, total {:?}",
         lost.len(),
         began.elapsed()
     );
@@ -208,7 +230,11 @@ fn every_task_completes_through_kills_and_a_server_restart() {
     assert_eq!(runs.len(), TASKS, "every task ran");
     assert!(
         other_attempts.is_empty(),
-        "attempts that ended other than by their lease running out: {other_attempts:?}"
+        "attempts that ended other than by their lease running out or a kill: {other_attempts:?}"
+    );
+    assert!(
+        released_attempts <= kills * CONCURRENCY,
+        "{released_attempts} released, more than kills × concurrency"
     );
     assert!(
         cut <= kills * CONCURRENCY,
