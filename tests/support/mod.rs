@@ -64,15 +64,38 @@ pub fn clean_command(
     cmd
 }
 
-/// A fresh, empty directory for one test.
+/// A fresh, empty directory for one test: `taskworker-tests/PID/NAME-N`
+/// in the temp directory. The first call in a test process removes what
+/// test processes that have exited left there, so that runs do not pile up.
 pub fn temp_dir(name: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    let root = std::env::temp_dir().join("taskworker-tests");
+    SWEPT.call_once(|| remove_exited(&root));
     let n = N.fetch_add(1, Ordering::SeqCst);
-    let dir =
-        std::env::temp_dir().join(format!("taskworker-test-{}-{name}-{n}", std::process::id()));
+    let dir = root
+        .join(std::process::id().to_string())
+        .join(format!("{name}-{n}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
+}
+
+/// Removes the directories under `root` whose test process has exited.
+fn remove_exited(root: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let pid = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok());
+        let running = pid.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if !running {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Writes `text` to `path` (its directory made first) with permission `mode`.
