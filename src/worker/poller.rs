@@ -42,8 +42,8 @@ const GATHER_LIMIT: Duration = Duration::from_millis(20);
 /// tasks, processors free one by one, and claiming for each as it frees
 /// sends a claim for one or two tasks where one for all would do. The wait
 /// lasts no longer than the claim's own round trip (the extra claim it
-/// saves would take as long), nor [`GATHER_LIMIT`]; it ends when they have
-/// all freed, and never delays a claim for tasks that run longer.
+/// saves would take as long), nor [`GATHER_LIMIT`], however long the tasks
+/// run; it ends as soon as they have all freed.
 #[derive(Debug, Default)]
 struct Gather {
     /// Tasks of the last claim whose processors have not freed yet.
