@@ -39,11 +39,13 @@ const GATHER_LIMIT: Duration = Duration::from_millis(20);
 
 /// The processors still running the last claim's tasks, and until when the
 /// poller waits for them so that one claim asks for them all: with quick
-/// tasks, processors free one by one, and claiming for each as it frees
-/// sends a claim for one or two tasks where one for all would do. The wait
-/// lasts no longer than the claim's own round trip (the extra claim it
-/// saves would take as long), nor [`GATHER_LIMIT`], however long the tasks
-/// run; it ends as soon as they have all freed.
+/// tasks and a backlog, processors free one by one, and claiming for each as
+/// it frees sends a claim for one or two tasks where one for all would do.
+/// The wait lasts no longer than the claim's own round trip (the extra claim
+/// it saves would take as long), nor [`GATHER_LIMIT`], however long the
+/// tasks run; it ends as soon as they have all freed. A claim that brought
+/// fewer tasks than it asked for found no backlog: the next claim would
+/// wait for tasks anyway, so nothing is gathered for it.
 #[derive(Debug, Default)]
 struct Gather {
     /// Tasks of the last claim whose processors have not freed yet.
@@ -52,9 +54,11 @@ struct Gather {
 }
 
 impl Gather {
-    /// `count` tasks of a claim that took `took` were handed on at `now`.
-    fn handed(&mut self, count: usize, took: Duration, now: Instant) {
-        self.outstanding = count;
+    /// A claim for `asked` tasks that took `took` brought `brought`, of
+    /// which `handed` were handed on at `now`.
+    fn claimed(&mut self, asked: u32, brought: usize, handed: usize, took: Duration, now: Instant) {
+        let backlog = u32::try_from(brought).is_ok_and(|brought| brought >= asked);
+        self.outstanding = if backlog { handed } else { 0 };
         self.until = Some(instant_after(now, took.min(GATHER_LIMIT)));
     }
 
@@ -558,7 +562,7 @@ impl Poller {
                 Ok(Claimed::Tasks(objects)) => {
                     shared.connectivity.success();
                     shared.stats.claims_tasks.fetch_add(1, Relaxed);
-                    let mut handed = 0;
+                    let (brought, mut handed) = (objects.len(), 0);
                     for object in objects {
                         let Some(task) = self.accept(object) else {
                             continue;
@@ -572,7 +576,7 @@ impl Poller {
                             handed += 1;
                         }
                     }
-                    gather.handed(handed, took, Instant::now());
+                    gather.claimed(plan.max_tasks, brought, handed, took, Instant::now());
                 }
                 Ok(Claimed::Nothing) => {
                     shared.connectivity.success();
@@ -789,8 +793,8 @@ mod tests {
         let (none, all) = (limits(&[], now), types(&["echo"]));
         let mut gather = Gather::default();
         assert_eq!(gather.until(), None, "no claim yet: nothing to wait for");
-        // A claim that took 300 µs handed 4 tasks on; one processor freed.
-        gather.handed(4, Duration::from_micros(300), now);
+        // A claim for 4 that took 300 µs handed 4 tasks on; one processor freed.
+        gather.claimed(4, 4, 4, Duration::from_micros(300), now);
         gather.freed();
         let until = now + Duration::from_micros(300);
         assert_eq!(gather.until(), Some(until));
@@ -816,7 +820,7 @@ mod tests {
         };
         assert_eq!(next_step(&s, &none, &all), claim(&["echo"], 4, None));
         // A stop or no idle processor wins over the wait, as ever.
-        gather.handed(4, Duration::from_millis(1), now);
+        gather.claimed(4, 4, 4, Duration::from_millis(1), now);
         let stopping = Situation {
             stopping: true,
             gather_until: gather.until(),
@@ -826,17 +830,23 @@ mod tests {
     }
 
     #[test]
-    fn the_wait_for_a_claims_processors_is_its_round_trip_at_most_and_never_long() {
+    fn the_wait_for_a_claims_processors_is_its_round_trip_at_most_and_only_with_a_backlog() {
         let now = Instant::now();
         let mut gather = Gather::default();
-        gather.handed(2, Duration::from_micros(250), now);
+        gather.claimed(2, 2, 2, Duration::from_micros(250), now);
         assert_eq!(gather.until(), Some(now + Duration::from_micros(250)));
         // A long poll that waited 20 s for its tasks is no round trip.
-        gather.handed(2, Duration::from_secs(20), now);
+        gather.claimed(2, 2, 2, Duration::from_secs(20), now);
         assert_eq!(gather.until(), Some(now + GATHER_LIMIT));
         // A claim whose tasks all waited locally (or were refused) handed none on.
-        gather.handed(0, Duration::from_millis(1), now);
+        gather.claimed(2, 2, 0, Duration::from_millis(1), now);
         assert_eq!(gather.until(), None);
+        // A claim that brought fewer than it asked for found no backlog.
+        gather.claimed(4, 1, 1, Duration::from_micros(250), now);
+        assert_eq!(gather.until(), None);
+        // A server that hands out more than asked has a backlog all the same.
+        gather.claimed(2, 3, 3, Duration::from_micros(250), now);
+        assert!(gather.until().is_some());
     }
 
     #[test]
