@@ -670,21 +670,18 @@ fn complete_args(id: &str, body: &CompleteBody) -> [String; 5] {
 /// The five arguments of `report.lua` for a fail of task `id`; the failure
 /// as a task's history keeps it (a [`Failure`] in JSON).
 fn fail_args(id: &str, body: &FailBody) -> [String; 5] {
-    let mut failure = serde_json::Map::new();
-    failure.insert("error".into(), body.error.clone().into());
-    if let Some(error_type) = &body.error_type {
-        failure.insert("error_type".into(), error_type.clone().into());
-    }
-    if let Some(retryable) = body.retryable {
-        failure.insert("retryable".into(), retryable.into());
-    }
-    if let Some(traceback) = &body.traceback {
-        failure.insert("traceback".into(), traceback.clone().into());
-    }
+    let failure = Failure {
+        error: body.error.clone(),
+        error_type: body.error_type.clone(),
+        retryable: body.retryable,
+        traceback: body.traceback.clone(),
+    };
+    // Strings and a bool: serializing them cannot fail.
+    let failure = serde_json::to_value(&failure).unwrap_or_default();
     [
         id.to_string(),
         body.worker_id.clone().unwrap_or_default(),
-        Value::Object(failure).to_string(),
+        failure.to_string(),
         if body.retryable == Some(true) {
             "1"
         } else {
