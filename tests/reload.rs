@@ -1,7 +1,8 @@
 //! Live reload as an operator does it: a real `taskworker run` child, its
 //! config file rewritten, a real SIGHUP. Each live key changes and is seen
 //! to change (handlers, CONCURRENT_TASKS both ways, log level, the API
-//! key); a bad file changes nothing and shows in `/status` and `/metrics`;
+//! key), a new type counts under its own name in `/metrics`; a bad file
+//! changes nothing and shows in `/status` and `/metrics`;
 //! restart-only keys are named in one warning; systemd hears `RELOADING=1`
 //! then `READY=1`; a reload during the drain is ignored; and 1,000 tasks
 //! run through many reloads exactly once each.
@@ -70,7 +71,10 @@ fn handlers_change_at_once_and_a_running_task_keeps_its_own() {
     let api = Api::new(server.url());
     let old = json!({"worker": {"wait_seconds": 1}, "performance": {"concurrent_tasks": 2},
         "handlers": {"job": sh("cat >/dev/null; sleep 3; echo '{\"by\": \"old\"}'")}});
-    let worker = WorkerSpec::new("reload-handlers", &server.url(), old.clone()).start();
+    let worker = WorkerSpec::new("reload-handlers", &server.url(), old.clone())
+        .env("HEALTH_ADDR", "127.0.0.1:0")
+        .start();
+    let health = Api::new(worker.health_url());
 
     let long = api.enqueue("job", json!({}));
     assert!(wait_task(&api, &long, "claimed"), "{}", worker.log());
@@ -95,6 +99,10 @@ fn handlers_change_at_once_and_a_running_task_keeps_its_own() {
     assert_eq!(api.task(&long)["status"], "claimed", "still under way");
     assert!(wait_task(&api, &long, "completed"), "{}", worker.log());
     assert_eq!(result(&api, &long), json!({"by": "old"}));
+    // The new type counts under its own name in /metrics, not as `other`.
+    let added_ok = "taskworker_outcomes_total{type=\"added\",error_type=\"ok\"} 1";
+    let (_, metrics) = health.get_text("/metrics");
+    assert!(metrics.contains(added_ok), "{metrics}");
 
     // A removed type is claimed no more; the others still are. (A long
     // poll opened before the reload, 1 s at most, is let end first.)
@@ -105,6 +113,9 @@ fn handlers_change_at_once_and_a_running_task_keeps_its_own() {
     assert!(wait_task(&api, &job, "completed"), "{}", worker.log());
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(api.task(&orphan)["status"], "queued", "{}", worker.log());
+    // Its handler gone, the type keeps its series: counters never go back.
+    let (_, metrics) = health.get_text("/metrics");
+    assert!(metrics.contains(added_ok), "{metrics}");
 }
 
 #[test]

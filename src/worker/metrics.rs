@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::prometheus::{histogram, histogram_series, histogram_start, single};
@@ -113,14 +113,11 @@ pub struct Stats {
     pub tasks_malformed: AtomicU64,
     /// Local retries of retryable errors.
     pub task_retries: AtomicU64,
-    /// The configured task types, sorted: the values of the `type` label
-    /// besides `other`.
-    types: Vec<Box<str>>,
-    /// Outcomes by `error_type` (`ok` for completions), then by type (the
-    /// index in `types`, `other` last).
-    outcomes: Mutex<BTreeMap<String, Box<[u64]>>>,
-    /// Handler running time by type, `other` last.
-    task_durations: Box<[Histogram]>,
+    /// The values of the `type` label and each one's running times.
+    types: RwLock<TypeSeries>,
+    /// Outcomes by `error_type` (`ok` for completions), then by type (its
+    /// index in `types`; a list shorter than a type's index counts 0 for it).
+    outcomes: Mutex<BTreeMap<String, Vec<u64>>>,
     /// Claim time minus the time the task became due (`run_at`, else `created_at`).
     pub pickup_delay: Histogram,
     /// Processor threads configured.
@@ -147,6 +144,38 @@ pub struct Stats {
     pub last_task_at_ms: AtomicU64,
 }
 
+/// The values of the `type` label: each type a handler took since the start
+/// (a reload adds its new types; a type it takes away keeps its series,
+/// since counters never go back), and `other` for any else.
+#[derive(Debug)]
+struct TypeSeries {
+    /// The types, sorted, each with the index of its series in `durations`
+    /// (and in the outcome counts); `other`'s is 0.
+    types: Vec<(Box<str>, usize)>,
+    /// Handler running time by index.
+    durations: Vec<Histogram>,
+}
+
+impl TypeSeries {
+    /// Where `task_type` is in `types`, or would be.
+    fn find(&self, task_type: &str) -> Result<usize, usize> {
+        self.types.binary_search_by(|(t, _)| (**t).cmp(task_type))
+    }
+
+    /// The index of `task_type`'s series: `other` (0) for a type no handler
+    /// took. No allocation: a binary search.
+    fn index_of(&self, task_type: &str) -> usize {
+        self.find(task_type).map_or(0, |at| self.types[at].1)
+    }
+
+    /// Every series as (label, index): the types in order, `other` last.
+    fn labels(&self) -> Vec<(&str, usize)> {
+        let mut labels: Vec<(&str, usize)> = self.types.iter().map(|(t, i)| (&**t, *i)).collect();
+        labels.push((OTHER_TYPE, 0));
+        labels
+    }
+}
+
 impl Default for Stats {
     /// Counters for a worker without configured types: every task is `other`.
     fn default() -> Stats {
@@ -157,13 +186,12 @@ impl Default for Stats {
 impl Stats {
     /// Counters for a worker whose handlers take `types`: these are the
     /// values of the `type` label, with `other` for any else.
-    pub fn for_types(mut types: Vec<String>) -> Stats {
-        types.sort();
-        types.dedup();
-        let task_durations = (0..=types.len()).map(|_| Histogram::default()).collect();
-        Stats {
-            types: types.into_iter().map(String::into_boxed_str).collect(),
-            task_durations,
+    pub fn for_types(types: Vec<String>) -> Stats {
+        let stats = Stats {
+            types: RwLock::new(TypeSeries {
+                types: Vec::new(),
+                durations: vec![Histogram::default()],
+            }),
             pickup_delay: Histogram::with_bounds(&PICKUP_BUCKETS),
             started: Instant::now(),
             claims_tasks: AtomicU64::new(0),
@@ -186,16 +214,23 @@ impl Stats {
             reports_pending: AtomicUsize::new(0),
             stuck_threads: AtomicUsize::new(0),
             last_task_at_ms: AtomicU64::new(0),
+        };
+        stats.add_types(&types);
+        stats
+    }
+
+    /// Gives each of `types` that has none its own value of the `type`
+    /// label (a reload that added handlers).
+    pub fn add_types(&self, types: &[String]) {
+        let mut series = self.types.write().unwrap_or_else(|e| e.into_inner());
+        for task_type in types {
+            if let Err(at) = series.find(task_type) {
+                let next = series.durations.len();
+                series.durations.push(Histogram::default());
+                series.types.insert(at, (task_type.as_str().into(), next));
+            }
         }
     }
-}
-
-/// The per-type counters' index of `task_type`: its place among the
-/// configured types, or the last (`other`). No allocation: a binary search.
-fn type_index(types: &[Box<str>], task_type: &str) -> usize {
-    types
-        .binary_search_by(|t| (**t).cmp(task_type))
-        .unwrap_or(types.len())
 }
 
 /// How many distinct `error_type` labels the outcome counter takes; past
@@ -241,8 +276,12 @@ impl Stats {
             None => self.tasks_completed.fetch_add(1, Relaxed),
             Some(_) => self.tasks_failed.fetch_add(1, Relaxed),
         };
-        let index = type_index(&self.types, task_type);
-        self.task_durations[index].observe(duration);
+        let index = {
+            let series = self.types.read().unwrap_or_else(|e| e.into_inner());
+            let index = series.index_of(task_type);
+            series.durations[index].observe(duration);
+            index
+        };
         let now = crate::bounded::millis(
             SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -252,19 +291,14 @@ impl Stats {
         let mut outcomes = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
         let key = outcome_label(error_type.unwrap_or("ok"), &outcomes);
         // A key is allocated once, on its first outcome, not on every task.
-        match outcomes.get_mut(key) {
-            Some(counts) => counts[index] += 1,
-            None => {
-                let mut counts = vec![0; self.types.len() + 1].into_boxed_slice();
-                counts[index] = 1;
-                outcomes.insert(key.to_string(), counts);
-            }
+        let counts = match outcomes.get_mut(key) {
+            Some(counts) => counts,
+            None => outcomes.entry(key.to_string()).or_default(),
+        };
+        if counts.len() <= index {
+            counts.resize(index + 1, 0);
         }
-    }
-
-    /// The `type` label of the per-type counters' `index`.
-    fn type_label(&self, index: usize) -> &str {
-        self.types.get(index).map_or(OTHER_TYPE, |t| t)
+        counts[index] += 1;
     }
 
     /// Tasks finished either way.
@@ -288,22 +322,23 @@ impl Stats {
             "Claims by result (tasks, empty, error).",
             &claims,
         );
-        let outcomes: Vec<(String, u64)> = self
+        let series = self.types.read().unwrap_or_else(|e| e.into_inner());
+        let type_labels = series.labels();
+        let mut outcomes = Vec::new();
+        for (error_type, counts) in self
             .outcomes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .flat_map(|(error_type, counts)| {
-                counts
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, n)| **n > 0)
-                    .map(|(i, n)| {
-                        let pairs = [("type", self.type_label(i)), ("error_type", error_type)];
-                        (labels(&pairs), *n)
-                    })
-            })
-            .collect();
+        {
+            for &(task_type, i) in &type_labels {
+                let n = counts.get(i).copied().unwrap_or(0);
+                if n > 0 {
+                    let pairs = [("type", task_type), ("error_type", error_type.as_str())];
+                    outcomes.push((labels(&pairs), n));
+                }
+            }
+        }
         family(
             &mut out,
             "taskworker_outcomes_total",
@@ -367,12 +402,14 @@ impl Stats {
             name,
             "Handler running time by type, local retries included.",
         );
-        for (i, durations) in self.task_durations.iter().enumerate() {
-            // Every configured type, even before its first task; `other` once seen.
-            if i < self.types.len() || durations.count() > 0 {
-                durations.render_series(&mut out, name, &[("type", self.type_label(i))]);
+        for (task_type, i) in type_labels {
+            // Every handled type, even before its first task; `other` once seen.
+            let durations = &series.durations[i];
+            if i > 0 || durations.count() > 0 {
+                durations.render_series(&mut out, name, &[("type", task_type)]);
             }
         }
+        drop(series);
         self.pickup_delay.render(
             &mut out,
             "taskworker_pickup_delay_seconds",
@@ -595,6 +632,39 @@ mod tests {
         assert!(text.contains("taskworker_task_duration_seconds_count{type=\"echo\"} 0"));
         assert!(text.contains("taskworker_task_duration_seconds_count{type=\"mail\"} 2"));
         assert!(text.contains("taskworker_task_duration_seconds_count{type=\"other\"} 2"));
+    }
+
+    #[test]
+    fn a_type_added_later_gets_its_own_label_and_earlier_counts_stay() {
+        let s = Stats::for_types(vec!["mail".into()]);
+        s.record_outcome("mail", None, Duration::ZERO);
+        s.record_outcome("sms", None, Duration::ZERO);
+        s.add_types(&["sms".into(), "mail".into(), "fax".into()]);
+        s.record_outcome("sms", Some("TIMEOUT"), Duration::ZERO);
+        s.record_outcome("mail", None, Duration::ZERO);
+        let text = s.render();
+        for line in [
+            "taskworker_outcomes_total{type=\"mail\",error_type=\"ok\"} 2",
+            // Its first task came before its handler: that one stays `other`.
+            "taskworker_outcomes_total{type=\"other\",error_type=\"ok\"} 1",
+            "taskworker_outcomes_total{type=\"sms\",error_type=\"TIMEOUT\"} 1",
+            "taskworker_task_duration_seconds_count{type=\"fax\"} 0",
+            "taskworker_task_duration_seconds_count{type=\"sms\"} 1",
+            "taskworker_task_duration_seconds_count{type=\"other\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
+        assert!(!text.contains("type=\"sms\",error_type=\"ok\""), "{text}");
+        // Types in order, `other` last, as before any reload.
+        let order: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("taskworker_task_duration_seconds_count"))
+            .collect();
+        assert_eq!(order.len(), 4, "{order:?}");
+        assert!(
+            order[0].contains("fax") && order[3].contains("other"),
+            "{order:?}"
+        );
     }
 
     #[test]

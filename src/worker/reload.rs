@@ -115,6 +115,8 @@ fn apply(shared: &Arc<WorkerState>, checked: Checked, threads: Roles<'_>) {
     let before = shared.live.get();
     let settings = Settings::after(&before, config, registry);
     let (processors_wanted, types) = (settings.config.concurrent_tasks, settings.types.clone());
+    // Before the new handlers take a task: a new type's first outcome has its own label.
+    shared.stats.add_types(&types);
     shared.live.set(settings);
     if let Err(e) = threads.processors.grow() {
         log::error!("reload: cannot start more processors: {e}");
