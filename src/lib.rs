@@ -108,3 +108,15 @@ pub use timestamp::{format as format_timestamp, now as now_timestamp, parse as p
 pub use worker::outbox::REPORT_BACKLOG_LIMIT;
 #[doc(hidden)]
 pub use worker::spool::FILE_NAME as SPOOL_FILE_NAME;
+
+/// Where a unit test keeps its files: `taskworker-tests/PID/unit-NAME` in
+/// the temp directory (its parent made), beside the integration tests'
+/// directories, whose first test removes those of exited test processes.
+#[cfg(test)]
+pub(crate) fn test_path(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir()
+        .join("taskworker-tests")
+        .join(std::process::id().to_string());
+    std::fs::create_dir_all(&dir).expect("test directory made");
+    dir.join(format!("unit-{name}"))
+}

@@ -112,7 +112,7 @@ mod tests {
 
     #[test]
     fn a_second_lock_names_the_holder_and_a_drop_releases_it() {
-        let dir = std::env::temp_dir().join(format!("taskworker-lock-{}", std::process::id()));
+        let dir = crate::test_path("lock");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(FILE_NAME);
         let first = StateLock::acquire(&path).unwrap();

@@ -502,8 +502,7 @@ mod tests {
     }
 
     fn temp_file(name: &str, body: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("taskworker-config-{}-{name}", std::process::id()));
+        let dir = crate::test_path(&format!("config-{name}"));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(name);
         std::fs::write(&path, body).unwrap();

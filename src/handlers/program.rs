@@ -166,8 +166,7 @@ mod tests {
 
     /// A fresh directory holding one script, `prog`, with permission `mode`.
     fn dir_with_program(name: &str, mode: u32) -> (PathBuf, PathBuf) {
-        let dir =
-            std::env::temp_dir().join(format!("taskworker-program-{}-{name}", std::process::id()));
+        let dir = crate::test_path(&format!("program-{name}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let prog = dir.join("prog");

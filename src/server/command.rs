@@ -440,8 +440,7 @@ mod tests {
 
     #[test]
     fn an_empty_key_from_any_source_is_refused() {
-        let empty_file =
-            std::env::temp_dir().join(format!("taskworker-empty-key-{}", std::process::id()));
+        let empty_file = crate::test_path("empty-key");
         std::fs::write(&empty_file, "\n").unwrap();
         let file_arg = empty_file.to_str().unwrap();
         let with_env = |name: &'static str, value: &'static str| {

@@ -199,8 +199,7 @@ mod tests {
         fn new() -> TempDir {
             static N: AtomicUsize = AtomicUsize::new(0);
             let n = N.fetch_add(1, Ordering::Relaxed);
-            let dir =
-                std::env::temp_dir().join(format!("taskworker-notify-{}-{n}", std::process::id()));
+            let dir = crate::test_path(&format!("notify-{n}"));
             std::fs::create_dir_all(&dir).expect("create temp dir");
             TempDir(dir)
         }

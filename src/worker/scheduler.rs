@@ -648,7 +648,7 @@ mod tests {
 
     #[test]
     fn the_last_fired_slots_survive_a_restart() {
-        let dir = std::env::temp_dir().join(format!("taskworker-sched-{}", std::process::id()));
+        let dir = crate::test_path("sched");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(STATE_FILE);
         let last = BTreeMap::from([("a".to_string(), 1_762_700_400)]);

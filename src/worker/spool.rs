@@ -353,8 +353,7 @@ mod tests {
     use std::time::Duration;
 
     fn temp_dir(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("taskworker-spool-{}-{name}", std::process::id()));
+        let dir = crate::test_path(&format!("spool-{name}"));
         let _ = std::fs::remove_dir_all(&dir);
         dir
     }

@@ -360,7 +360,7 @@ mod tests {
     use crate::server::queue::QueueConfig;
 
     fn service(name: &str) -> (Local, std::path::PathBuf) {
-        let dir = std::env::temp_dir().join(format!("taskworker-service-{}", std::process::id()));
+        let dir = crate::test_path("service");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(name);
         let _ = std::fs::remove_file(&path);
