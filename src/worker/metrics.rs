@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::prometheus::{histogram, histogram_series, histogram_start, single};
@@ -113,11 +113,8 @@ pub struct Stats {
     pub tasks_malformed: AtomicU64,
     /// Local retries of retryable errors.
     pub task_retries: AtomicU64,
-    /// The values of the `type` label and each one's running times.
-    types: RwLock<TypeSeries>,
-    /// Outcomes by `error_type` (`ok` for completions), then by type (its
-    /// index in `types`; a list shorter than a type's index counts 0 for it).
-    outcomes: Mutex<BTreeMap<String, Vec<u64>>>,
+    /// The counters by task type, under one lock, taken once per finished task.
+    by_type: Mutex<ByType>,
     /// Claim time minus the time the task became due (`run_at`, else `created_at`).
     pub pickup_delay: Histogram,
     /// Processor threads configured.
@@ -144,19 +141,23 @@ pub struct Stats {
     pub last_task_at_ms: AtomicU64,
 }
 
-/// The values of the `type` label: each type a handler took since the start
-/// (a reload adds its new types; a type it takes away keeps its series,
-/// since counters never go back), and `other` for any else.
+/// The counters by task type. The values of the `type` label are each type
+/// a handler took since the start (a reload adds its new types; a type it
+/// takes away keeps its series, since counters never go back), and `other`
+/// for any else.
 #[derive(Debug)]
-struct TypeSeries {
+struct ByType {
     /// The types, sorted, each with the index of its series in `durations`
-    /// (and in the outcome counts); `other`'s is 0.
+    /// and in the outcome counts; `other`'s is 0.
     types: Vec<(Box<str>, usize)>,
     /// Handler running time by index.
     durations: Vec<Histogram>,
+    /// Outcomes by `error_type` (`ok` for completions), then by index (a
+    /// list shorter than an index counts 0 for it).
+    outcomes: BTreeMap<String, Vec<u64>>,
 }
 
-impl TypeSeries {
+impl ByType {
     /// Where `task_type` is in `types`, or would be.
     fn find(&self, task_type: &str) -> Result<usize, usize> {
         self.types.binary_search_by(|(t, _)| (**t).cmp(task_type))
@@ -188,9 +189,10 @@ impl Stats {
     /// values of the `type` label, with `other` for any else.
     pub fn for_types(types: Vec<String>) -> Stats {
         let stats = Stats {
-            types: RwLock::new(TypeSeries {
+            by_type: Mutex::new(ByType {
                 types: Vec::new(),
                 durations: vec![Histogram::default()],
+                outcomes: BTreeMap::new(),
             }),
             pickup_delay: Histogram::with_bounds(&PICKUP_BUCKETS),
             started: Instant::now(),
@@ -202,7 +204,6 @@ impl Stats {
             tasks_failed: AtomicU64::new(0),
             tasks_malformed: AtomicU64::new(0),
             task_retries: AtomicU64::new(0),
-            outcomes: Mutex::new(BTreeMap::new()),
             processors: AtomicUsize::new(0),
             inflight: AtomicUsize::new(0),
             heartbeats: AtomicU64::new(0),
@@ -222,7 +223,7 @@ impl Stats {
     /// Gives each of `types` that has none its own value of the `type`
     /// label (a reload that added handlers).
     pub fn add_types(&self, types: &[String]) {
-        let mut series = self.types.write().unwrap_or_else(|e| e.into_inner());
+        let mut series = self.by_type();
         for task_type in types {
             if let Err(at) = series.find(task_type) {
                 let next = series.durations.len();
@@ -230,6 +231,10 @@ impl Stats {
                 series.types.insert(at, (task_type.as_str().into(), next));
             }
         }
+    }
+
+    fn by_type(&self) -> MutexGuard<'_, ByType> {
+        self.by_type.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -276,20 +281,17 @@ impl Stats {
             None => self.tasks_completed.fetch_add(1, Relaxed),
             Some(_) => self.tasks_failed.fetch_add(1, Relaxed),
         };
-        let index = {
-            let series = self.types.read().unwrap_or_else(|e| e.into_inner());
-            let index = series.index_of(task_type);
-            series.durations[index].observe(duration);
-            index
-        };
         let now = crate::bounded::millis(
             SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default(),
         );
         self.last_task_at_ms.store(now, Relaxed);
-        let mut outcomes = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
-        let key = outcome_label(error_type.unwrap_or("ok"), &outcomes);
+        let mut by_type = self.by_type();
+        let index = by_type.index_of(task_type);
+        by_type.durations[index].observe(duration);
+        let outcomes = &mut by_type.outcomes;
+        let key = outcome_label(error_type.unwrap_or("ok"), outcomes);
         // A key is allocated once, on its first outcome, not on every task.
         let counts = match outcomes.get_mut(key) {
             Some(counts) => counts,
@@ -322,15 +324,10 @@ impl Stats {
             "Claims by result (tasks, empty, error).",
             &claims,
         );
-        let series = self.types.read().unwrap_or_else(|e| e.into_inner());
+        let series = self.by_type();
         let type_labels = series.labels();
         let mut outcomes = Vec::new();
-        for (error_type, counts) in self
-            .outcomes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
+        for (error_type, counts) in &series.outcomes {
             for &(task_type, i) in &type_labels {
                 let n = counts.get(i).copied().unwrap_or(0);
                 if n > 0 {
