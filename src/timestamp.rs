@@ -32,7 +32,12 @@ pub fn parse(s: &str) -> Option<SystemTime> {
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    // Digits only: `str::parse` would also take a sign (`+1` as a month).
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let field = b.get(r)?;
+        let digits = field.iter().all(u8::is_ascii_digit);
+        digits.then(|| field.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0')))
+    };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
@@ -45,15 +50,21 @@ pub fn parse(s: &str) -> Option<SystemTime> {
         if digits == 0 {
             return None;
         }
-        let padded = format!("{:0<9}", &frac[..digits.min(9)]);
-        nanos = padded.parse().ok()?;
+        // Nanoseconds: the first nine digits, the missing ones zeros.
+        let kept = &frac.as_bytes()[..digits.min(9)];
+        let value = kept.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0'));
+        nanos = value * 10u32.pow(9 - kept.len() as u32);
         rest = &frac[digits..];
     }
     let offset = match rest {
         "Z" | "z" => 0,
-        _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) => {
-            let oh: i64 = rest.get(1..3)?.parse().ok()?;
-            let om: i64 = rest.get(4..6)?.parse().ok()?;
+        _ if rest.len() == 6
+            && (rest.starts_with('+') || rest.starts_with('-'))
+            && rest.as_bytes()[3] == b':' =>
+        {
+            // `rest` ends the text: its hours and minutes, as positions in `b`.
+            let at = b.len() - 6;
+            let (oh, om) = (num(at + 1..at + 3)?, num(at + 4..at + 6)?);
             let sign = if rest.starts_with('-') { -1 } else { 1 };
             sign * (oh * 3600 + om * 60)
         }
@@ -123,6 +134,26 @@ mod tests {
     }
 
     #[test]
+    fn fractions_keep_nine_digits_and_offsets_follow_them() {
+        let base = parse("2025-11-09T15:00:05Z").unwrap();
+        for (text, nanos) in [
+            ("2025-11-09T15:00:05.5Z", 500_000_000),
+            ("2025-11-09T15:00:05.000001Z", 1_000),
+            ("2025-11-09T15:00:05.123456789Z", 123_456_789),
+            ("2025-11-09T15:00:05.1234567899999Z", 123_456_789),
+            ("2025-11-09T16:30:05.25+01:30", 250_000_000),
+            ("2025-11-09T14:00:05.999999999-01:00", 999_999_999),
+        ] {
+            let parsed = parse(text).unwrap_or_else(|| panic!("{text}"));
+            assert_eq!(
+                parsed.duration_since(base).unwrap().as_nanos(),
+                nanos,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn rejects_garbage() {
         for bad in [
             "",
@@ -130,6 +161,11 @@ mod tests {
             "2025-13-01T00:00:00Z",
             "2025-11-09T15:00:05",
             "2025-11-09T15:00:05.Z",
+            // A sign is no digit.
+            "2025-+1-09T15:00:05Z",
+            "+025-11-09T15:00:05Z",
+            "2025-11-09T15:00:05+-1:00",
+            "2025-11-09T15:00:05+01-00",
         ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
