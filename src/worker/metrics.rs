@@ -223,12 +223,12 @@ impl Stats {
     /// Gives each of `types` that has none its own value of the `type`
     /// label (a reload that added handlers).
     pub fn add_types(&self, types: &[String]) {
-        let mut series = self.by_type();
+        let mut by_type = self.by_type();
         for task_type in types {
-            if let Err(at) = series.find(task_type) {
-                let next = series.durations.len();
-                series.durations.push(Histogram::default());
-                series.types.insert(at, (task_type.as_str().into(), next));
+            if let Err(at) = by_type.find(task_type) {
+                let next = by_type.durations.len();
+                by_type.durations.push(Histogram::default());
+                by_type.types.insert(at, (task_type.as_str().into(), next));
             }
         }
     }
@@ -324,10 +324,10 @@ impl Stats {
             "Claims by result (tasks, empty, error).",
             &claims,
         );
-        let series = self.by_type();
-        let type_labels = series.labels();
+        let by_type = self.by_type();
+        let type_labels = by_type.labels();
         let mut outcomes = Vec::new();
-        for (error_type, counts) in &series.outcomes {
+        for (error_type, counts) in &by_type.outcomes {
             for &(task_type, i) in &type_labels {
                 let n = counts.get(i).copied().unwrap_or(0);
                 if n > 0 {
@@ -401,12 +401,12 @@ impl Stats {
         );
         for (task_type, i) in type_labels {
             // Every handled type, even before its first task; `other` once seen.
-            let durations = &series.durations[i];
+            let durations = &by_type.durations[i];
             if i > 0 || durations.count() > 0 {
                 durations.render_series(&mut out, name, &[("type", task_type)]);
             }
         }
-        drop(series);
+        drop(by_type);
         self.pickup_delay.render(
             &mut out,
             "taskworker_pickup_delay_seconds",
