@@ -50,10 +50,11 @@ pub fn parse(s: &str) -> Option<SystemTime> {
         if digits == 0 {
             return None;
         }
-        // Nanoseconds: the first nine digits, the missing ones zeros.
-        let kept = &frac.as_bytes()[..digits.min(9)];
-        let value = kept.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0'));
-        nanos = value * 10u32.pow(9 - kept.len() as u32);
+        // Nanoseconds: the first nine digits (from byte 20, after the
+        // dot), the missing ones zeros.
+        let kept = digits.min(9);
+        let value = num(20..20 + kept)? * 10i64.pow(9 - kept as u32);
+        nanos = u32::try_from(value).ok()?;
         rest = &frac[digits..];
     }
     let offset = match rest {
