@@ -10,13 +10,14 @@
 //!   on 20,000 `echo` tasks at `CONCURRENT_TASKS` 1, 4 and 16, with single
 //!   reports (`REPORT_BATCH=0`) and with batch reports (the default), the
 //!   tasks per claim and the mean size of those batches (from the worker's
-//!   `/metrics`).
+//!   `/metrics`); batch reports also under `SCHED_BATCH`, with this build
+//!   and with the static binary that ships.
 //! - (c) pickup latency, enqueue to handler start, with and without long poll
 //!   (the library worker in-process, so both instants are on one clock).
 //! - (d) the worker's CPU time (user+sys) per task over the 20,000.
 //! - (e) idle RSS, and the peak RSS (VmHWM) under load at 16.
 //! - (f) SIGTERM to exit, idle and with one 200 ms task running.
-//! - (g) the static binary's size.
+//! - (g) the static binary's size (it is built first, for (b)).
 //!
 //! Rounds interleave (a), (a') and (b) so that load from elsewhere on the machine
 //! hits both alike; the table shows medians.
@@ -46,38 +47,52 @@ const CYCLES_PER_CLIENT: usize = 10_000;
 const TASKS: usize = 20_000;
 /// Concurrencies of (b).
 const CONCURRENCIES: [usize; 3] = [1, 4, 16];
-/// How the worker of (b) runs: with batch reports or single ones, and
-/// under the `SCHED_BATCH` scheduling policy, as the shipped unit runs it
-/// (`CPUSchedulingPolicy=batch`), or the default one.
+/// How the worker of (b) runs: with batch reports or single ones; under
+/// the `SCHED_BATCH` scheduling policy, as the shipped unit runs it
+/// (`CPUSchedulingPolicy=batch`), or the default one; and which binary: the
+/// one cargo built for this benchmark (glibc, dynamic) or the static one
+/// `packaging/build-static.sh` builds, which is what ships. The two differ
+/// in their C library, and with it their allocator.
 #[derive(Debug, Clone, Copy)]
 struct Mode {
     batches: bool,
     sched_batch: bool,
+    shipped: bool,
 }
 
-/// The modes of (b): single reports, batch reports, and batch reports
-/// under `SCHED_BATCH` (through `chrt`, left out where it is missing).
-const MODES: [Mode; 3] = [
+/// The modes of (b): single reports, batch reports, batch reports under
+/// `SCHED_BATCH` (through `chrt`, left out where it is missing), and the
+/// last again with the static binary (left out where it cannot be built).
+const MODES: [Mode; 4] = [
     Mode {
         batches: false,
         sched_batch: false,
+        shipped: false,
     },
     Mode {
         batches: true,
         sched_batch: false,
+        shipped: false,
     },
     Mode {
         batches: true,
         sched_batch: true,
+        shipped: false,
+    },
+    Mode {
+        batches: true,
+        sched_batch: true,
+        shipped: true,
     },
 ];
 
 impl Mode {
     fn name(self) -> &'static str {
-        match (self.batches, self.sched_batch) {
-            (false, _) => "single reports",
-            (true, false) => "batch reports",
-            (true, true) => "batch reports, SCHED_BATCH",
+        match (self.batches, self.sched_batch, self.shipped) {
+            (false, _, _) => "single reports",
+            (true, false, _) => "batch reports",
+            (true, true, false) => "batch reports, SCHED_BATCH",
+            (true, true, true) => "batch reports, SCHED_BATCH, static binary",
         }
     }
 }
@@ -107,16 +122,20 @@ fn main() {
     let mut capacity = Vec::new();
     let mut through_client = Vec::new();
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); CONCURRENCIES.len() * MODES.len()];
-    let modes: Vec<(usize, Mode)> = if sched_batch_available() {
-        MODES.into_iter().enumerate().collect()
-    } else {
+    let sched_batch = sched_batch_available();
+    if !sched_batch {
         eprintln!("chrt cannot set SCHED_BATCH here: those runs are left out");
-        MODES
-            .into_iter()
-            .enumerate()
-            .filter(|(_, m)| !m.sched_batch)
-            .collect()
-    };
+    }
+    let shipped = static_binary();
+    if shipped.is_none() {
+        eprintln!("the static binary could not be built: its runs are left out");
+    }
+    let modes: Vec<(usize, Mode)> = MODES
+        .into_iter()
+        .enumerate()
+        .filter(|(_, m)| (sched_batch || !m.sched_batch) && (shipped.is_some() || !m.shipped))
+        .collect();
+    let built = Path::new(env!("CARGO_BIN_EXE_taskworker"));
     for round in 1..=ROUNDS {
         let rate = server_capacity();
         eprintln!("round {round}: (a) {rate:.0} cycles/s");
@@ -126,7 +145,11 @@ fn main() {
         through_client.push(rate);
         for &(m, mode) in &modes {
             for (i, &c) in CONCURRENCIES.iter().enumerate() {
-                let run = worker_run(c, mode);
+                let binary = match &shipped {
+                    Some(shipped) if mode.shipped => &shipped.path,
+                    _ => built,
+                };
+                let run = worker_run(binary, c, mode);
                 eprintln!(
                     "round {round}: (b) c={c} {}: {:.0} tasks/s, {:.1} µs CPU/task, VmHWM {:.1} MB, {:.1} tasks per claim, mean batch {:.1}",
                     mode.name(),
@@ -148,7 +171,13 @@ fn main() {
     eprintln!("(e)(f) idle: {idle:?}");
     let busy: Vec<Duration> = (0..SIGTERM_RUNS).map(|_| sigterm_with_task()).collect();
     eprintln!("(f) with a 200 ms task: {busy:?}");
-    let (size, which) = binary_size();
+    let (size, which) = match &shipped {
+        Some(shipped) => (shipped.size, format!("static, {}", shipped.target)),
+        None => (
+            std::fs::metadata(built).expect("the binary").len(),
+            "release, dynamic: the static build failed or took too long".to_string(),
+        ),
+    };
 
     // Ratios are taken within a round (same load), then their median.
     let ratio = |rates: &[f64], of: &[f64]| {
@@ -350,13 +379,14 @@ struct Run {
 }
 
 /// One `taskworker run` child on `TASKS` echo tasks at concurrency `c`, in `mode`.
-fn worker_run(c: usize, mode: Mode) -> Run {
+fn worker_run(binary: &Path, c: usize, mode: Mode) -> Run {
     let server = start_server();
     let addr = server.addr().to_string();
     enqueue_many(&addr, "echo", TASKS);
     let health_port = free_port();
     let started = Instant::now();
     let mut worker = WorkerChild::start_with(
+        binary,
         &server.url(),
         c,
         "echo",
@@ -429,13 +459,15 @@ struct WorkerChild {
 
 impl WorkerChild {
     fn start(api_url: &str, concurrency: usize, builtin: &str) -> WorkerChild {
-        WorkerChild::start_with(api_url, concurrency, builtin, false, &[])
+        let built = Path::new(env!("CARGO_BIN_EXE_taskworker"));
+        WorkerChild::start_with(built, api_url, concurrency, builtin, false, &[])
     }
 
-    /// As [`WorkerChild::start`], with more environment variables, and
-    /// under `SCHED_BATCH` when `sched_batch` (`chrt` execs the worker, so
-    /// the child's pid is the worker's).
+    /// As [`WorkerChild::start`], with the `worker` binary, more environment
+    /// variables, and under `SCHED_BATCH` when `sched_batch` (`chrt` execs
+    /// the worker, so the child's pid is the worker's).
     fn start_with(
+        worker: &Path,
         api_url: &str,
         concurrency: usize,
         builtin: &str,
@@ -452,10 +484,9 @@ impl WorkerChild {
         let handlers = json!({"handlers": {builtin: {"builtin": builtin}}});
         std::fs::write(&config, handlers.to_string()).expect("config written");
         let log = std::fs::File::create(dir.join("worker.log")).expect("log file");
-        let worker = env!("CARGO_BIN_EXE_taskworker");
         let mut command = if sched_batch {
             let mut chrt = Command::new("chrt");
-            chrt.args(["--batch", "0", worker]);
+            chrt.args(["--batch", "0"]).arg(worker);
             chrt
         } else {
             Command::new(worker)
@@ -677,48 +708,50 @@ fn sigterm_with_task() -> Duration {
 }
 
 // ---------------------------------------------------------------------------
-// (g) binary size
+// (g) the static binary, which ships: its size, and the runs of (b) with it
 
-/// How long the static build may take before the release binary's size is
-/// shown instead.
+/// How long the static build may take before its runs and size are left out.
 const STATIC_BUILD_LIMIT: Duration = Duration::from_secs(300);
 
-/// The size of the binary `packaging/build-static.sh` builds (it prints the
-/// path last), or of the release binary when that build fails or takes too
-/// long; with which one it is.
-fn binary_size() -> (u64, String) {
+/// The binary `packaging/build-static.sh` builds: what ships.
+struct StaticBinary {
+    path: PathBuf,
+    size: u64,
+    /// Its target triple.
+    target: String,
+}
+
+/// Builds the static binary (the script prints its path last); none when
+/// that build fails or takes too long.
+fn static_binary() -> Option<StaticBinary> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let built = Command::new(root.join("packaging/build-static.sh"))
+    let mut child = Command::new(root.join("packaging/build-static.sh"))
         .current_dir(root)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .ok()
-        .and_then(|mut child| {
-            let deadline = Instant::now() + STATIC_BUILD_LIMIT;
-            while child.try_wait().ok()?.is_none() {
-                if Instant::now() >= deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return None;
-                }
-                thread::sleep(Duration::from_millis(100));
-            }
-            let mut out = String::new();
-            child.stdout.take()?.read_to_string(&mut out).ok()?;
-            let path = root.join(out.lines().last()?.trim());
-            let size = std::fs::metadata(&path).ok()?.len();
-            let target = path.parent()?.parent()?.file_name()?.to_string_lossy();
-            Some((size, format!("static, {target}")))
-        });
-    built.unwrap_or_else(|| {
-        let meta = std::fs::metadata(env!("CARGO_BIN_EXE_taskworker")).expect("the binary");
-        (
-            meta.len(),
-            "release, dynamic: the static build failed or took too long".into(),
-        )
-    })
+        .ok()?;
+    let deadline = Instant::now() + STATIC_BUILD_LIMIT;
+    while child.try_wait().ok()?.is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    let mut out = String::new();
+    child.stdout.take()?.read_to_string(&mut out).ok()?;
+    let path = root.join(out.lines().last()?.trim());
+    let size = std::fs::metadata(&path).ok()?.len();
+    let target = path
+        .parent()?
+        .parent()?
+        .file_name()?
+        .to_string_lossy()
+        .into_owned();
+    Some(StaticBinary { path, size, target })
 }
 
 // ---------------------------------------------------------------------------
